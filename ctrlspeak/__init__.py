@@ -1,0 +1,4 @@
+"""ctrlspeak: local, offline dictation on NVIDIA NeMo models."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
