@@ -1,0 +1,3 @@
+from ctrlspeak.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,80 @@
+"""Audio on the daemon side: read files and bring any input to float32 16 kHz mono.
+
+The worker only ever receives 16 kHz mono float32 arrays, so every resampling and
+downmixing decision is made here, once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ctrlspeak import errors
+from ctrlspeak.ipc import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+
+def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Downmix (frames, channels) or (frames,) audio to mono and resample to 16 kHz."""
+    data = np.asarray(samples)
+    if data.dtype.kind in "iu":
+        # integer PCM: scale to [-1, 1) by the type's full range
+        info = np.iinfo(data.dtype)
+        data = (data.astype(np.float32) - (info.max + info.min + 1) / 2) / ((info.max - info.min + 1) / 2)
+    data = data.astype(np.float32, copy=False)
+    if data.ndim == 2:
+        data = data.mean(axis=1, dtype=np.float32)
+    elif data.ndim != 1:
+        raise errors.AudioInvalid(f"audio must be (frames,) or (frames, channels), not shape {data.shape}")
+    if rate <= 0:
+        raise errors.AudioInvalid(f"invalid sample rate {rate}")
+    if rate != SAMPLE_RATE and data.size:
+        import soxr
+
+        data = soxr.resample(data, rate, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
+    return np.ascontiguousarray(data)
+
+
+def sanitize(audio: np.ndarray, name: str = "audio") -> np.ndarray:
+    """Reject audio that holds nothing usable; repair isolated bad samples."""
+    if audio.size == 0:
+        raise errors.AudioInvalid(f"{name} is empty (0 samples)")
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        if bad.mean() > 0.5:
+            raise errors.AudioInvalid(f"{name}: {bad.mean():.0%} of the samples are NaN or infinite")
+        log.warning("%s: %d NaN/infinite samples replaced by silence", name, int(bad.sum()))
+        audio = np.where(bad, np.float32(0.0), audio)
+    peak = float(np.abs(audio).max())
+    if peak > 1.0:
+        # float files may exceed full scale; clip rather than wrap
+        audio = np.clip(audio, -1.0, 1.0)
+    return audio.astype(np.float32, copy=False)
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A printable form of a path that may hold undecodable bytes."""
+    return os.fsencode(path).decode("utf-8", "replace")
+
+
+def load_file(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read a WAV/FLAC/OGG (anything libsndfile reads) as float32 16 kHz mono."""
+    import soundfile as sf
+
+    shown = display_path(path)
+    try:
+        # a file object sidesteps libsndfile's own path decoding (non-UTF-8 names)
+        with open(Path(path), "rb") as fh:
+            data, rate = sf.read(fh, dtype="float32", always_2d=True)
+    except FileNotFoundError:
+        raise errors.AudioFileError(f"no such file: {shown}") from None
+    except IsADirectoryError:
+        raise errors.AudioFileError(f"{shown} is a directory, not an audio file") from None
+    except PermissionError:
+        raise errors.AudioFileError(f"permission denied reading {shown}") from None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise errors.AudioFileError(f"cannot decode {shown}: {exc}") from exc
+    return sanitize(to_mono_16k(data, rate), shown)

@@ -1,0 +1,160 @@
+"""``ctrlspeak transcribe FILE...``: the same spawned worker the daemon uses."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import sys
+import time
+from concurrent.futures import Future
+from typing import Any
+
+from ctrlspeak import audio, config, errors, segment
+from ctrlspeak.ipc import Progress, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
+from ctrlspeak.models import registry
+from ctrlspeak.models.download import is_offline
+from ctrlspeak.patches.tqdm_lock import apply_tqdm_lock
+from ctrlspeak.progress_view import ProgressView
+from ctrlspeak.worker_client import WorkerClient
+
+log = logging.getLogger(__name__)
+
+#: longer inputs are cut at pauses into pieces of at most this length
+MAX_PIECE_S = 30.0
+
+
+def worker_settings(cfg: config.Config, ref: Any) -> WorkerSettings:
+    return WorkerSettings(
+        model=ref,
+        compute_device=cfg.compute_device,
+        threads=cfg.effective_threads,
+        offline=is_offline(cfg.offline),
+        hf_cache_dir=cfg.hf_cache_dir,
+        log_level=cfg.log_level,
+    )
+
+
+def check_available(cfg: config.Config, ref: Any) -> None:
+    """Fail before spawning anything when the model cannot possibly load."""
+    if ref.source == "hf" and is_offline(cfg.offline) and registry.cached_path(ref, cfg.hf_cache_dir) is None:
+        raise registry.not_cached_error(ref)
+
+
+def _wait(future: Future[Any], events: queue.Queue[Progress], view: ProgressView) -> Any:
+    """Block on ``future`` while drawing progress on this (the main) thread."""
+    while True:
+        try:
+            view.handle(events.get(timeout=0.05))
+            continue
+        except queue.Empty:
+            pass
+        if future.done():
+            while not events.empty():
+                view.handle(events.get_nowait())
+            return future.result()
+
+
+def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
+    cfg = config.load(flags)
+    ref = registry.resolve(cfg.model)
+    check_available(cfg, ref)
+    options = TranscribeOptions(cfg.language, cfg.target_language, cfg.punctuation)
+
+    # our own bars may be drawn from this process too; give tqdm a thread lock first
+    apply_tqdm_lock()
+    mode = args.progress
+    view = ProgressView(bars=None if mode == "auto" else mode == "bar", quiet=mode == "none")
+    events: queue.Queue[Progress] = queue.Queue()
+    client = WorkerClient(worker_settings(cfg, ref), on_progress=events.put)
+    t_start = time.monotonic()
+    client.start()
+    try:
+        # decode the inputs while the worker imports NeMo
+        inputs: list[tuple[str, Any]] = []
+        for name in args.files:
+            try:
+                inputs.append((name, audio.load_file(name)))
+            except errors.CtrlspeakError as exc:
+                inputs.append((name, exc))
+        if all(isinstance(data, errors.CtrlspeakError) for _, data in inputs):
+            _print_errors([{"file": audio.display_path(n), "error": e} for n, e in inputs])
+            return inputs[0][1].exit_status
+        ready: WorkerReady = _wait(client.ready, events, view)
+        results = [_transcribe_one(client, name, data, options, events, view) for name, data in inputs]
+    finally:
+        view.close()
+        client.close()
+    _print(args, results, ready, client, t_start)
+    failures = [r["error"] for r in results if "error" in r]
+    return failures[0].exit_status if failures else 0
+
+
+def _transcribe_one(client: WorkerClient, name: str, data: Any, options: TranscribeOptions,
+                    events: queue.Queue[Progress], view: ProgressView) -> dict[str, Any]:
+    shown = audio.display_path(name)
+    if isinstance(data, errors.CtrlspeakError):
+        return {"file": shown, "error": data}
+    t0 = time.monotonic()
+    pieces = segment.split(data, MAX_PIECE_S)
+    futures = [client.submit(piece, options) for piece in pieces]  # pipelined
+    try:
+        transcripts: list[Transcript] = [_wait(f, events, view) for f in futures]
+    except errors.CtrlspeakError as exc:
+        return {"file": shown, "error": exc}
+    return {
+        "file": shown,
+        "text": segment.join_texts([t.text for t in transcripts]),
+        "audio_s": round(data.size / 16000, 3),
+        "pieces": len(pieces),
+        "timings": {
+            "roundtrip_s": round(time.monotonic() - t0, 4),
+            "queued_s": round(sum(t.timings.queued_s for t in transcripts), 4),
+            "encoder_s": _sum_or_none([t.timings.encoder_s for t in transcripts]),
+            "decode_s": _sum_or_none([t.timings.decode_s for t in transcripts]),
+            "compute_s": round(sum(t.timings.compute_s for t in transcripts), 4),
+        },
+    }
+
+
+def _print_errors(results: list[dict[str, Any]]) -> None:
+    for r in results:
+        if "error" in r:
+            print(f"ctrlspeak: {r['file']}: {r['error'].one_line()}", file=sys.stderr)
+
+
+def _sum_or_none(values: list[float | None]) -> float | None:
+    return None if any(v is None for v in values) else round(sum(values), 4)  # type: ignore[arg-type]
+
+
+def _print(args: argparse.Namespace, results: list[dict[str, Any]], ready: WorkerReady,
+           client: WorkerClient, t_start: float) -> None:
+    _print_errors(results)
+    if args.json:
+        doc = {
+            "model": ready.model,
+            "family": ready.family,
+            "device": ready.device,
+            "dtype": ready.dtype,
+            "threads": ready.threads,
+            "worker": {
+                "pid": ready.pid,
+                "start_s": round(client.ready_at - client.started_at, 4),
+                "import_s": round(ready.import_s, 4),
+                "model_load_s": round(ready.load_s, 4),
+                "rss_mb": round(ready.rss_bytes / 2**20, 1),
+            },
+            "total_s": round(time.monotonic() - t_start, 4),
+            "results": [
+                {**r, "error": {"code": r["error"].code, "message": r["error"].message, "hint": r["error"].hint}}
+                if "error" in r else r
+                for r in results
+            ],
+        }
+        print(json.dumps(doc, indent=2))
+        return
+    ok = [r for r in results if "error" not in r]
+    for r in ok:
+        print(r["text"] if len(results) == 1 else f"{r['file']}: {r['text']}")
+    sys.stdout.flush()
+    log.info("worker ready in %.2f s (%s on %s)", client.ready_at - client.started_at, ready.model, ready.device)

@@ -1,0 +1,156 @@
+"""One frozen configuration object, built once.
+
+Precedence: defaults < config file (TOML in the XDG config dir, Application Support on
+macOS) < ``CTRLSPEAK_*`` environment variables < command-line flags. The result is
+passed explicitly to whoever needs it; there is no module-level mutable state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from ctrlspeak import errors
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "CTRLSPEAK_"
+COMPUTE_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def default_threads() -> int:
+    """Physical cores, at most 4: more threads than that slow a small encoder down."""
+    import psutil
+
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+@dataclass(frozen=True)
+class Config:
+    #: registry alias, Hugging Face id, or path to a .nemo file
+    model: str = "parakeet"
+    #: auto picks CUDA, then Apple MPS, then CPU
+    compute_device: str = "auto"
+    #: torch threads in the worker; 0 means physical cores, at most 4
+    threads: int = 0
+    #: source language (Canary and multilingual Parakeet); None = model default
+    language: str | None = None
+    #: Canary translation target; None = same as the source language
+    target_language: str | None = None
+    punctuation: bool = True
+    #: never try the network, even for a model that is not cached
+    offline: bool = False
+    #: Hugging Face cache dir; None = huggingface_hub's default (HF_HUB_CACHE)
+    hf_cache_dir: str | None = None
+    log_level: str = "WARNING"
+
+    def __post_init__(self) -> None:
+        if self.compute_device not in COMPUTE_DEVICES:
+            raise errors.ConfigError(
+                f"compute_device must be one of {', '.join(COMPUTE_DEVICES)}, not {self.compute_device!r}"
+            )
+        if self.threads < 0:
+            raise errors.ConfigError(f"threads must be 0 (auto) or positive, not {self.threads}")
+
+    @property
+    def effective_threads(self) -> int:
+        return self.threads or default_threads()
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    override = (os.environ if env is None else env).get(ENV_PREFIX + "CONFIG")
+    if override:
+        return Path(override)
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("ctrlspeak", appauthor=False)) / "config.toml"
+
+
+def _field_types() -> dict[str, Any]:
+    return {f.name: f.type for f in fields(Config)}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    kind = _field_types()[key]
+    try:
+        if "bool" in kind:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if "int" in kind:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if "None" in kind and (value is None or str(value).strip() == ""):
+            return None
+        if isinstance(value, (dict, list)):
+            raise ValueError(value)
+        return str(value)
+    except ValueError:
+        raise errors.ConfigError(f"{source}: {key} has an invalid value {value!r} (expected {kind})") from None
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    """The config file's settings; a missing file is empty, a broken one an ERR_CONFIG."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise errors.ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    known = _field_types()
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            log.warning("config file %s: unknown key %r ignored", path, key)
+            continue
+        values[name] = _coerce(name, value, str(path))
+    return values
+
+
+def from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in _field_types():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _coerce(name, raw, ENV_PREFIX + name.upper())
+    return values
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    path: Path | None = None,
+) -> Config:
+    """Build the one Config. ``flags`` with value None are treated as not given."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    values.update(read_file(path or config_path(env)))
+    values.update(from_env(env))
+    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    return Config(**values)

@@ -1,0 +1,171 @@
+"""Messages between the daemon (main process) and the transcription worker.
+
+Every message is a small frozen dataclass defined here, and nothing else crosses the
+process boundary. The worker is started with an explicit ``spawn`` context::
+
+    daemon / CLI (main process)                         worker (spawned, holds torch + NeMo)
+    ---------------------------                         ------------------------------------
+    WorkerClient.submit() ---- requests ------------->  serve loop
+                               TranscribeRequest | LoadModel | Shutdown
+    dispatcher thread <------- results --------------  WorkerReady | Transcript | Failure
+                               (never dropped: the worker blocks rather than lose one)
+    dispatcher thread <------- events ---------------  Progress
+                               (bounded; when full the oldest progress is dropped,
+                                so emitting never blocks the worker)
+    dispatcher thread <------- process sentinel -----  readable when the worker dies
+    worker watchdog   <------- parent sentinel ------  readable when the daemon dies
+
+Audio travels as float32 16 kHz mono numpy arrays in memory (pickled by the queue);
+nothing is written to temporary WAV files. Resampling and downmixing happen on the
+daemon side (:mod:`ctrlspeak.audio`), so the worker only ever sees 16 kHz mono.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ctrlspeak import errors
+
+SAMPLE_RATE = 16_000
+
+#: loading stages in the order the worker goes through them
+STAGES = ("download", "import", "restore", "warmup", "transcribe")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model name resolved on the daemon side (see :mod:`ctrlspeak.models.registry`).
+
+    ``source`` is ``"file"`` (a local or bundled ``.nemo``) or ``"hf"`` (a Hugging Face repo
+    whose ``filename`` is fetched into the local HF cache).
+    """
+
+    name: str
+    source: str
+    path: str | None = None
+    hf_id: str | None = None
+    filename: str | None = None
+    family: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything the worker needs, passed explicitly at spawn (no global state)."""
+
+    model: ModelRef
+    compute_device: str = "auto"
+    threads: int = 2
+    offline: bool = False
+    hf_cache_dir: str | None = None
+    warmup: bool = True
+    log_level: str = "WARNING"
+    progress_queue_size: int = 64
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    language: str | None = None
+    target_language: str | None = None
+    punctuation: bool = True
+
+
+@dataclass(frozen=True, eq=False)
+class TranscribeRequest:
+    id: str
+    audio: np.ndarray
+    options: TranscribeOptions = field(default_factory=TranscribeOptions)
+    #: time.monotonic() when sent (the clock is system-wide on Linux and macOS)
+    sent_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        a = self.audio
+        if not isinstance(a, np.ndarray) or a.dtype != np.float32 or a.ndim != 1:
+            raise TypeError("TranscribeRequest.audio must be a 1-D float32 array at 16 kHz")
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    """Switch the worker to another model; answered by WorkerReady or a Failure."""
+
+    model: ModelRef
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Timings:
+    audio_s: float
+    #: time between the request being sent and the worker picking it up
+    queued_s: float
+    #: preprocessor + encoder forward
+    encoder_s: float
+    #: decoding (greedy search / autoregressive decoder)
+    decode_s: float
+    #: the whole request inside the worker
+    compute_s: float
+
+
+@dataclass(frozen=True)
+class Transcript:
+    id: str
+    text: str
+    timings: Timings
+    model: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step of long work. ``fraction`` is None when the amount of work is unknown."""
+
+    stage: str
+    fraction: float | None
+    message: str = ""
+    done: float | None = None
+    total: float | None = None
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    model: str
+    family: str
+    device: str
+    dtype: str
+    threads: int
+    import_s: float
+    load_s: float
+    rss_bytes: int
+    pid: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An error crossing the process boundary. ``id`` is None for failures not tied to a
+    request (a model that cannot be loaded)."""
+
+    id: str | None
+    code: str
+    message: str
+    traceback: str = ""
+    hint: str | None = None
+
+    @classmethod
+    def from_exception(cls, request_id: str | None, exc: BaseException, tb: str) -> Failure:
+        if isinstance(exc, errors.CtrlspeakError):
+            return cls(request_id, exc.code, exc.message, tb, exc.hint)
+        return cls(request_id, "ERR_INTERNAL", f"{type(exc).__name__}: {exc}", tb)
+
+    def to_error(self) -> errors.CtrlspeakError:
+        return errors.from_code(self.code, self.message, detail=self.traceback, hint=self.hint)
+
+
+WorkerInbound = TranscribeRequest | LoadModel | Shutdown
+WorkerOutbound = WorkerReady | Transcript | Failure | Progress

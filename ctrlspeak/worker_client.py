@@ -1,0 +1,241 @@
+"""The daemon's handle on one transcription worker process.
+
+The worker is started from an explicit ``spawn`` context (never a global start method).
+One dispatcher thread waits on the results queue, the progress queue and the process
+sentinel together (``multiprocessing.connection.wait``, as concurrent.futures does), so it
+sleeps until something happens and notices a dead worker at once. Requests are matched
+to replies by id through futures. See :mod:`ctrlspeak.ipc` for the picture.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import multiprocessing.connection
+import queue
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+from ctrlspeak import errors
+from ctrlspeak.ipc import (
+    Failure,
+    LoadModel,
+    ModelRef,
+    Progress,
+    Shutdown,
+    TranscribeOptions,
+    TranscribeRequest,
+    Transcript,
+    WorkerReady,
+    WorkerSettings,
+)
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def describe_exit(exitcode: int | None) -> str:
+    from ctrlspeak.workers.main import EXIT_BOOT_FAILED, EXIT_PARENT_DIED
+
+    if exitcode is None:
+        return "is still running"
+    if exitcode < 0:
+        try:
+            return f"was killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was killed by signal {-exitcode}"
+    if exitcode == EXIT_BOOT_FAILED:
+        return "could not load its model"
+    if exitcode == EXIT_PARENT_DIED:
+        return "saw its parent die"
+    return f"exited with status {exitcode}"
+
+
+class WorkerClient:
+    def __init__(self, settings: WorkerSettings, on_progress: ProgressCallback | None = None) -> None:
+        self.settings = settings
+        self._on_progress = on_progress
+        self._ctx = multiprocessing.get_context("spawn")
+        self._requests = self._ctx.Queue()
+        self._results = self._ctx.Queue()
+        self._events = self._ctx.Queue(maxsize=settings.progress_queue_size)
+        self._process: Any = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[Transcript]] = {}
+        self._loads: list[Future[WorkerReady]] = []
+        self.ready: Future[WorkerReady] = Future()
+        self.started_at = 0.0
+        self.ready_at = 0.0
+        self.exited = threading.Event()
+
+    # -- life cycle -------------------------------------------------------------------
+    def start(self) -> None:
+        from ctrlspeak.workers.main import run_worker
+
+        self.started_at = time.monotonic()
+        self._process = self._ctx.Process(
+            target=run_worker,
+            args=(self.settings, self._requests, self._results, self._events),
+            name="ctrlspeak-worker",
+        )
+        self._process.start()
+        self._thread = threading.Thread(target=self._dispatch, name="worker-dispatch", daemon=True)
+        self._thread.start()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        return None if self._process is None else self._process.exitcode
+
+    @property
+    def sentinel(self) -> int:
+        return self._process.sentinel
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    def wait_ready(self, timeout: float | None = None) -> WorkerReady:
+        return self.ready.result(timeout)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Ask the worker to finish, then make sure it is gone."""
+        if self._process is None:
+            return
+        if self._process.is_alive():
+            try:
+                self._requests.put(Shutdown("client closing"))
+            except (OSError, ValueError):
+                pass
+            self._process.join(timeout)
+        if self._process.is_alive():
+            log.warning("worker %s did not stop within %.0f s; terminating", self.pid, timeout)
+            self._process.terminate()
+            self._process.join(2.0)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(2.0)
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self._requests.cancel_join_thread()
+        self._requests.close()
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+
+    # -- requests ---------------------------------------------------------------------
+    def submit(self, audio: np.ndarray, options: TranscribeOptions | None = None, request_id: str | None = None) -> Future[Transcript]:
+        request = TranscribeRequest(
+            id=request_id or uuid.uuid4().hex[:12],
+            audio=np.ascontiguousarray(audio, dtype=np.float32),
+            options=options or TranscribeOptions(),
+            sent_at=time.monotonic(),
+        )
+        future: Future[Transcript] = Future()
+        with self._lock:
+            if self.exited.is_set():
+                future.set_exception(errors.WorkerCrashed(f"the worker {describe_exit(self.exitcode)}"))
+                return future
+            self._pending[request.id] = future
+        self._requests.put(request)
+        return future
+
+    def transcribe(self, audio: np.ndarray, options: TranscribeOptions | None = None, timeout: float | None = None) -> Transcript:
+        return self.submit(audio, options).result(timeout)
+
+    def load_model(self, model: ModelRef) -> Future[WorkerReady]:
+        future: Future[WorkerReady] = Future()
+        with self._lock:
+            self._loads.append(future)
+        self._requests.put(LoadModel(model))
+        return future
+
+    # -- dispatcher thread ------------------------------------------------------------
+    def _dispatch(self) -> None:
+        results_r = self._results._reader  # the same private handle concurrent.futures waits on
+        events_r = self._events._reader
+        sentinel = self._process.sentinel
+        while True:
+            readable = multiprocessing.connection.wait([results_r, events_r, sentinel])
+            if results_r in readable:
+                self._handle(self._results.get())
+            if events_r in readable:
+                try:
+                    self._handle(self._events.get_nowait())
+                except queue.Empty:
+                    pass  # the worker dropped a stale one under us
+            if sentinel in readable:
+                self._process.join()
+                self._drain()
+                self._on_exit()
+                return
+
+    def _drain(self) -> None:
+        for q in (self._results, self._events):
+            while True:
+                try:
+                    self._handle(q.get(timeout=0.05))
+                except (queue.Empty, EOFError, OSError):
+                    break
+
+    def _handle(self, message: object) -> None:
+        if isinstance(message, Progress):
+            if self._on_progress is not None:
+                self._on_progress(message)
+        elif isinstance(message, Transcript):
+            with self._lock:
+                future = self._pending.pop(message.id, None)
+            if future is not None:
+                future.set_result(message)
+        elif isinstance(message, WorkerReady):
+            if not self.ready.done():
+                self.ready_at = time.monotonic()
+                self.ready.set_result(message)
+            else:
+                with self._lock:
+                    load = self._loads.pop(0) if self._loads else None
+                if load is not None:
+                    load.set_result(message)
+        elif isinstance(message, Failure):
+            self._handle_failure(message)
+        else:
+            log.warning("unexpected message from worker: %r", type(message).__name__)
+
+    def _handle_failure(self, failure: Failure) -> None:
+        error = failure.to_error()
+        if failure.id is not None:
+            with self._lock:
+                future = self._pending.pop(failure.id, None)
+            if future is not None:
+                future.set_exception(error)
+            return
+        if not self.ready.done():
+            self.ready.set_exception(error)
+            return
+        with self._lock:
+            load = self._loads.pop(0) if self._loads else None
+        if load is not None:
+            load.set_exception(error)
+
+    def _on_exit(self) -> None:
+        how = describe_exit(self.exitcode)
+        with self._lock:
+            self.exited.set()
+            pending = list(self._pending.values()) + list(self._loads)
+            self._pending.clear()
+            self._loads.clear()
+        if not self.ready.done():
+            self.ready.set_exception(errors.WorkerBootError(f"the worker {how} before it was ready"))
+        for future in pending:
+            future.set_exception(errors.WorkerCrashed(f"the worker {how} while handling the request"))

@@ -1,0 +1,49 @@
+"""Shared fixtures: paths, the tiny test models (built once into a cache), helpers."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+CACHE = REPO / ".cache"
+
+
+def load_script(name: str):
+    """Import a file from scripts/ by path (scripts/ is not a package)."""
+    path = SCRIPTS / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"ctrlspeak_scripts_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def test_models() -> dict[str, Path]:
+    """Tiny random-weight models of every family, rebuilt when the build script changes."""
+    script = SCRIPTS / "build_test_models.py"
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:12]
+    out = CACHE / "test-models" / digest
+    builder = load_script("build_test_models")
+    return builder.build_test_models(out)
+
+
+@pytest.fixture
+def isolated_env(tmp_path, monkeypatch) -> Path:
+    """A private HOME/XDG tree so no test reads or writes the user's real files."""
+    for var, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"),
+                     ("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache")):
+        (tmp_path / sub).mkdir()
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.delenv("CTRLSPEAK_CONFIG", raising=False)
+    for key in list(os.environ):
+        if key.startswith("CTRLSPEAK_"):
+            monkeypatch.delenv(key)
+    return tmp_path
