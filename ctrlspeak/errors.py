@@ -39,6 +39,8 @@ _TABLE: tuple[ErrorInfo, ...] = (
     ErrorInfo("ERR_CONFIG", 23, "fix the config file (its path is in the message) or remove it to use defaults"),
     ErrorInfo("ERR_DAEMON_NOT_RUNNING", 24, "start the daemon with `ctrlspeak run` or `ctrlspeak service install`"),
     ErrorInfo("ERR_CANCELLED", 25, "the request was cancelled"),
+    ErrorInfo("ERR_HOTKEY_UNAVAILABLE", 26, "global keys need an X11 display; bind `ctrlspeak toggle` to a desktop shortcut instead"),
+    ErrorInfo("ERR_SERVICE", 27, "see `ctrlspeak service status`; on Linux `journalctl --user -u ctrlspeak` has the log"),
 )
 
 _BY_CODE: dict[str, ErrorInfo] = {info.code: info for info in _TABLE}
@@ -154,6 +156,14 @@ class DaemonNotRunning(CtrlspeakError):
 
 class Cancelled(CtrlspeakError):
     code = "ERR_CANCELLED"
+
+
+class HotkeyUnavailable(CtrlspeakError):
+    code = "ERR_HOTKEY_UNAVAILABLE"
+
+
+class ServiceError(CtrlspeakError):
+    code = "ERR_SERVICE"
 
 
 def _most_specific() -> dict[str, type[CtrlspeakError]]:

@@ -103,35 +103,39 @@ class WorkerClient:
         return self._process.sentinel
 
     def is_alive(self) -> bool:
-        return self._process is not None and self._process.is_alive()
+        return self._process is not None and not self.exited.is_set()
 
     def wait_ready(self, timeout: float | None = None) -> WorkerReady:
         return self.ready.result(timeout)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Ask the worker to finish, then make sure it is gone."""
+        """Ask the worker to finish, then make sure it is gone.
+
+        Only the dispatcher thread reaps the process (two threads calling waitpid race),
+        so this waits on ``exited`` rather than joining.
+        """
         if self._process is None:
             return
-        if self._process.is_alive():
+        if not self.exited.is_set():
             try:
                 self._requests.put(Shutdown("client closing"))
             except (OSError, ValueError):
                 pass
-            self._process.join(timeout)
-        if self._process.is_alive():
-            log.warning("worker %s did not stop within %.0f s; terminating", self.pid, timeout)
-            self._process.terminate()
-            self._process.join(2.0)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(2.0)
+        for action, grace in (("shutdown", timeout), ("terminate", 3.0), ("kill", 3.0)):
+            if action == "terminate":
+                log.warning("worker %s did not stop within %.0f s; terminating", self.pid, timeout)
+                self._process.terminate()
+            elif action == "kill":
+                self._process.kill()
+            if self.exited.wait(grace):
+                break
         if self._thread is not None:
             self._thread.join(2.0)
         self._requests.cancel_join_thread()
         self._requests.close()
 
     def kill(self) -> None:
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and not self.exited.is_set():
             self._process.kill()
 
     # -- requests ---------------------------------------------------------------------

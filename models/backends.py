@@ -186,7 +186,7 @@ def load(
 
 
 def warm_up(backend: Backend, on_stage: Callable[[str, float, str], None]) -> None:
-    on_stage("warmup", 0.0, "warming up")
+    on_stage("warmup", 0.0, "one second of quiet noise")
     rng = np.random.default_rng(0)
     backend.transcribe((rng.standard_normal(SAMPLE_RATE) * 1e-3).astype(np.float32), TranscribeOptions())
-    on_stage("warmup", 1.0, "warm")
+    on_stage("warmup", 1.0, "ready")
