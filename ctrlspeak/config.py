@@ -55,6 +55,31 @@ class Config:
     hf_cache_dir: str | None = None
     log_level: str = "WARNING"
 
+    # -- the daemon ----------------------------------------------------------------
+    #: "tap" (N taps of hotkey_key toggle recording) or "hold" (hold to talk)
+    hotkey_mode: str = "tap"
+    hotkey_key: str = "ctrl"
+    hotkey_taps: int = 3
+    #: most seconds between one tap's release and the next press
+    hotkey_window_s: float = 0.5
+    #: microphone: None = system default; an index or part of a name (`ctrlspeak devices`)
+    input_device: str | None = None
+    #: a recording ends by itself after this long (the audio is kept)
+    max_record_s: float = 600.0
+    #: audio kept from just before the recording starts
+    preroll_s: float = 0.5
+    #: a pause this long lets the daemon send what was said so far to the worker
+    min_silence_s: float = 0.5
+    max_segment_s: float = 20.0
+    sounds: bool = True
+    #: "paste" (clipboard + Ctrl+V), "type" (keystrokes) or "stdout"
+    output: str = "paste"
+    restore_clipboard: bool = True
+    history: bool = True
+    #: desktop notifications: "off", "errors" or "normal"
+    notify: str = "normal"
+    tray: bool = True
+
     def __post_init__(self) -> None:
         if self.compute_device not in COMPUTE_DEVICES:
             raise errors.ConfigError(
@@ -62,6 +87,18 @@ class Config:
             )
         if self.threads < 0:
             raise errors.ConfigError(f"threads must be 0 (auto) or positive, not {self.threads}")
+        choices = {"hotkey_mode": ("tap", "hold"), "output": ("paste", "type", "stdout"),
+                   "notify": ("off", "errors", "normal")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise errors.ConfigError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        if not 1 <= self.hotkey_taps <= 5:
+            raise errors.ConfigError(f"hotkey_taps must be 1 to 5, not {self.hotkey_taps}")
+        for name in ("hotkey_window_s", "max_record_s", "min_silence_s", "max_segment_s"):
+            if getattr(self, name) <= 0:
+                raise errors.ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.preroll_s < 0:
+            raise errors.ConfigError(f"preroll_s must be 0 or more, not {self.preroll_s}")
 
     @property
     def effective_threads(self) -> int:
@@ -100,6 +137,10 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError(value)
             return int(value)
+        if "float" in kind:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
         if "None" in kind and (value is None or str(value).strip() == ""):
             return None
         if isinstance(value, (dict, list)):

@@ -52,3 +52,79 @@ def split(audio: np.ndarray, max_s: float = 30.0) -> list[np.ndarray]:
 def join_texts(texts: list[str]) -> str:
     """Join per-piece transcripts: pieces end at pauses, so a single space is right."""
     return " ".join(t.strip() for t in texts if t and t.strip())
+
+
+class Segmenter:
+    """Cuts a live recording into segments at pauses, so each can be transcribed while
+    the person is still speaking.
+
+    Pure: ``is_speech`` classifies one 30 ms frame; audio goes in through :meth:`feed`
+    and completed segments come out. Every input sample ends up in exactly one output
+    segment, in order (nothing dropped, nothing doubled); a cut is placed in the middle
+    of a pause of at least ``min_silence_s``, once the segment holds ``min_segment_s``.
+    A segment that reaches ``max_segment_s`` without a pause is cut at its quietest frame.
+    """
+
+    def __init__(self, is_speech, *, min_silence_s: float = 0.5, min_segment_s: float = 2.0,
+                 max_segment_s: float = 20.0, frame: int = SAMPLE_RATE * 30 // 1000) -> None:
+        self._is_speech = is_speech
+        self._frame = frame
+        self._min_silence = max(1, round(min_silence_s * SAMPLE_RATE / frame))
+        self._min_segment = round(min_segment_s * SAMPLE_RATE / frame)
+        self._max_segment = max(self._min_segment + 1, round(max_segment_s * SAMPLE_RATE / frame))
+        self._frames: list[np.ndarray] = []  # classified frames of the current segment
+        self._speech: list[bool] = []
+        self._tail = np.zeros(0, dtype=np.float32)  # < one frame, not yet classified
+        self._silent_run = 0
+
+    @property
+    def buffered_s(self) -> float:
+        return (len(self._frames) * self._frame + self._tail.size) / SAMPLE_RATE
+
+    def feed(self, audio: np.ndarray) -> list[np.ndarray]:
+        data = np.concatenate([self._tail, audio.astype(np.float32, copy=False)]) if self._tail.size else audio
+        n = data.size // self._frame
+        out: list[np.ndarray] = []
+        for i in range(n):
+            frame = np.asarray(data[i * self._frame:(i + 1) * self._frame], dtype=np.float32)
+            speech = bool(self._is_speech(frame))
+            self._frames.append(frame)
+            self._speech.append(speech)
+            self._silent_run = 0 if speech else self._silent_run + 1
+            cut = self._cut_point()
+            if cut is not None:
+                out.append(self._emit(cut))
+        self._tail = np.array(data[n * self._frame:], dtype=np.float32)
+        return out
+
+    def _cut_point(self) -> int | None:
+        count = len(self._frames)
+        if count >= self._min_segment and self._silent_run >= self._min_silence and any(self._speech):
+            return count - self._silent_run // 2  # the middle of the pause
+        if count >= self._max_segment:
+            energies = np.array([float(np.mean(f * f)) for f in self._frames])
+            start = count // 2  # search the second half only, so segments stay long
+            quiet = np.where(~np.array(self._speech[start:]))[0]
+            if quiet.size:  # prefer frames the VAD calls non-speech, quietest first
+                return start + int(quiet[np.argmin(energies[start:][quiet])]) + 1
+            return start + int(np.argmin(energies[start:])) + 1
+        return None
+
+    def _emit(self, cut: int) -> np.ndarray:
+        segment = np.concatenate(self._frames[:cut])
+        self._frames = self._frames[cut:]
+        self._speech = self._speech[cut:]
+        run = 0
+        for s in reversed(self._speech):
+            if s:
+                break
+            run += 1
+        self._silent_run = run
+        return segment
+
+    def flush(self) -> np.ndarray | None:
+        """Everything not yet emitted (the last segment), or None if nothing is left."""
+        parts = [*self._frames, self._tail]
+        self._frames, self._speech, self._tail, self._silent_run = [], [], np.zeros(0, np.float32), 0
+        rest = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return rest if rest.size else None

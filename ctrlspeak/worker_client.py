@@ -59,9 +59,11 @@ def describe_exit(exitcode: int | None) -> str:
 
 
 class WorkerClient:
-    def __init__(self, settings: WorkerSettings, on_progress: ProgressCallback | None = None) -> None:
+    def __init__(self, settings: WorkerSettings, on_progress: ProgressCallback | None = None,
+                 on_exit: Callable[[int | None], None] | None = None) -> None:
         self.settings = settings
         self._on_progress = on_progress
+        self._on_exit_cb = on_exit
         self._ctx = multiprocessing.get_context("spawn")
         self._requests = self._ctx.Queue()
         self._results = self._ctx.Queue()
@@ -243,3 +245,5 @@ class WorkerClient:
             self.ready.set_exception(errors.WorkerBootError(f"the worker {how} before it was ready"))
         for future in pending:
             future.set_exception(errors.WorkerCrashed(f"the worker {how} while handling the request"))
+        if self._on_exit_cb is not None:
+            self._on_exit_cb(self.exitcode)

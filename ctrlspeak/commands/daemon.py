@@ -1,0 +1,116 @@
+"""``ctrlspeak run`` and the verbs that drive a running daemon over its control socket."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import sys
+from pathlib import Path
+from typing import Any
+
+from ctrlspeak import config, errors
+
+CONTROL_VERBS = ("toggle", "start", "stop", "cancel", "status")
+
+
+def add_parsers(sub: Any) -> None:
+    r = sub.add_parser("run", help="run the dictation daemon (triple-tap Ctrl to dictate)")
+    r.add_argument("--model", "-m", help="alias, org/name Hugging Face id, or path to a .nemo file")
+    r.add_argument("--compute-device", "--compute", dest="compute_device", choices=config.COMPUTE_DEVICES,
+                   help="compute device for the model (default: auto)")
+    r.add_argument("--device", "-d", dest="input_device",
+                   help="microphone: index or part of its name (see `ctrlspeak devices`)")
+    r.add_argument("--output", choices=("paste", "type", "stdout"), help="how text is delivered (default: paste)")
+    r.add_argument("--no-history", dest="history", action="store_false", default=None,
+                   help="do not keep transcripts in the history database")
+    r.add_argument("--no-tray", dest="tray", action="store_false", default=None, help="no tray icon")
+    r.add_argument("--no-hotkey", dest="hotkey", action="store_false", default=True,
+                   help="no global key listener (drive it with `ctrlspeak toggle`)")
+    r.add_argument("--threads", type=int, help="torch threads in the worker")
+    r.add_argument("--offline", action="store_true", default=None, help="never touch the network")
+    r.set_defaults(func=run)
+    for verb, text in (("toggle", "start or stop dictation in the running daemon"),
+                       ("start", "start dictation"), ("stop", "stop dictation and deliver the text"),
+                       ("cancel", "stop dictation and throw the audio away"),
+                       ("status", "show the daemon's state")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("--json", action="store_true", help="print the reply as JSON")
+        if verb == "status":
+            p.add_argument("--follow", "-f", action="store_true",
+                           help="stream status events as JSON lines (for Waybar-style bars and scripts)")
+        p.set_defaults(func=control_verb, verb=verb)
+    d = sub.add_parser("devices", help="list microphones")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=devices)
+
+
+def _setup_daemon_logging(level: str) -> Path:
+    from platformdirs import user_log_dir
+
+    log_dir = Path(user_log_dir("ctrlspeak", appauthor=False))
+    log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = log_dir / "ctrlspeak.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level, getattr(logging, level.upper(), logging.WARNING), logging.INFO))
+    for h in root.handlers:
+        if h is not handler and isinstance(h, logging.StreamHandler):
+            # journald/terminal: keep stderr at the configured level; the file gets INFO too
+            h.setLevel(getattr(logging, level.upper(), logging.WARNING))
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    from ctrlspeak.daemon import Daemon
+
+    flags = {k: getattr(args, k, None) for k in ("model", "compute_device", "input_device", "output", "history",
+                                                  "tray", "threads", "offline")}
+    cfg = config.load(flags)
+    log_path = _setup_daemon_logging(cfg.log_level)
+    logging.getLogger(__name__).info("ctrlspeak daemon starting; log file %s", log_path)
+    daemon = Daemon(cfg, flags, console=True, hotkey=args.hotkey)
+    return daemon.run()
+
+
+def control_verb(args: argparse.Namespace) -> int:
+    from ctrlspeak import control
+
+    if args.verb == "status" and args.follow:
+        try:
+            for event in control.follow():
+                print(json.dumps(event), flush=True)
+        except (KeyboardInterrupt, BrokenPipeError):
+            return 0
+        return 0
+    reply = control.request(args.verb)
+    if args.json:
+        print(json.dumps(reply, indent=2))
+        return 0
+    state = reply.get("state", "?")
+    model = reply.get("model", "")
+    line = f"{state}" + (f"  model={model}" if model else "") + (f"  pid={reply['pid']}" if "pid" in reply else "")
+    err = reply.get("error")
+    if err:
+        line += f"\n{err['code']}: {err['message']} ({err['hint']})"
+    print(line)
+    if args.verb == "status" and err:
+        return errors.info_for(err["code"]).exit_status
+    return 0
+
+
+def devices(args: argparse.Namespace) -> int:
+    from ctrlspeak.recorder import list_input_devices
+
+    found = list_input_devices()
+    if args.json:
+        print(json.dumps([d.__dict__ for d in found], indent=2))
+        return 0
+    if not found:
+        raise errors.AudioDeviceError("no audio input device found")
+    for d in found:
+        mark = "*" if d.is_default else " "
+        print(f"{mark} {d.index:>3}  {d.name}  ({d.channels} ch, {d.default_rate:.0f} Hz, {d.hostapi})")
+    return 0

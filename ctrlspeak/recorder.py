@@ -1,0 +1,192 @@
+"""Microphone capture: a sounddevice input stream at the device's own rate, converted
+to 16 kHz mono float32.
+
+The PortAudio callback only copies the block into a queue; a converter thread resamples
+it and hands it on. The stream can be opened early (on the first tap of the hotkey) so a
+short pre-roll ring holds the audio from just before recording starts: the first
+syllable spoken right after the third tap is not lost.
+
+Streams are closed with ``abort()``: ``stop()`` waits for the device to drain and hangs
+forever when a PulseAudio source stops delivering.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ctrlspeak import errors
+from ctrlspeak.ipc import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+#: no audio for this long while recording means the device is gone
+STALL_S = 1.5
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    channels: int
+    default_rate: float
+    hostapi: str
+    is_default: bool
+
+
+def list_input_devices() -> list[InputDevice]:
+    import sounddevice as sd
+
+    try:
+        devices = sd.query_devices()
+        default_in = sd.default.device[0]
+        hostapis = sd.query_hostapis()
+    except Exception as exc:  # PortAudio errors are plain Exceptions
+        raise errors.AudioDeviceError(f"cannot list audio devices: {exc}") from exc
+    out = []
+    for i, d in enumerate(devices):
+        if d["max_input_channels"] > 0:
+            out.append(InputDevice(i, d["name"], d["max_input_channels"], float(d["default_samplerate"]),
+                                   hostapis[d["hostapi"]]["name"], i == default_in))
+    return out
+
+
+def resolve_device(spec: str | int | None) -> InputDevice:
+    """Pick the input device from a config value: None (default), an index, or a name
+    (a case-insensitive substring)."""
+    devices = list_input_devices()
+    if not devices:
+        raise errors.AudioDeviceError("no audio input device found")
+    if spec is None or spec == "":
+        for d in devices:
+            if d.is_default:
+                return d
+        return devices[0]
+    text = str(spec).strip()
+    if text.isdigit():
+        for d in devices:
+            if d.index == int(text):
+                return d
+        raise errors.AudioDeviceError(f"no input device with index {text}")
+    matches = [d for d in devices if text.lower() in d.name.lower()]
+    if not matches:
+        names = ", ".join(f"{d.index}: {d.name}" for d in devices)
+        raise errors.AudioDeviceError(f"no input device matches {text!r} (have {names})")
+    return matches[0]
+
+
+class Recorder:
+    """One input stream; ``on_audio`` receives 16 kHz mono float32 blocks while recording.
+
+    ``on_audio`` and ``on_stall`` are called from the converter thread.
+    """
+
+    def __init__(self, device: str | int | None, on_audio: Callable[[np.ndarray], None],
+                 on_stall: Callable[[str], None], preroll_s: float = 0.5, block_s: float = 0.02) -> None:
+        self._device_spec = device
+        self._on_audio = on_audio
+        self._on_stall = on_stall
+        self._preroll = collections.deque(maxlen=max(1, int(preroll_s / block_s)))
+        self._block_s = block_s
+        self._raw: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._stream: Any = None
+        self._thread: threading.Thread | None = None
+        self._recording = threading.Event()
+        self._lock = threading.Lock()
+        self.device: InputDevice | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._stream is not None
+
+    def open(self) -> None:
+        """Open the stream (idempotent). Raises AudioDeviceError with a hint when it can't."""
+        with self._lock:
+            if self._stream is not None:
+                return
+            import sounddevice as sd
+            import soxr
+
+            device = resolve_device(self._device_spec)
+            rate = int(device.default_rate) or 48000
+            channels = min(device.channels, 2)
+            resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32") if rate != SAMPLE_RATE else None
+            raw = self._raw
+
+            def callback(indata, frames, _time, status) -> None:
+                raw.put(indata.copy())  # nothing else on PortAudio's thread
+
+            try:
+                stream = sd.InputStream(device=device.index, samplerate=rate, channels=channels, dtype="float32",
+                                        blocksize=int(rate * self._block_s), callback=callback)
+                stream.start()
+            except Exception as exc:
+                raise errors.AudioDeviceError(f"cannot open input device {device.name!r}: {exc}") from exc
+            self.device, self._stream = device, stream
+            self._preroll.clear()
+            self._thread = threading.Thread(target=self._convert, args=(stream, resampler), name="recorder", daemon=True)
+            self._thread.start()
+            log.info("microphone open: %s at %d Hz, %d channel(s)", device.name, rate, channels)
+
+    def begin(self) -> np.ndarray:
+        """Start delivering audio; returns the pre-roll captured so far."""
+        self.open()
+        with self._lock:
+            pre = np.concatenate(list(self._preroll)) if self._preroll else np.zeros(0, np.float32)
+            self._preroll.clear()
+            self._recording.set()
+        return pre
+
+    def end(self) -> None:
+        """Stop delivering audio (the stream stays open until :meth:`close`)."""
+        self._recording.clear()
+
+    @property
+    def recording(self) -> bool:
+        return self._recording.is_set()
+
+    def close(self) -> None:
+        with self._lock:
+            stream, self._stream = self._stream, None
+            self._recording.clear()
+        if stream is None:
+            return
+        try:
+            stream.abort()  # never stop(): it can hang on a source that stopped delivering
+            stream.close()
+        except Exception as exc:
+            log.debug("closing the input stream: %s", exc)
+        self._raw.put(None)
+        if self._thread is not None:
+            self._thread.join(2.0)
+
+    def _convert(self, stream: Any, resampler: Any) -> None:
+        last_audio = time.monotonic()
+        while True:
+            try:
+                block = self._raw.get(timeout=STALL_S if self._recording.is_set() else None)
+            except queue.Empty:
+                if self._stream is stream and self._recording.is_set():
+                    self._on_stall(f"no audio from {self.device.name if self.device else 'the microphone'} "
+                                   f"for {time.monotonic() - last_audio:.1f} s")
+                    last_audio = time.monotonic()
+                continue
+            if block is None:
+                return
+            last_audio = time.monotonic()
+            mono = block.mean(axis=1, dtype=np.float32) if block.ndim == 2 else block
+            audio = resampler.resample_chunk(mono) if resampler is not None else mono
+            if audio.size == 0:
+                continue
+            if self._recording.is_set():
+                self._on_audio(audio)
+            else:
+                with self._lock:
+                    self._preroll.append(audio)

@@ -1,0 +1,140 @@
+"""One stream of status events, fanned out to sinks.
+
+The daemon publishes :class:`StatusEvent` values from its main loop. Sinks are the
+terminal line, desktop notifications, the tray icon, the control socket's followers and
+systemd's STATUS=. A sink that can block (D-Bus, a tray toolkit) runs behind a
+:class:`ThreadedSink`, so publishing never waits on it, and a sink that fails is logged
+and skipped: a missing notification server must not stop dictation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+STATES = ("loading", "ready", "idle", "recording", "transcribing", "done", "error", "notice")
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    state: str
+    message: str = ""
+    #: model loading progress, 0-100
+    percent: float | None = None
+    #: stop tap to text delivered
+    latency_s: float | None = None
+    code: str | None = None
+    hint: str | None = None
+    model: str | None = None
+    #: transcript length in words (the text itself never goes on the status channel)
+    words: int | None = None
+    time: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+Sink = Callable[[StatusEvent], None]
+
+
+class StatusBus:
+    def __init__(self) -> None:
+        self._sinks: list[tuple[str, Sink]] = []
+        self.last: StatusEvent | None = None
+
+    def add(self, name: str, sink: Sink) -> None:
+        self._sinks.append((name, sink))
+
+    def publish(self, event: StatusEvent) -> None:
+        self.last = event
+        for name, sink in self._sinks:
+            try:
+                sink(event)
+            except Exception:
+                log.exception("status sink %s failed", name)
+
+
+class ThreadedSink:
+    """Runs a blocking sink on its own thread with a bounded backlog (oldest dropped)."""
+
+    def __init__(self, name: str, sink: Sink, backlog: int = 32) -> None:
+        self._sink = sink
+        self._queue: queue.Queue[StatusEvent | None] = queue.Queue(backlog)
+        self._thread = threading.Thread(target=self._run, name=f"sink-{name}", daemon=True)
+        self._thread.start()
+        self.name = name
+
+    def __call__(self, event: StatusEvent) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(event)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    pass
+
+    def close(self, timeout: float = 2.0) -> None:
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            try:
+                self._sink(event)
+            except Exception:
+                log.exception("status sink %s failed", self.name)
+
+
+_ICONS = {"loading": "…", "ready": "✓", "idle": "·", "recording": "●", "transcribing": "⋯",
+          "done": "✓", "error": "✗", "notice": "!"}
+
+
+def describe(event: StatusEvent) -> str:
+    """The one-line, human form of an event (the console line, the tray tooltip)."""
+    text = event.state
+    if event.state == "loading" and event.percent is not None:
+        text = f"loading {event.model or 'model'} {event.percent:3.0f}%"
+    elif event.state == "done" and event.latency_s is not None:
+        text = f"done in {event.latency_s:.2f} s"
+    elif event.state == "error" and event.code:
+        text = f"error {event.code}"
+    if event.message:
+        text = f"{text}: {event.message}"
+    if event.hint and event.state == "error":
+        text = f"{text} ({event.hint})"
+    return text
+
+
+class ConsoleLine:
+    """A live one-line status on a terminal; plain lines when not a terminal."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._tty = self._stream.isatty()
+
+    def __call__(self, event: StatusEvent) -> None:
+        line = f"{_ICONS.get(event.state, ' ')} ctrlspeak: {describe(event)}"
+        if self._tty:
+            keep = event.state in ("error", "notice", "done")
+            self._stream.write("\r\x1b[2K" + line + ("\n" if keep else ""))
+        else:
+            if event.state == "loading" and event.percent not in (None, 0.0, 100.0):
+                return  # keep logs short: loading start and end only
+            self._stream.write(line + "\n")
+        self._stream.flush()
