@@ -51,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--force", action="store_true", help="download again even if cached")
     mu = msub.add_parser("use", help="make a model the default (writes the config file)")
     mu.add_argument("name")
+
+    from ctrlspeak.commands import daemon, doctor, history, service
+
+    daemon.add_parsers(sub)
+    history.add_parser(sub)
+    service.add_parser(sub)
+    doctor.add_parser(sub)
     return parser
 
 
@@ -82,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.models_command is None:
                 parser.parse_args(["models", "--help"])
             return models.run(args, _config_flags(args))
+        if getattr(args, "func", None) is not None:
+            return args.func(args)
     except errors.CtrlspeakError as exc:
         report(exc, args.verbose)
         return exc.exit_status

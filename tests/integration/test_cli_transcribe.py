@@ -1,0 +1,94 @@
+"""`ctrlspeak transcribe` end to end: the real CLI, the real spawned worker, real models."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ctrlspeak import errors
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(*args: str, env_extra: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "ctrlspeak", *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=cwd)
+
+
+@pytest.fixture
+def clip(tmp_path):
+    path = tmp_path / "clip.wav"
+    rng = np.random.default_rng(0)
+    stereo = (0.05 * rng.standard_normal((44100 * 2, 2))).astype(np.float32)
+    sf.write(path, stereo, 44100, subtype="PCM_16")
+    return path
+
+
+def test_json_output_has_worker_and_per_file_timings(test_models, clip, isolated_env):
+    out = _cli("transcribe", "--model", str(test_models["tdt"]), "--json", str(clip), str(clip))
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["family"] == "tdt" and doc["device"] == "cpu"
+    for key in ("start_s", "import_s", "model_load_s", "rss_mb", "pid"):
+        assert key in doc["worker"]
+    assert len(doc["results"]) == 2
+    for r in doc["results"]:
+        assert r["audio_s"] == pytest.approx(2.0, abs=0.01)
+        assert {"roundtrip_s", "encoder_s", "decode_s", "compute_s", "queued_s"} <= set(r["timings"])
+    assert "importing NeMo" in out.stderr  # progress went to stderr, results to stdout
+
+
+@pytest.mark.parametrize("case,code", [
+    ("missing_file", "ERR_AUDIO_FILE"),
+    ("corrupt_model", "ERR_MODEL_LOAD"),
+    ("unknown_alias", "ERR_MODEL_NOT_FOUND"),
+    ("not_cached_offline", "ERR_MODEL_NOT_CACHED"),
+])
+def test_errors_map_to_one_line_and_exit_status(case, code, test_models, clip, tmp_path, isolated_env):
+    args = {
+        "missing_file": ["--model", str(test_models["ctc"]), str(tmp_path / "nope.wav")],
+        "corrupt_model": ["--model", str(tmp_path / "bad.nemo"), str(clip)],
+        "unknown_alias": ["--model", "parakeat", str(clip)],
+        "not_cached_offline": ["--model", "canary-180m", "--offline", str(clip)],
+    }[case]
+    (tmp_path / "bad.nemo").write_bytes(b"\x00" * 1000)
+    out = _cli("transcribe", *args)
+    assert out.returncode == errors.info_for(code).exit_status, out.stderr
+    lines = [line for line in out.stderr.splitlines() if code in line]
+    assert lines and lines[-1].startswith("ctrlspeak: "), out.stderr
+    assert out.stdout == ""
+    if case == "not_cached_offline":
+        assert "ctrlspeak models download canary-180m" in out.stderr
+    if case == "unknown_alias":
+        assert "parakeet-v2" in out.stderr and "canary-v2" in out.stderr
+
+
+def test_cli_process_never_imports_torch_during_a_real_transcription(test_models, clip):
+    code = textwrap.dedent(f"""
+        import sys
+        from ctrlspeak.cli import main
+        if __name__ == "__main__":
+            rc = main(["transcribe", "--model", {str(test_models['ctc'])!r}, "--progress", "none", {str(clip)!r}])
+            heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "nemo", "lightning"))
+            print("RC", rc, "HEAVY", heavy)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "RC 0 HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
+def test_models_list_shows_cache_state_without_network(isolated_env):
+    out = _cli("models", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    rows = {r["alias"]: r for r in doc["models"]}
+    assert rows["parakeet"]["cached"] == "no" and rows["parakeet"]["default"]
+    assert doc["compute_device"]["device"] in ("cpu", "cuda", "mps")
+    out = _cli("--version")
+    assert out.stdout.startswith("ctrlspeak ")
