@@ -1,0 +1,316 @@
+"""Delivering a transcript: paste it at the cursor, type it, or print it.
+
+Paste mode, in order:
+
+1. save the clipboard (:meth:`Clipboard.get`), put the transcript there (``set_text`` returns
+   once the clipboard answers with it);
+2. wait until no modifier key is held: the person may still be holding Ctrl from the triple tap,
+   and Ctrl+Shift+V or Ctrl+Alt+V would do something else;
+3. synthesize the paste key inside ``key_guard.synthesizing()`` so the hotkey detector does not
+   count our own Ctrl as a tap: ``xdotool key --clearmodifiers ctrl+v`` on X11 (pynput's
+   Controller without xdotool), ``wtype -M ctrl -k v -m ctrl`` on Wayland, pynput Cmd+V on macOS;
+4. wait ``restore_delay_s``: the target app asks the clipboard owner for the data *after* it
+   sees the key, asynchronously; restoring earlier would paste the old clipboard;
+5. put the saved clipboard back, unless someone copied something else meanwhile.
+
+When no paste can be synthesized the transcript stays on the clipboard (not restored) and
+:meth:`Output.deliver` returns ``Delivery(method="clipboard", pasted=False, ...)`` saying so. Only
+when even the clipboard cannot be set does it raise :class:`errors.PasteFailed`: the caller must
+then show the text some other way. A transcript is never dropped silently.
+
+Transcripts are logged only at DEBUG; above that, only their length.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import ContextManager, Protocol, TextIO
+
+from ctrlspeak import errors
+from ctrlspeak.clipboard import INSTALL_HINTS, Clipboard, ClipboardContent, display_kind, missing_clipboard_reason
+from ctrlspeak.clipboard import detect_clipboard, which
+
+log = logging.getLogger(__name__)
+
+MODES = ("paste", "type", "stdout")
+
+
+class KeyGuard(Protocol):
+    """What output needs from the hotkey listener (``keyboard.GlobalHotkey`` provides it)."""
+
+    def synthesizing(self) -> ContextManager[None]:
+        """Keys synthesized inside this block are not hotkey input."""
+        ...
+
+    def wait_modifiers_released(self, timeout: float) -> bool:
+        """Block until no modifier is held; False if one still is after ``timeout`` seconds."""
+        ...
+
+
+class NullKeyGuard:
+    """For when no hotkey listener runs (Wayland, no display, ``ctrlspeak toggle``)."""
+
+    @contextlib.contextmanager
+    def synthesizing(self) -> Iterator[None]:
+        yield
+
+    def wait_modifiers_released(self, timeout: float) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a transcript reached the person.
+
+    method: "paste", "type", "stdout", or "clipboard" (it could not be pasted or typed and is
+        left on the clipboard for the person to paste);
+    pasted: True when the text was inserted at the cursor (pasted, typed or printed);
+    detail: one line for logs and notifications; never contains the transcript.
+    """
+
+    method: str
+    pasted: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class _Synth:
+    """A way to synthesize keys: ``run()`` raises PasteFailed when it fails."""
+
+    name: str
+    clears_modifiers: bool  # it releases held modifiers itself (xdotool --clearmodifiers)
+    run: Callable[[], None]
+
+
+class Output:
+    def __init__(
+        self,
+        mode: str = "paste",
+        *,
+        key_guard: KeyGuard,
+        restore_clipboard: bool = True,
+        restore_delay_s: float = 0.4,
+        modifier_timeout_s: float = 3.0,
+        env: Mapping[str, str] = os.environ,
+        stdout: TextIO | None = None,
+        clipboard: Clipboard | None = None,
+        platform: str = sys.platform,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """``clipboard`` defaults to :func:`detect_clipboard` for ``env``, looked up when needed;
+        ``platform`` and ``sleep`` exist for tests."""
+        if mode not in MODES:
+            raise errors.UsageError(f"unknown output mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = mode
+        self.restore_clipboard = restore_clipboard
+        self.restore_delay_s = restore_delay_s
+        self.modifier_timeout_s = modifier_timeout_s
+        self._key_guard = key_guard
+        self._env = dict(env)
+        self._stdout = stdout
+        self._clipboard = clipboard
+        self._platform = platform
+        self._sleep = sleep
+        self._kind = display_kind(self._env, platform)
+
+    def deliver(self, text: str) -> Delivery:
+        log.debug("delivering %r", text)
+        if self.mode == "stdout":
+            return self._print(text)
+        if self.mode == "type":
+            return self._type(text)
+        return self._paste(text)
+
+    # -- modes -------------------------------------------------------------------------------
+    def _print(self, text: str) -> Delivery:
+        stream = self._stdout if self._stdout is not None else sys.stdout
+        print(" ".join(text.splitlines()), file=stream, flush=True)
+        return Delivery("stdout", True, f"printed {len(text)} characters")
+
+    def _paste(self, text: str) -> Delivery:
+        clipboard = self._require_clipboard()
+        saved: ClipboardContent | None = None
+        can_restore = False
+        if self.restore_clipboard:
+            try:
+                saved = clipboard.get()
+                can_restore = True
+            except errors.PasteFailed as exc:
+                # Restoring a guess would be worse than leaving the transcript there.
+                log.warning("could not save the clipboard, it will not be restored: %s", exc.message)
+        clipboard.set_text(text)
+
+        synth, why_not = self._paste_synth()
+        if synth is None:
+            return self._left_on_clipboard(why_not)
+        failure = self._synthesize(synth)
+        if failure:
+            return self._left_on_clipboard(failure)
+        log.info("pasted %d characters with %s", len(text), synth.name)
+        detail = f"pasted {len(text)} characters with {synth.name}"
+        if can_restore:
+            self._sleep(self.restore_delay_s)
+            detail += self._restore(clipboard, saved, text)
+        return Delivery("paste", True, detail)
+
+    def _type(self, text: str) -> Delivery:
+        synth, why_not = self._type_synth(text)
+        if synth is not None:
+            failure = self._synthesize(synth)
+            if not failure:
+                log.info("typed %d characters with %s", len(text), synth.name)
+                return Delivery("type", True, f"typed {len(text)} characters with {synth.name}")
+            why_not = failure
+        self._require_clipboard().set_text(text)
+        return self._left_on_clipboard(why_not)
+
+    # -- steps -------------------------------------------------------------------------------
+    def _require_clipboard(self) -> Clipboard:
+        if self._clipboard is None:
+            self._clipboard = detect_clipboard(self._env, platform=self._platform)
+        if self._clipboard is None:
+            raise errors.PasteFailed(
+                f"cannot put the text on the clipboard: {missing_clipboard_reason(self._env, platform=self._platform)}",
+                hint="install the tool named above (`ctrlspeak doctor` lists them); the text is in `ctrlspeak history`",
+            )
+        return self._clipboard
+
+    def _synthesize(self, synth: _Synth) -> str:
+        """Run ``synth`` once no modifier is held; returns why it failed, or ""."""
+        released = self._key_guard.wait_modifiers_released(self.modifier_timeout_s)
+        if not released:
+            if not synth.clears_modifiers:
+                return f"a modifier key was still held after {self.modifier_timeout_s:.0f}s"
+            log.info("a modifier is still held; %s releases it for the paste", synth.name)
+        try:
+            with self._key_guard.synthesizing():
+                synth.run()
+        except errors.PasteFailed as exc:
+            return exc.message
+        return ""
+
+    def _restore(self, clipboard: Clipboard, saved: ClipboardContent | None, text: str) -> str:
+        try:
+            if clipboard.read_text() != text:
+                log.info("the clipboard changed after the paste; not restoring it")
+                return "; clipboard changed meanwhile, not restored"
+            clipboard.restore(saved)
+        except errors.PasteFailed as exc:
+            log.warning("could not restore the clipboard: %s", exc.message)
+            return f"; clipboard not restored ({exc.message})"
+        return "; clipboard restored" if saved is not None else "; clipboard cleared"
+
+    def _left_on_clipboard(self, why: str) -> Delivery:
+        key = "Cmd+V" if self._kind == "mac" else "Ctrl+V"
+        detail = f"{why}; the text is on the clipboard, paste it with {key}"
+        log.warning("not pasted: %s", why)
+        return Delivery("clipboard", False, detail)
+
+    # -- key synthesis -------------------------------------------------------------------------
+    def _paste_synth(self) -> tuple[_Synth | None, str]:
+        kind = self._kind
+        if kind == "x11":
+            xdotool = which("xdotool", self._env)
+            if xdotool:
+                return _Synth("xdotool", True, lambda: self._run_tool([xdotool, "key", "--clearmodifiers", "ctrl+v"])), ""
+            return self._pynput_synth("ctrl+v", f"xdotool not found ({INSTALL_HINTS['xdotool']})")
+        if kind == "wayland":
+            wtype = which("wtype", self._env)
+            if wtype:
+                return _Synth("wtype", False, lambda: self._run_tool([wtype, "-M", "ctrl", "-k", "v", "-m", "ctrl"])), ""
+            return None, f"wtype not found ({INSTALL_HINTS['wtype']})"
+        if kind == "mac":
+            return self._pynput_synth("cmd+v", "")
+        return None, "no graphical session to paste into"
+
+    def _type_synth(self, text: str) -> tuple[_Synth | None, str]:
+        kind = self._kind
+        if kind == "x11":
+            xdotool = which("xdotool", self._env)
+            if xdotool:
+                # --file - keeps the transcript out of argv, which other users can read in /proc.
+                cmd = [xdotool, "type", "--clearmodifiers", "--delay", "5", "--file", "-"]
+                timeout = 5.0 + 0.05 * len(text)
+                return _Synth("xdotool", True, lambda: self._run_tool(cmd, text, timeout)), ""
+            return self._pynput_synth(None, f"xdotool not found ({INSTALL_HINTS['xdotool']})", text)
+        if kind == "wayland":
+            wtype = which("wtype", self._env)
+            if wtype:
+                # wtype (as of 0.4) takes text only in argv; "--" stops "-k..." being read as options.
+                cmd = [wtype, "--", text]
+                return _Synth("wtype", False, lambda: self._run_tool(cmd, timeout=5.0 + 0.05 * len(text))), ""
+            return None, f"wtype not found ({INSTALL_HINTS['wtype']})"
+        if kind == "mac":
+            return self._pynput_synth(None, "", text)
+        return None, "no graphical session to type into"
+
+    def _pynput_synth(self, combo: str | None, why_else: str, text: str = "") -> tuple[_Synth | None, str]:
+        """pynput's Controller: ``combo`` ("ctrl+v", "cmd+v") or, when None, type ``text``."""
+        prefix = f"{why_else}; " if why_else else ""
+        # pynput talks to the display in os.environ, which is not ours to use if env differs.
+        if self._kind == "x11" and os.environ.get("DISPLAY") != self._env.get("DISPLAY"):
+            return None, f"{prefix}pynput would use another display"
+        if importlib.util.find_spec("pynput") is None:
+            return None, f"{prefix}pynput is not installed ({INSTALL_HINTS['pynput']})"
+
+        def run() -> None:
+            try:
+                from pynput.keyboard import Controller, Key
+            except Exception as exc:  # pynput raises assorted errors when it finds no backend
+                raise errors.PasteFailed(f"pynput cannot send keys here: {exc}") from exc
+            keyboard = Controller()
+            try:
+                if combo is None:
+                    keyboard.type(text)
+                else:
+                    modifier = Key.cmd if combo.startswith("cmd") else Key.ctrl
+                    with keyboard.pressed(modifier):
+                        keyboard.press("v")
+                        keyboard.release("v")
+            except Exception as exc:  # Controller errors are backend-specific (Xlib, Quartz)
+                raise errors.PasteFailed(f"pynput failed to send keys: {exc}") from exc
+
+        return _Synth("pynput", False, run), ""
+
+    def _run_tool(self, cmd: Sequence[str], stdin_text: str | None = None, timeout: float = 5.0) -> None:
+        name = os.path.basename(cmd[0])
+        try:
+            proc = subprocess.run(
+                list(cmd), input=stdin_text.encode("utf-8") if stdin_text is not None else None,
+                stdin=subprocess.DEVNULL if stdin_text is None else None,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self._env, timeout=timeout, check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise errors.PasteFailed(f"{name} did not finish within {timeout:.0f}s") from exc
+        except OSError as exc:
+            raise errors.PasteFailed(f"cannot run {name}: {exc}") from exc
+        # xdotool exits 0 even when it could not open the display, but says so on stderr.
+        message = proc.stderr.decode("utf-8", errors="replace").strip()
+        if proc.returncode != 0 or "Can't open display" in message or "Failed creating new xdo" in message:
+            last = message.splitlines()[-1] if message else "no message"
+            raise errors.PasteFailed(f"{name} failed (exit {proc.returncode}): {last}")
+
+
+def paste_tools_status(env: Mapping[str, str] = os.environ, *, platform: str = sys.platform) -> list[tuple[str, bool, str]]:
+    """(tool, present, what to install) for the tools this session's paste path uses, for `doctor`."""
+    kind = display_kind(env, platform)
+    if kind == "mac":
+        tools = ["pbcopy", "pbpaste", "pynput"]
+    elif kind == "wayland":
+        tools = ["wl-copy", "wl-paste", "wtype"]
+    elif kind == "x11":
+        tools = ["xclip", "xsel", "xdotool", "pynput"]
+    else:  # no session now; show what a Linux desktop session will need
+        tools = ["xclip", "xdotool", "wl-copy", "wl-paste", "wtype"]
+    rows = []
+    for tool in tools:
+        present = importlib.util.find_spec(tool) is not None if tool == "pynput" else which(tool, env) is not None
+        rows.append((tool, present, INSTALL_HINTS[tool]))
+    return rows

@@ -1,0 +1,416 @@
+"""Output without a desktop: a fake clipboard object and fake paste tools (shell scripts) on PATH.
+
+The real clipboard and a real X server are in tests/desktop/test_paste_x11.py.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from ctrlspeak import errors
+from ctrlspeak.clipboard import ClipboardContent
+from ctrlspeak.output import Delivery, NullKeyGuard, Output, paste_tools_status
+
+# Not a display anyone has: pynput (which uses os.environ's DISPLAY) must never be chosen.
+FAKE_X = {"DISPLAY": "ctrlspeak-test-display:0"}
+FAKE_WAYLAND = {"WAYLAND_DISPLAY": "ctrlspeak-test-wayland"}
+
+
+class FakeClipboard:
+    """Records every call into a shared event list; holds one ClipboardContent."""
+
+    name = "fake"
+
+    def __init__(self, events: list[str], content: ClipboardContent | None = None, *, fail_set: bool = False) -> None:
+        self.events = events
+        self.content = content
+        self.fail_set = fail_set
+
+    def get(self) -> ClipboardContent | None:
+        self.events.append("get")
+        return self.content
+
+    def set_text(self, text: str) -> None:
+        self.events.append("set_text")
+        if self.fail_set:
+            raise errors.PasteFailed("xclip failed (exit 1): Error: Can't open display")
+        self.content = ClipboardContent.from_text(text)
+
+    def read_text(self) -> str | None:
+        self.events.append("read_text")
+        return self.content.text if self.content is not None and self.content.is_text else None
+
+    def restore(self, content: ClipboardContent | None) -> None:
+        self.events.append("restore")
+        self.content = content
+
+
+class RecordingGuard:
+    """A KeyGuard that records the order of calls and what the paste tool had done by then."""
+
+    def __init__(self, events: list[str], tool_log: Path, released: bool = True) -> None:
+        self.events = events
+        self.tool_log = tool_log
+        self.released = released
+        self.inside = False
+
+    @contextlib.contextmanager
+    def synthesizing(self):
+        self.events.append(f"enter(tool_ran={self.tool_log.exists()})")
+        self.inside = True
+        try:
+            yield
+        finally:
+            self.inside = False
+            self.events.append(f"exit(tool_ran={self.tool_log.exists()})")
+
+    def wait_modifiers_released(self, timeout: float) -> bool:
+        self.events.append(f"wait({timeout})")
+        return self.released
+
+
+@pytest.fixture
+def tools(tmp_path):
+    """A bin/ directory for fake tools, and the file they log their arguments to."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "tool.log"
+
+    def add(name: str, exit_code: int = 0, stderr: str = "") -> None:
+        script = bin_dir / name
+        script.write_text(
+            "#!/bin/sh\n"
+            f'printf "%s\\n" "{name} $*" >> "{log}"\n'
+            f'if [ "$1" = type ]; then /bin/cat >> "{log}.stdin"; fi\n'
+            + (f'echo "{stderr}" >&2\n' if stderr else "")
+            + f"exit {exit_code}\n"
+        )
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+    add.bin = bin_dir  # type: ignore[attr-defined]
+    add.log = log  # type: ignore[attr-defined]
+    return add
+
+
+def make_output(mode: str, events: list[str], clipboard, env: dict, tools, *, released: bool = True, **kw) -> Output:
+    sleeps = kw.pop("sleeps", None)
+
+    def sleep(seconds: float) -> None:
+        events.append(f"sleep({seconds})")
+        if sleeps is not None:
+            sleeps.append(seconds)
+
+    guard = RecordingGuard(events, tools.log, released)
+    return Output(mode, key_guard=guard, clipboard=clipboard, env={**env, "PATH": str(tools.bin)},
+                  platform="linux", sleep=sleep, **kw)
+
+
+def test_stdout_mode_prints_one_line_and_flushes():
+    stream = io.StringIO()
+    out = Output("stdout", key_guard=NullKeyGuard(), stdout=stream)
+    assert out.deliver("hello\nworld") == Delivery("stdout", True, "printed 11 characters")
+    assert stream.getvalue() == "hello world\n"
+
+
+def test_unknown_mode_is_a_usage_error():
+    with pytest.raises(errors.UsageError):
+        Output("shout", key_guard=NullKeyGuard())
+
+
+def test_paste_saves_sets_waits_pastes_inside_guard_then_restores(tools):
+    tools("xdotool")
+    events: list[str] = []
+    previous = ClipboardContent.from_text("previous clipboard")
+    clipboard = FakeClipboard(events, previous)
+    out = make_output("paste", events, clipboard, FAKE_X, tools, restore_delay_s=0.4, modifier_timeout_s=3.0)
+
+    delivery = out.deliver("hello from ctrlspeak")
+
+    assert delivery.method == "paste" and delivery.pasted
+    assert "xdotool" in delivery.detail and "restored" in delivery.detail
+    assert events == [
+        "get", "set_text", "wait(3.0)",
+        "enter(tool_ran=False)", "exit(tool_ran=True)",  # the paste happened inside synthesizing()
+        "sleep(0.4)", "read_text", "restore",
+    ]
+    assert tools.log.read_text() == "xdotool key --clearmodifiers ctrl+v\n"
+    assert clipboard.content == previous
+
+
+def test_restores_an_image(tools):
+    tools("xdotool")
+    events: list[str] = []
+    png = ClipboardContent("image/png", b"\x89PNG\r\n\x1a\n...")
+    clipboard = FakeClipboard(events, png)
+    make_output("paste", events, clipboard, FAKE_X, tools).deliver("text")
+    assert clipboard.content == png
+
+
+def test_empty_clipboard_is_cleared_again(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, None)
+    delivery = make_output("paste", events, clipboard, FAKE_X, tools).deliver("text")
+    assert delivery.pasted and "cleared" in delivery.detail
+    assert events[-1] == "restore" and clipboard.content is None
+
+
+def test_no_restore_when_disabled(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("old"))
+    delivery = make_output("paste", events, clipboard, FAKE_X, tools, restore_clipboard=False).deliver("new")
+    assert delivery.pasted
+    assert "get" not in events and "restore" not in events
+    assert clipboard.content.text == "new"
+
+
+def test_clipboard_changed_after_paste_is_not_overwritten(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("old"))
+
+    def someone_copies(seconds: float) -> None:
+        clipboard.content = ClipboardContent.from_text("copied meanwhile")
+
+    out = Output("paste", key_guard=NullKeyGuard(), clipboard=clipboard,
+                 env={**FAKE_X, "PATH": str(tools.bin)}, platform="linux", sleep=someone_copies)
+    delivery = out.deliver("new")
+    assert delivery.pasted and "not restored" in delivery.detail
+    assert "restore" not in events
+    assert clipboard.content.text == "copied meanwhile"
+
+
+@pytest.mark.parametrize("env, tool", [(FAKE_X, "xdotool"), (FAKE_WAYLAND, "wtype")])
+def test_no_paste_tool_leaves_text_on_clipboard(tools, env, tool):
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("previous clipboard"))
+    delivery = make_output("paste", events, clipboard, env, tools).deliver("hello")
+
+    assert delivery.method == "clipboard" and delivery.pasted is False
+    assert tool in delivery.detail and "install" in delivery.detail
+    assert "the text is on the clipboard" in delivery.detail
+    assert "\n" not in delivery.detail
+    assert "restore" not in events
+    assert clipboard.content.text == "hello"
+
+
+def test_failing_paste_tool_leaves_text_on_clipboard(tools):
+    tools("xdotool", exit_code=1, stderr="XTEST extension missing")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("previous clipboard"))
+    delivery = make_output("paste", events, clipboard, FAKE_X, tools).deliver("hello")
+
+    assert delivery == Delivery(
+        "clipboard", False,
+        "xdotool failed (exit 1): XTEST extension missing; the text is on the clipboard, paste it with Ctrl+V")
+    assert "restore" not in events and not any(e.startswith("sleep") for e in events)
+    assert clipboard.content.text == "hello"
+
+
+def test_xdotool_that_cannot_open_the_display_counts_as_failure(tools):
+    # xdotool exits 0 here, complaining only on stderr
+    tools("xdotool", exit_code=0, stderr="Error: Can't open display: (null)")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, None)
+    delivery = make_output("paste", events, clipboard, FAKE_X, tools).deliver("hello")
+    assert not delivery.pasted and "Can't open display" in delivery.detail
+    assert clipboard.content.text == "hello"
+
+
+def test_wayland_paste_uses_wtype(tools):
+    tools("wtype")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, None)
+    delivery = make_output("paste", events, clipboard, FAKE_WAYLAND, tools).deliver("hi")
+    assert delivery.pasted
+    assert tools.log.read_text() == "wtype -M ctrl -k v -m ctrl\n"
+
+
+def test_held_modifier_blocks_a_paste_that_cannot_clear_it(tools):
+    tools("wtype")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("old"))
+    out = make_output("paste", events, clipboard, FAKE_WAYLAND, tools, released=False, modifier_timeout_s=0.5)
+    delivery = out.deliver("hi")
+    assert not delivery.pasted and "modifier key was still held" in delivery.detail
+    assert not tools.log.exists() and not any(e.startswith("enter") for e in events)
+    assert clipboard.content.text == "hi"
+
+
+def test_held_modifier_is_cleared_by_xdotool(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, None)
+    delivery = make_output("paste", events, clipboard, FAKE_X, tools, released=False).deliver("hi")
+    assert delivery.pasted
+    assert "--clearmodifiers" in tools.log.read_text()
+
+
+def test_clipboard_that_cannot_be_set_raises(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, None, fail_set=True)
+    with pytest.raises(errors.PasteFailed):
+        make_output("paste", events, clipboard, FAKE_X, tools).deliver("hello")
+    assert not tools.log.exists()
+
+
+def test_no_clipboard_tool_raises_with_what_to_install(tools):
+    tools("xdotool")
+    out = Output("paste", key_guard=NullKeyGuard(), env={**FAKE_X, "PATH": str(tools.bin)}, platform="linux")
+    with pytest.raises(errors.PasteFailed) as info:
+        out.deliver("hello")
+    assert "xclip" in info.value.message and "install" in info.value.message
+    assert info.value.code == "ERR_PASTE_FAILED"
+
+
+def test_type_mode_types_after_modifiers_inside_guard(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("untouched"))
+    delivery = make_output("type", events, clipboard, FAKE_X, tools).deliver("héllo -world")
+    assert delivery.method == "type" and delivery.pasted
+    assert events == ["wait(3.0)", "enter(tool_ran=False)", "exit(tool_ran=True)"]
+    assert tools.log.read_text() == "xdotool type --clearmodifiers --delay 5 --file -\n"
+    # the text goes through stdin, not argv (which other users can read)
+    assert Path(f"{tools.log}.stdin").read_text("utf-8") == "héllo -world"
+    assert clipboard.content.text == "untouched"
+
+
+def test_type_mode_on_wayland_passes_text_after_double_dash(tools):
+    tools("wtype")
+    events: list[str] = []
+    delivery = make_output("type", events, FakeClipboard(events), FAKE_WAYLAND, tools).deliver("-k not an option")
+    assert delivery.pasted
+    assert tools.log.read_text() == "wtype -- -k not an option\n"
+
+
+def test_type_mode_without_tool_falls_back_to_clipboard(tools):
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("old"))
+    delivery = make_output("type", events, clipboard, FAKE_X, tools).deliver("hello")
+    assert delivery.method == "clipboard" and not delivery.pasted
+    assert "xdotool" in delivery.detail and "on the clipboard" in delivery.detail
+    assert clipboard.content.text == "hello"
+
+
+def test_transcript_is_not_logged_above_debug(tools, caplog):
+    tools("xdotool", exit_code=1, stderr="boom")
+    events: list[str] = []
+    secret = "my bank password is swordfish"
+    with caplog.at_level(logging.DEBUG, logger="ctrlspeak"):
+        make_output("paste", events, FakeClipboard(events, None), FAKE_X, tools).deliver(secret)
+    assert any(secret in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG)
+    assert not any(secret in r.getMessage() for r in caplog.records if r.levelno > logging.DEBUG)
+
+
+def test_paste_tools_status(tools):
+    tools("xclip")
+    rows = paste_tools_status({**FAKE_X, "PATH": str(tools.bin)}, platform="linux")
+    present = {tool: ok for tool, ok, _ in rows}
+    assert present["xclip"] is True and present["xdotool"] is False
+    assert all(hint for _, _, hint in rows)
+    wayland = [tool for tool, _, _ in paste_tools_status({**FAKE_WAYLAND, "PATH": str(tools.bin)}, platform="linux")]
+    assert wayland == ["wl-copy", "wl-paste", "wtype"]
+    mac = [tool for tool, _, _ in paste_tools_status({"PATH": str(tools.bin)}, platform="darwin")]
+    assert mac[:2] == ["pbcopy", "pbpaste"]
+
+
+def test_null_key_guard():
+    guard = NullKeyGuard()
+    assert guard.wait_modifiers_released(0.0) is True
+    with guard.synthesizing():
+        pass
+
+
+# -- choosing a clipboard backend (clipboard.py; the real tools run in tests/desktop) --------------
+
+@pytest.mark.parametrize("env, platform, present, expected", [
+    (FAKE_X, "linux", ["xclip", "xsel"], "XclipClipboard"),
+    (FAKE_X, "linux", ["xsel"], "XselClipboard"),
+    (FAKE_X, "linux", [], None),
+    ({**FAKE_WAYLAND, **FAKE_X}, "linux", ["wl-copy", "wl-paste", "xclip"], "WaylandClipboard"),
+    ({**FAKE_WAYLAND, **FAKE_X}, "linux", ["xclip"], "XclipClipboard"),  # XWayland
+    (FAKE_WAYLAND, "linux", ["xclip"], None),
+    ({}, "linux", ["xclip", "wl-copy", "wl-paste"], None),  # no graphical session
+    (FAKE_X, "darwin", ["pbcopy", "pbpaste", "xclip"], "MacClipboard"),  # XQuartz sets DISPLAY
+])
+def test_detect_clipboard(tools, env, platform, present, expected):
+    from ctrlspeak.clipboard import detect_clipboard, missing_clipboard_reason
+
+    for tool in present:
+        tools(tool)
+    found = detect_clipboard({**env, "PATH": str(tools.bin)}, platform=platform)
+    assert (type(found).__name__ if found else None) == expected
+    if found is None:
+        assert missing_clipboard_reason({**env, "PATH": str(tools.bin)}, platform=platform)
+
+
+def test_missing_clipboard_reason_names_the_package(tools):
+    from ctrlspeak.clipboard import missing_clipboard_reason
+
+    assert "xclip" in missing_clipboard_reason({**FAKE_X, "PATH": str(tools.bin)}, platform="linux")
+    assert "wl-clipboard" in missing_clipboard_reason({**FAKE_WAYLAND, "PATH": str(tools.bin)}, platform="linux")
+
+
+def test_clipboard_content_repr_hides_the_data():
+    content = ClipboardContent.from_text("my secret")
+    assert "secret" not in repr(content)
+    assert content.is_text and content.text == "my secret"
+    with pytest.raises(ValueError):
+        ClipboardContent("image/png", b"..").text
+
+
+def _fake_xclip(tools, body: str) -> dict[str, str]:
+    script = tools.bin / "xclip"
+    script.write_text("#!/bin/sh\n" + body)
+    script.chmod(0o755)
+    return {**FAKE_X, "PATH": str(tools.bin)}
+
+
+def test_clipboard_tool_that_hangs_times_out(tools, monkeypatch):
+    from ctrlspeak import clipboard as clipboard_module
+
+    monkeypatch.setattr(clipboard_module, "TOOL_TIMEOUT_S", 0.3)
+    env = _fake_xclip(tools, "exec /bin/sleep 30\n")
+    clipboard = clipboard_module.detect_clipboard(env, platform="linux")
+    with pytest.raises(errors.PasteFailed, match="did not answer"):
+        clipboard.get()
+    with pytest.raises(errors.PasteFailed, match="did not finish"):
+        clipboard.set_text("x")
+
+
+def test_set_text_does_not_wait_for_the_owner_child(tools, tmp_path):
+    """Like xclip, the fake leaves a child holding stdout/stderr; set_text must return anyway."""
+    from ctrlspeak.clipboard import detect_clipboard
+
+    store = tmp_path / "clip"
+    env = _fake_xclip(tools, f"""
+case "$*" in
+  *-i*) /bin/cat > "{store}"; (/bin/sleep 3 &) ; exit 0 ;;
+  *TARGETS*) [ -f "{store}" ] && echo UTF8_STRING && exit 0; exit 1 ;;
+  *) /bin/cat "{store}" ;;
+esac
+""")
+    clipboard = detect_clipboard(env, platform="linux")
+    assert clipboard.get() is None
+    start = time.monotonic()
+    clipboard.set_text("héllo")
+    assert time.monotonic() - start < 1.0
+    assert clipboard.get() == ClipboardContent.from_text("héllo")
+
+
+def test_failing_clipboard_tool_reports_its_stderr(tools):
+    from ctrlspeak.clipboard import detect_clipboard
+
+    env = _fake_xclip(tools, "echo \"Error: Can't open display: nowhere\" >&2\nexit 1\n")
+    with pytest.raises(errors.PasteFailed, match="Can't open display") as info:
+        detect_clipboard(env, platform="linux").set_text("x")
+    assert "paste it by hand" not in info.value.hint  # the text is NOT on the clipboard
