@@ -185,7 +185,7 @@ class Daemon:
         self._control = control.ControlServer(control.socket_path(), self._handle_request)
         self._control.start()
         self._closers.append(self._control.close)
-        self.status.add("socket", lambda e: self._control.publish(e.to_json()))
+        self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
         self._recorder = Recorder(self.cfg.input_device, on_audio=lambda a: self._inbox.put(_Audio(a)),
                                   on_stall=lambda why: self._inbox.put(_Stall(why)), preroll_s=self.cfg.preroll_s)
         self._closers.append(self._recorder.close)
@@ -311,6 +311,9 @@ class Daemon:
             self._handle_signal(event.signum)
 
     def shutdown(self) -> None:
+        from ctrlspeak import sdnotify
+
+        sdnotify.stopping()
         if self._client is not None:
             self._client.close(timeout=5.0)
         for close in reversed(self._closers):
@@ -516,6 +519,12 @@ class Daemon:
         """Called on the control server's thread: hand over to the main loop and wait."""
         if request.get("cmd") == "status":
             return dict(self._snapshot)
+        if request.get("cmd") == "follow":
+            # a new follower first gets the current state, then every event as it happens
+            last = self.status.last
+            if last is not None:
+                self._control.publish({"event": "status", **last.to_json()})
+            return {}
         future: Future = Future()
         self._inbox.put(_Command(request, future))
         return future.result(timeout=10)

@@ -64,7 +64,13 @@ def _setup_daemon_logging(level: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
+    from ctrlspeak import service
     from ctrlspeak.daemon import Daemon
+
+    # under systemd: restore DISPLAY & co. recorded at install time, where the login left them unset
+    service.apply_session_fallbacks(os.environ)
 
     flags = {k: getattr(args, k, None) for k in ("model", "compute_device", "input_device", "output", "history",
                                                   "tray", "threads", "offline")}
