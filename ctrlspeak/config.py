@@ -79,6 +79,12 @@ class Config:
     #: desktop notifications: "off", "errors" or "normal"
     notify: str = "normal"
     tray: bool = True
+    #: write every recording to the audio journal while it is made (crash safety)
+    journal: bool = True
+    #: keep this many recordings after success (for `ctrlspeak retry`); 0 = delete them
+    keep_recordings: int = 0
+    #: a request is a hang after this many seconds plus 6x its expected compute time
+    hang_margin_s: float = 20.0
 
     def __post_init__(self) -> None:
         if self.compute_device not in COMPUTE_DEVICES:
@@ -97,6 +103,8 @@ class Config:
         for name in ("hotkey_window_s", "max_record_s", "min_silence_s", "max_segment_s"):
             if getattr(self, name) <= 0:
                 raise errors.ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.keep_recordings < 0:
+            raise errors.ConfigError(f"keep_recordings must be 0 or more, not {self.keep_recordings}")
         if self.preroll_s < 0:
             raise errors.ConfigError(f"preroll_s must be 0 or more, not {self.preroll_s}")
 

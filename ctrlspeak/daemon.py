@@ -37,7 +37,7 @@ from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, Wo
 from ctrlspeak.models import download, registry
 from ctrlspeak.segment import Segmenter, join_texts
 from ctrlspeak.status import StatusBus, StatusEvent
-from ctrlspeak.worker_client import WorkerClient, describe_exit
+from ctrlspeak.supervisor import SpeedEstimate, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,13 @@ class _WorkerProgress:
 
 @dataclass(frozen=True)
 class _WorkerReady:
-    client: WorkerClient
-    future: Future
+    ready: WorkerReady
 
 
 @dataclass(frozen=True)
-class _WorkerExit:
-    client: WorkerClient
-    exitcode: int | None
+class _WorkerTrouble:
+    error: errors.CtrlspeakError
+    final: bool
 
 
 @dataclass(frozen=True)
@@ -111,12 +110,15 @@ class Session:
     segmenter: Segmenter
     audio_s: float = 0.0
     segments: dict[int, np.ndarray] = field(default_factory=dict)  # kept until transcribed
-    unsent: list[int] = field(default_factory=list)
     texts: dict[int, str] = field(default_factory=dict)
     failures: dict[int, errors.CtrlspeakError] = field(default_factory=dict)
     count: int = 0
     stopped_at: float | None = None
     reason: str = ""
+    #: "dictation", or "recovered" for a journal entry left by a crash
+    kind: str = "dictation"
+    recording: Any = None  # the journal's Recording while it is being made
+    journal_id: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -149,7 +151,7 @@ class Daemon:
         self._want_console = console
         self._want_hotkey = hotkey
         self._want_tray = cfg.tray if tray is None else tray
-        self._client: WorkerClient | None = None
+        self._worker: Supervisor | None = None
         self._ready: WorkerReady | None = None
         self._model: ModelRef | None = None
         self._session: Session | None = None
@@ -160,6 +162,7 @@ class Daemon:
         self._snapshot: dict[str, Any] = {"state": "loading"}
         self._sigint_count = 0
         self._boot_error: errors.CtrlspeakError | None = None
+        self._was_ready = False
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -168,6 +171,7 @@ class Daemon:
         self._history: Any = None
         self._control: Any = None
         self._vad: Any = None
+        self._journal: Any = None
 
     # -- set-up -------------------------------------------------------------------------
     def start(self) -> None:
@@ -197,11 +201,48 @@ class Daemon:
 
             self._history = History()
             self._closers.append(self._history.close)
+        if self.cfg.journal:
+            self._open_journal()
         if threading.current_thread() is threading.main_thread():
             relay = SignalRelay((signal.SIGINT, signal.SIGTERM, signal.SIGHUP),
                                 lambda sig: self._on_signal(sig))
             relay.install()
             self._closers.append(relay.restore)
+
+    def _open_journal(self) -> None:
+        from ctrlspeak.journal import Journal
+
+        try:
+            self._journal = Journal(keep=self.cfg.keep_recordings)
+            leftovers = self._journal.leftovers()
+        except OSError as exc:
+            self._journal_failed(exc)
+            return
+        for entry in leftovers:
+            self._recover(entry)
+
+    def _journal_failed(self, exc: OSError) -> None:
+        self._journal = None
+        self._publish_error(errors.CtrlspeakError(
+            f"the audio journal is unavailable ({exc.strerror or exc}); recordings stay in memory only",
+            hint="free space in, or fix the permissions of, the state directory"))
+
+    def _recover(self, entry: Any) -> None:
+        """Transcribe a recording a crash left behind; it goes to history, not the cursor."""
+        from ctrlspeak.segment import split
+
+        audio = self._journal.read(entry)
+        session = Session(id=entry.id, started=time.monotonic(), segmenter=Segmenter(self._vad),
+                          kind="recovered", journal_id=entry.id, audio_s=audio.size / SAMPLE_RATE,
+                          stopped_at=time.monotonic())
+        self._finishing[session.id] = session
+        if audio.size == 0:
+            self._journal.done(entry.id)
+            self._finishing.pop(session.id)
+            return
+        log.info("recovering recording %s (%.1f s) left by a crash", entry.id, session.audio_s)
+        for piece in split(audio, 30.0):
+            self._add_segment(session, piece)
 
     def _setup_sinks(self) -> None:
         from ctrlspeak import sdnotify
@@ -258,16 +299,21 @@ class Daemon:
         self._closers.append(hotkey.stop)
         self._setup_output()  # now with the hotkey as the key guard
 
+    def _worker_settings(self, ref: ModelRef) -> WorkerSettings:
+        return WorkerSettings(model=ref, compute_device=self.cfg.compute_device,
+                              threads=self.cfg.effective_threads, offline=download.is_offline(self.cfg.offline),
+                              hf_cache_dir=self.cfg.hf_cache_dir, log_level=self.cfg.log_level)
+
     def _start_worker(self, ref: ModelRef) -> None:
-        settings = WorkerSettings(model=ref, compute_device=self.cfg.compute_device,
-                                  threads=self.cfg.effective_threads, offline=download.is_offline(self.cfg.offline),
-                                  hf_cache_dir=self.cfg.hf_cache_dir, log_level=self.cfg.log_level)
-        client = WorkerClient(settings, on_progress=lambda p: self._inbox.put(_WorkerProgress(p)),
-                              on_exit=lambda code: self._inbox.put(_WorkerExit(client, code)))
-        self._client, self._ready = client, None
+        self._worker = Supervisor(
+            self._worker_settings, ref,
+            on_progress=lambda p: self._inbox.put(_WorkerProgress(p)),
+            on_ready=lambda r: self._inbox.put(_WorkerReady(r)),
+            on_trouble=lambda exc, final: self._inbox.put(_WorkerTrouble(exc, final)),
+            speed=SpeedEstimate(margin_s=self.cfg.hang_margin_s),
+        )
         self._publish(StatusEvent("loading", f"starting {ref.name}", percent=0.0, model=ref.name))
-        client.start()
-        client.ready.add_done_callback(lambda f: self._inbox.put(_WorkerReady(client, f)))
+        self._worker.start()
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -301,8 +347,8 @@ class Daemon:
             self._on_progress(event.progress)
         elif isinstance(event, _WorkerReady):
             self._on_worker_ready(event)
-        elif isinstance(event, _WorkerExit):
-            self._on_worker_exit(event)
+        elif isinstance(event, _WorkerTrouble):
+            self._on_worker_trouble(event)
         elif isinstance(event, _ModelSwitched):
             self._on_model_switched(event)
         elif isinstance(event, _Stall):
@@ -314,8 +360,8 @@ class Daemon:
         from ctrlspeak import sdnotify
 
         sdnotify.stopping()
-        if self._client is not None:
-            self._client.close(timeout=5.0)
+        if self._worker is not None:
+            self._worker.close(timeout=5.0)
         for close in reversed(self._closers):
             try:
                 close()
@@ -336,6 +382,12 @@ class Daemon:
             id=uuid.uuid4().hex[:8], started=time.monotonic(),
             segmenter=Segmenter(self._vad, min_silence_s=self.cfg.min_silence_s, max_segment_s=self.cfg.max_segment_s),
         )
+        if self._journal is not None:
+            try:
+                self._session.recording = self._journal.start(model=self._model_name())
+                self._session.journal_id = self._session.recording.id
+            except OSError as exc:
+                self._journal_failed(exc)
         self._sound("start")
         log.info("recording started (%s)", source)
         self._publish(StatusEvent("recording", "listening", model=self._model_name()))
@@ -352,6 +404,12 @@ class Daemon:
         session.stopped_at = time.monotonic()
         session.reason = reason
         self._sound("stop")
+        if session.recording is not None:
+            try:
+                session.recording.commit(stopped_at=time.time(), audio_s=session.audio_s)
+            except OSError as exc:
+                self._journal_failed(exc)
+            session.recording = None
         rest = session.segmenter.flush()
         if rest is not None and (session.count == 0 or float(np.abs(rest).max()) > _SILENT_PEAK):
             self._add_segment(session, rest)
@@ -367,6 +425,8 @@ class Daemon:
         self._recorder.end()
         self._recorder.close()
         self._session = None
+        if session.recording is not None:
+            session.recording.discard()
         log.info("recording cancelled")
         self._publish(StatusEvent("idle", "cancelled"))
 
@@ -381,6 +441,12 @@ class Daemon:
         if session is None:
             return
         session.audio_s += audio.size / SAMPLE_RATE
+        if session.recording is not None:
+            try:
+                session.recording.append(audio)
+            except OSError as exc:  # a full disk must not cost the recording
+                session.recording = None
+                self._journal_failed(exc)
         for segment in session.segmenter.feed(audio):
             self._add_segment(session, segment)
         if session.audio_s >= self.cfg.max_record_s:
@@ -397,14 +463,12 @@ class Daemon:
         index = session.count
         session.count += 1
         session.segments[index] = audio
-        if self._ready is not None:
-            self._submit(session, index)
-        else:
-            session.unsent.append(index)
+        self._submit(session, index)
 
     def _submit(self, session: Session, index: int) -> None:
-        assert self._client is not None
-        future = self._client.submit(session.segments[index], self._options())
+        # the supervisor holds it until a worker is ready, and resends it if the worker dies
+        assert self._worker is not None
+        future = self._worker.submit(session.segments[index], self._options())
         future.add_done_callback(lambda f: self._inbox.put(_SegmentDone(session.id, index, f)))
 
     def _options(self) -> TranscribeOptions:
@@ -429,11 +493,33 @@ class Daemon:
         latency = time.monotonic() - (session.stopped_at or time.monotonic())
         if session.failures:
             first = next(iter(session.failures.values()))
-            self._publish_error(first)
+            kept = " (the recording is kept: `ctrlspeak retry last`)" if session.journal_id else ""
+            self._publish_error(type(first)(first.message + kept, hint=first.hint))
+            return  # keep the journal entry: the words are not lost
+        if session.kind == "recovered":
+            self._finish_recovered(session, text)
+            return
         if not text:
+            self._forget_journal(session)
             self._publish(StatusEvent("idle", "nothing was heard"))
             return
         self._deliver(text, session, latency)
+
+    def _forget_journal(self, session: Session) -> None:
+        if self._journal is not None and session.journal_id:
+            try:
+                self._journal.done(session.journal_id)
+            except OSError as exc:
+                log.warning("could not remove journal entry %s: %s", session.journal_id, exc)
+
+    def _finish_recovered(self, session: Session, text: str) -> None:
+        if text and self._history is not None:
+            self._history.add(text, model=self._model_name(), duration_s=session.audio_s, latency_s=None,
+                              source="recovered")
+        self._forget_journal(session)
+        words = len(text.split())
+        self._publish(StatusEvent("notice", f"recovered a {session.audio_s:.0f} s recording left by a crash "
+                                            f"({words} words): see `ctrlspeak history`", words=words))
 
     def _deliver(self, text: str, session: Session, latency: float) -> None:
         log.debug("transcript: %s", text)
@@ -451,6 +537,7 @@ class Daemon:
         latency = time.monotonic() - (session.stopped_at or time.monotonic())
         if self._history is not None:
             self._history.add(text, model=self._model_name(), duration_s=session.audio_s, latency_s=latency)
+        self._forget_journal(session)  # only now: the transcript is committed
         words = len(text.split())
         self._publish(StatusEvent("done", delivered_note, latency_s=latency, words=words, model=self._model_name()))
 
@@ -466,41 +553,28 @@ class Daemon:
         self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name()))
 
     def _on_worker_ready(self, event: _WorkerReady) -> None:
-        if event.client is not self._client:
-            return
-        try:
-            ready = event.future.result()
-        except errors.CtrlspeakError as exc:
-            # the daemon stays up: the person can switch model (`ctrlspeak model NAME`)
-            self._boot_error = exc
-            self._publish_error(exc)
-            return
-        self._ready, self._boot_error = ready, None
         from ctrlspeak import sdnotify
 
-        sdnotify.notify("READY=1")
-        self._publish(StatusEvent("ready", f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s",
-                                  model=ready.model))
-        for session in [s for s in (self._session, *self._finishing.values()) if s is not None]:
-            unsent, session.unsent = session.unsent, []
-            for index in unsent:
-                self._submit(session, index)
+        ready = event.ready
+        first = self._ready is None and self._boot_error is None and not self._was_ready
+        self._ready, self._boot_error, self._was_ready = ready, None, True
+        self._model = self._worker.model if self._worker else self._model
+        sdnotify.ready()
+        message = f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s"
+        self._publish(StatusEvent("ready", message if first else f"worker restarted; {message}", model=ready.model))
 
-    def _on_worker_exit(self, event: _WorkerExit) -> None:
-        if event.client is not self._client or self._stopping:
-            return
-        how = describe_exit(event.exitcode)
+    def _on_worker_trouble(self, event: _WorkerTrouble) -> None:
         self._ready = None
-        if self._client.ready.done() and self._client.ready.exception() is None:
-            self._publish_error(errors.WorkerCrashed(f"the transcription worker {how}"))
-        # in-flight segments failed with ERR_WORKER_CRASHED through their futures
+        if event.final:
+            # the daemon stays up: the person can switch model (`ctrlspeak model NAME`)
+            self._boot_error = event.error
+        self._publish_error(event.error)
 
     def switch_model(self, name: str) -> dict[str, Any]:
         ref = registry.resolve(name)
-        if self._client is None or self._ready is None:
-            raise errors.ModelLoadError("the worker is not ready yet; try again when it is")
-        future = self._client.load_model(ref)
+        assert self._worker is not None
         self._publish(StatusEvent("loading", f"switching to {ref.name}", percent=0.0, model=ref.name))
+        future = self._worker.switch(ref)
         future.add_done_callback(lambda f: self._inbox.put(_ModelSwitched(ref, f)))
         return {"switching": ref.name}
 
@@ -509,9 +583,10 @@ class Daemon:
             ready = event.future.result()
         except errors.CtrlspeakError as exc:
             self._publish_error(exc)
-            self._publish(StatusEvent("ready", f"still using {self._model_name()}", model=self._model_name()))
+            if self._ready is not None:
+                self._publish(StatusEvent("ready", f"still using {self._model_name()}", model=self._model_name()))
             return
-        self._model, self._ready = event.ref, ready
+        self._model, self._ready, self._boot_error = event.ref, ready, None
         self._publish(StatusEvent("ready", f"switched to {ready.model}", model=ready.model))
 
     # -- control socket and hotkey ------------------------------------------------------
@@ -576,8 +651,8 @@ class Daemon:
             self._sigint_count += 1
             if self._sigint_count >= 2:
                 log.warning("second interrupt: exiting now")
-                if self._client is not None:
-                    self._client.kill()
+                if self._worker is not None:
+                    self._worker.kill_worker()
                 os._exit(130)
         self._inbox.put(_Signal(int(sig)))
 
@@ -603,7 +678,7 @@ class Daemon:
         self._setup_output()
         self._notifier_level(new.notify)
         log.info("config reloaded")
-        if new.model != old.model and self._ready is not None:
+        if new.model != old.model:
             try:
                 self.switch_model(new.model)
             except errors.CtrlspeakError as exc:
@@ -631,6 +706,7 @@ class Daemon:
             "model": self._model_name(),
             "worker_ready": self._ready is not None,
             "pid": os.getpid(),
+            "worker_pid": self._worker.pid if self._worker else None,
             "last": event.to_json(),
         }
         if self._boot_error is not None and self._ready is None:

@@ -99,6 +99,16 @@ def use_model(name: str) -> int:
     path = config.config_path()
     values = config.read_file(path)
     values["model"] = name
-    atomic_write(path, tomli_w.dumps(values).encode("utf-8"))
+    try:
+        atomic_write(path, tomli_w.dumps(values).encode("utf-8"))
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot write the config file {path}: {exc.strerror or exc}") from exc
     print(f"default model is now {name} ({path})", file=sys.stderr)
+    from ctrlspeak import control
+
+    try:
+        control.request("model", name=name, timeout=10)
+        print("the running daemon is switching to it", file=sys.stderr)
+    except errors.DaemonNotRunning:
+        pass
     return 0

@@ -59,35 +59,50 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
     cfg = config.load(flags)
     ref = registry.resolve(cfg.model)
     check_available(cfg, ref)
-    options = TranscribeOptions(cfg.language, cfg.target_language, cfg.punctuation)
 
-    # our own bars may be drawn from this process too; give tqdm a thread lock first
-    apply_tqdm_lock()
-    mode = args.progress
-    view = ProgressView(bars=None if mode == "auto" else mode == "bar", quiet=mode == "none")
-    events: queue.Queue[Progress] = queue.Queue()
-    client = WorkerClient(worker_settings(cfg, ref), on_progress=events.put)
-    t_start = time.monotonic()
-    client.start()
-    try:
-        # decode the inputs while the worker imports NeMo
+    def decode() -> list[tuple[str, Any]]:
         inputs: list[tuple[str, Any]] = []
         for name in args.files:
             try:
                 inputs.append((name, audio.load_file(name)))
             except errors.CtrlspeakError as exc:
                 inputs.append((name, exc))
+        return inputs
+
+    batch = run_batch(cfg, ref, decode, args.progress)
+    if batch is None:
+        return 0
+    results, ready, client, t_start = batch
+    _print(args, results, ready, client, t_start)
+    failures = [r["error"] for r in results if "error" in r]
+    return failures[0].exit_status if failures else 0
+
+
+def run_batch(cfg: config.Config, ref: Any, decode: Any, progress: str = "auto"):
+    """Start a worker, decode the inputs while it loads, transcribe them in order.
+
+    ``decode()`` returns [(name, array or CtrlspeakError)]. Returns (results, ready,
+    client, start time); raises the first input's error when no input is usable.
+    """
+    options = TranscribeOptions(cfg.language, cfg.target_language, cfg.punctuation)
+    # our own bars may be drawn from this process too; give tqdm a thread lock first
+    apply_tqdm_lock()
+    view = ProgressView(bars=None if progress == "auto" else progress == "bar", quiet=progress == "none")
+    events: queue.Queue[Progress] = queue.Queue()
+    client = WorkerClient(worker_settings(cfg, ref), on_progress=events.put)
+    t_start = time.monotonic()
+    client.start()
+    try:
+        inputs = decode()  # while the worker imports NeMo
         if all(isinstance(data, errors.CtrlspeakError) for _, data in inputs):
-            _print_errors([{"file": audio.display_path(n), "error": e} for n, e in inputs])
-            return inputs[0][1].exit_status
+            _print_errors([{"file": audio.display_path(n), "error": e} for n, e in inputs[1:]])
+            raise inputs[0][1]
         ready: WorkerReady = _wait(client.ready, events, view)
         results = [_transcribe_one(client, name, data, options, events, view) for name, data in inputs]
     finally:
         view.close()
         client.close()
-    _print(args, results, ready, client, t_start)
-    failures = [r["error"] for r in results if "error" in r]
-    return failures[0].exit_status if failures else 0
+    return results, ready, client, t_start
 
 
 def _transcribe_one(client: WorkerClient, name: str, data: Any, options: TranscribeOptions,

@@ -1,0 +1,339 @@
+"""Keeping a transcription worker alive, so that no request is lost when it dies.
+
+The :class:`Supervisor` owns one :class:`~ctrlspeak.worker_client.WorkerClient` at a time
+and hands out futures that outlive it:
+
+* a worker that dies (SIGKILL, a segfault, the OOM killer) is noticed through its process
+  sentinel at once, restarted after a backoff (1 s, 2 s, 4 s ... 30 s), and every request
+  that was in flight is sent again;
+* a worker that fails to *boot* several times in a row (a corrupt model, say) is not
+  respawned in a loop: the supervisor reports ``ERR_WORKER_BOOT`` (or the load error) and
+  waits for a model switch;
+* a request that runs far past its expected time (from the audio length and the speed
+  measured so far) is a hang: the worker is killed and restarted and the request retried
+  once; a second hang fails it with ``ERR_WORKER_HUNG``;
+* a model switch that fails keeps the previous model (the worker only replaces its model
+  once the new one has loaded).
+
+Thread safety: callbacks arrive on the client's dispatcher thread and on timer threads;
+one lock guards the supervisor's table of requests.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ctrlspeak import errors
+from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
+from ctrlspeak.worker_client import WorkerClient, describe_exit
+
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Restart delays that double from ``first`` up to ``cap``; pure, so tests drive it."""
+
+    def __init__(self, first: float = 1.0, cap: float = 30.0) -> None:
+        self.first, self.cap = first, cap
+        self._next = first
+
+    def next(self) -> float:
+        delay, self._next = self._next, min(self.cap, self._next * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.first
+
+
+class SpeedEstimate:
+    """How long a request should take: audio seconds over measured RTFx, with room to spare."""
+
+    def __init__(self, initial_rtfx: float = 2.0, margin_s: float = 20.0, factor: float = 6.0) -> None:
+        self.rtfx = initial_rtfx
+        self.margin_s, self.factor = margin_s, factor
+        self._measured = False
+
+    def observe(self, audio_s: float, compute_s: float) -> None:
+        if compute_s <= 0 or audio_s < 0.5:
+            return
+        sample = audio_s / compute_s
+        self.rtfx = sample if not self._measured else 0.8 * self.rtfx + 0.2 * sample
+        self._measured = True
+
+    def deadline_s(self, audio_s: float) -> float:
+        return self.margin_s + self.factor * audio_s / max(self.rtfx, 0.05)
+
+
+@dataclass
+class _Request:
+    id: str
+    audio: np.ndarray
+    options: TranscribeOptions
+    future: Future
+    attempts: int = 0
+    hangs: int = 0
+    generation: int = -1
+    timer: threading.Timer | None = field(default=None, repr=False)
+
+
+ClientFactory = Callable[..., Any]
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings_for: Callable[[ModelRef], WorkerSettings],
+        model: ModelRef,
+        *,
+        on_progress: Callable[[Progress], None] = lambda p: None,
+        on_ready: Callable[[WorkerReady], None] = lambda r: None,
+        on_trouble: Callable[[errors.CtrlspeakError, bool], None] = lambda e, final: None,
+        max_boot_failures: int = 3,
+        max_attempts: int = 3,
+        backoff: Backoff | None = None,
+        speed: SpeedEstimate | None = None,
+        client_factory: ClientFactory = WorkerClient,
+    ) -> None:
+        self._settings_for = settings_for
+        self.model = model
+        self._on_progress = on_progress
+        self._on_ready = on_ready
+        self._on_trouble = on_trouble
+        self._max_boot_failures = max_boot_failures
+        self._max_attempts = max_attempts
+        self._backoff = backoff or Backoff()
+        self.speed = speed or SpeedEstimate()
+        self._factory = client_factory
+        self._lock = threading.RLock()
+        self._requests: dict[str, _Request] = {}
+        self._client: Any = None
+        self._generation = 0
+        self._ready: WorkerReady | None = None
+        self._boot_failures = 0
+        self._restart_timer: threading.Timer | None = None
+        self._closed = False
+        self._switch_waiter: Future | None = None
+        self.gave_up: errors.CtrlspeakError | None = None
+        self.restarts = 0
+
+    # -- public -------------------------------------------------------------------------
+    @property
+    def ready(self) -> WorkerReady | None:
+        return self._ready
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._client is None else self._client.pid
+
+    def start(self) -> None:
+        with self._lock:
+            self._spawn()
+
+    def submit(self, audio: np.ndarray, options: TranscribeOptions | None = None) -> Future:
+        request = _Request(uuid.uuid4().hex[:12], np.ascontiguousarray(audio, np.float32),
+                           options or TranscribeOptions(), Future())
+        with self._lock:
+            if self._closed:
+                request.future.set_exception(errors.WorkerCrashed("the transcription worker is shut down"))
+                return request.future
+            self._requests[request.id] = request
+            if self._ready is not None:
+                self._send(request)
+            elif self.gave_up is not None:
+                self._fail(request, self.gave_up)
+        return request.future
+
+    def switch(self, model: ModelRef) -> Future:
+        """Load another model. Returns a future for its WorkerReady.
+
+        With a ready worker the switch happens in place and a failure keeps the old model.
+        With no working worker (boot failures) a fresh worker is started on the new model.
+        """
+        with self._lock:
+            if self._ready is not None and self._client is not None:
+                future = self._client.load_model(model)
+                future.add_done_callback(lambda f: self._switched(model, f))
+                return future
+            self.model = model
+            self.gave_up = None
+            self._boot_failures = 0
+            self._backoff.reset()
+            self._retire_client()
+            future: Future = Future()
+            self._switch_waiter = future
+            self._spawn()
+            return future
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            self._closed = True
+            if self._restart_timer is not None:
+                self._restart_timer.cancel()
+            client, self._client = self._client, None
+            pending = list(self._requests.values())
+            self._requests.clear()
+        if client is not None:
+            client.close(timeout=timeout)
+        for request in pending:
+            self._cancel_timer(request)
+            if not request.future.done():
+                request.future.set_exception(errors.WorkerCrashed("the daemon is shutting down"))
+
+    def kill_worker(self) -> None:
+        client = self._client
+        if client is not None:
+            client.kill()
+
+    # -- worker life cycle --------------------------------------------------------------
+    def _spawn(self) -> None:
+        self._generation += 1
+        generation = self._generation
+        client = self._factory(self._settings_for(self.model), on_progress=self._on_progress,
+                               on_exit=lambda code: self._exited(generation, code))
+        self._client, self._ready = client, None
+        client.start()
+        client.ready.add_done_callback(lambda f: self._booted(generation, f))
+
+    def _retire_client(self) -> None:
+        client, self._client = self._client, None
+        self._generation += 1  # callbacks from the old client are now ignored
+        if client is not None:
+            threading.Thread(target=client.close, kwargs={"timeout": 5.0}, daemon=True).start()
+
+    def _booted(self, generation: int, future: Future) -> None:
+        with self._lock:
+            if generation != self._generation or self._closed:
+                return
+            try:
+                ready = future.result()
+            except errors.CtrlspeakError as exc:
+                self._boot_failed(exc)
+                return
+            self._ready = ready
+            self._boot_failures = 0
+            self._backoff.reset()
+            waiter, self._switch_waiter = self._switch_waiter, None
+            pending = [r for r in self._requests.values() if not r.future.done()]
+            for request in pending:
+                self._send(request)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(ready)
+        self._on_ready(ready)
+
+    def _boot_failed(self, exc: errors.CtrlspeakError) -> None:
+        self._boot_failures += 1
+        permanent = isinstance(exc, (errors.ModelNotFound, errors.ModelNotCached, errors.ModelLoadError,
+                                     errors.DeviceUnavailable))
+        if permanent or self._boot_failures >= self._max_boot_failures:
+            # gunicorn's rule: a worker that cannot boot is not respawned in a loop
+            self.gave_up = exc if permanent else errors.WorkerBootError(
+                f"the worker failed to start {self._boot_failures} times in a row: {exc.message}")
+            log.error("not restarting the worker: %s", self.gave_up.one_line())
+            waiter, self._switch_waiter = self._switch_waiter, None
+            for request in list(self._requests.values()):
+                self._fail(request, self.gave_up)
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(self.gave_up)
+            self._on_trouble(self.gave_up, True)
+            return
+        self._schedule_restart(exc)
+
+    def _exited(self, generation: int, exitcode: int | None) -> None:
+        with self._lock:
+            if generation != self._generation or self._closed:
+                return
+            was_ready = self._ready is not None
+            self._ready = None
+            if not was_ready:
+                return  # _booted() sees the failed ready future and decides
+            exc = errors.WorkerCrashed(f"the transcription worker {describe_exit(exitcode)}; restarting it")
+            log.warning("%s", exc.message)
+            self._schedule_restart(exc)
+
+    def _schedule_restart(self, exc: errors.CtrlspeakError) -> None:
+        delay = self._backoff.next()
+        self.restarts += 1
+        self._on_trouble(exc, False)
+        log.info("restarting the worker in %.0f s", delay)
+        self._restart_timer = threading.Timer(delay, self._restart)
+        self._restart_timer.daemon = True
+        self._restart_timer.start()
+
+    def _restart(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._retire_client()
+            self._spawn()
+
+    def _switched(self, model: ModelRef, future: Future) -> None:
+        if future.exception() is None:
+            with self._lock:
+                self.model = model
+                self._ready = future.result()
+
+    # -- requests -----------------------------------------------------------------------
+    def _send(self, request: _Request) -> None:
+        request.attempts += 1
+        request.generation = self._generation
+        inner = self._client.submit(request.audio, request.options, request_id=f"{request.id}.{request.attempts}")
+        deadline = self.speed.deadline_s(request.audio.size / 16000)
+        self._cancel_timer(request)
+        request.timer = threading.Timer(deadline, self._timed_out, args=(request.id, request.attempts))
+        request.timer.daemon = True
+        request.timer.start()
+        inner.add_done_callback(lambda f: self._answered(request, request.attempts, f))
+
+    def _answered(self, request: _Request, attempt: int, inner: Future) -> None:
+        with self._lock:
+            if request.attempts != attempt or request.future.done():
+                return  # an answer from an attempt we already gave up on
+            exc = inner.exception()
+            if exc is None:
+                self._cancel_timer(request)
+                self._requests.pop(request.id, None)
+                transcript: Transcript = inner.result()
+                self.speed.observe(transcript.timings.audio_s, transcript.timings.compute_s)
+                request.future.set_result(transcript)
+                return
+            if isinstance(exc, errors.WorkerError) and not self._closed:
+                if request.attempts < self._max_attempts:
+                    self._cancel_timer(request)
+                    return  # resent when the restarted worker is ready
+            self._fail(request, exc if isinstance(exc, errors.CtrlspeakError) else errors.TranscribeError(str(exc)))
+
+    def _timed_out(self, request_id: str, attempt: int) -> None:
+        with self._lock:
+            request = self._requests.get(request_id)
+            if request is None or request.attempts != attempt or request.future.done():
+                return
+            request.hangs += 1
+            log.warning("request %s took longer than %.0f s: the worker looks hung",
+                        request_id, self.speed.deadline_s(request.audio.size / 16000))
+            if request.hangs > 1:
+                self._fail(request, errors.WorkerHung(
+                    "the worker hung twice on this recording; it is kept in the journal for `ctrlspeak retry`"))
+            client = self._client
+        self._on_trouble(errors.WorkerHung("the transcription worker stopped responding; restarting it"), False)
+        if client is not None:
+            client.kill()  # the sentinel then drives the normal restart-and-resend path
+
+    def _fail(self, request: _Request, exc: errors.CtrlspeakError) -> None:
+        self._cancel_timer(request)
+        self._requests.pop(request.id, None)
+        if not request.future.done():
+            request.future.set_exception(exc)
+
+    @staticmethod
+    def _cancel_timer(request: _Request) -> None:
+        if request.timer is not None:
+            request.timer.cancel()
+            request.timer = None
