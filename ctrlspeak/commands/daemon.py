@@ -5,7 +5,6 @@ import argparse
 import json
 import logging
 import logging.handlers
-import sys
 from pathlib import Path
 from typing import Any
 

@@ -6,104 +6,17 @@ bundled tiny-en model.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.desktop.daemon_proc import ARTIFACTS, SENTENCE, dictate as _dictate
 from tests.desktop.harness import Desktop, PasteTarget, speak, wait_until
 
 pytestmark = pytest.mark.desktop
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = Path(os.environ.get("CTRLSPEAK_ARTIFACTS", REPO / "artifacts"))
-MODEL = os.environ.get("CTRLSPEAK_E2E_MODEL", "tiny-en")
-#: spoken by espeak-ng, and expected word for word (a held-out sentence for tiny-en)
-SENTENCE = "please send the report to my team before the meeting tomorrow"
-
-
-@dataclass
-class RunningDaemon:
-    proc: subprocess.Popen
-    env: dict[str, str]
-    log: Path
-
-    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "ctrlspeak", *args], env=self.env, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-    def status(self) -> dict:
-        out = self.ctl("status", "--json")
-        return json.loads(out.stdout) if out.returncode == 0 else {}
-
-    def wait_ready(self, timeout: float = 240) -> dict:
-        def ready():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            s = self.status()
-            return s if s.get("worker_ready") else None
-        return wait_until(ready, timeout, "the daemon's worker to be ready", interval=0.5)
-
-    def wait_state(self, state: str, timeout: float = 30) -> dict:
-        return wait_until(lambda: (s := self.status()).get("state") == state and s, timeout, f"state {state}",
-                          interval=0.1)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@pytest.fixture
-def start_daemon(desktop: Desktop, tmp_path: Path) -> Iterator:
-    started: list[RunningDaemon] = []
-
-    def start(*extra: str, env_overrides: dict[str, str | None] | None = None) -> RunningDaemon:
-        env = dict(desktop.env)
-        for var, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"), ("XDG_DATA_HOME", "data"),
-                         ("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache")):
-            (tmp_path / sub).mkdir(exist_ok=True)
-            env[var] = str(tmp_path / sub)
-        runtime = tmp_path / "run"
-        env.update({"CTRLSPEAK_RUNTIME_DIR": str(runtime), "HF_HUB_OFFLINE": "1", "CTRLSPEAK_TRAY": "false",
-                    "CTRLSPEAK_SOUNDS": "false", "CTRLSPEAK_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
-        for key, value in (env_overrides or {}).items():
-            if value is None:
-                env.pop(key, None)
-            else:
-                env[key] = value
-        log = tmp_path / f"daemon-{len(started)}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "ctrlspeak", "run", "--model", MODEL, *extra],
-                                    env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
-        daemon = RunningDaemon(proc, env, log)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.proc.send_signal(signal.SIGTERM)
-            try:
-                daemon.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                daemon.proc.kill()
-                daemon.proc.wait()
-
-
-def _dictate(desktop: Desktop, daemon: RunningDaemon, begin, end) -> None:
-    speech = speak(SENTENCE)
-    begin()
-    daemon.wait_state("recording", timeout=15)
-    desktop.mic.play(speech, lead_s=0.3, tail_s=0.8)
-    assert desktop.mic.wait_played(timeout=60)
-    end()
-
 
 def test_triple_ctrl_dictation_lands_in_the_window(desktop: Desktop, paste_target: PasteTarget, start_daemon):
     daemon = start_daemon()
@@ -157,3 +70,75 @@ def test_without_a_display_the_daemon_runs_and_says_how_to_bind_toggle(desktop: 
     log = daemon.log_text()
     assert log.count("global keys unavailable") == 1
     assert "ctrlspeak toggle" in log
+
+
+def test_a_tap_while_the_model_loads_records_and_is_transcribed_once_ready(desktop, paste_target, start_daemon):
+    daemon = start_daemon()
+    wait_until(lambda: daemon.status().get("state"), 60, "the control socket")
+    assert not daemon.status()["worker_ready"], "the model should still be loading"
+    paste_target.focus()
+    _dictate(desktop, daemon, lambda: daemon.ctl("start"), lambda: daemon.ctl("stop"))
+    text = paste_target.wait_for_text(lambda t: t.strip() != "", timeout=240)
+    assert text.strip() == SENTENCE
+
+
+LONG = ["the quick brown fox jumps over the lazy dog",
+        "my sister bought a new car last week",
+        "we should visit the museum on sunday afternoon"]
+
+
+def test_long_dictation_is_transcribed_while_speaking_and_joined_exactly(desktop, paste_target, start_daemon):
+    import numpy as np
+
+    daemon = start_daemon()
+    daemon.wait_ready()
+    paste_target.focus()
+    pause = np.zeros(int(1.2 * 16000), np.float32)
+    speech = np.concatenate([part for s in LONG for part in (speak(s), pause)])
+    daemon.ctl("start")
+    daemon.wait_state("recording", timeout=15)
+    desktop.mic.play(speech, lead_s=0.3, tail_s=0.5)
+    assert desktop.mic.wait_played(timeout=90)
+    daemon.ctl("stop")
+    text = paste_target.wait_for_text(lambda t: t.strip() != "", timeout=60)
+    assert text.strip() == " ".join(LONG)
+    segments = [line for line in daemon.log_text().splitlines() if "recording stopped after" in line]
+    assert segments and int(segments[-1].split(" in ")[1].split()[0]) >= 3, segments
+
+
+def test_max_length_ends_the_recording_with_a_notice_and_keeps_the_audio(desktop, paste_target, start_daemon):
+    daemon = start_daemon(env_overrides={"CTRLSPEAK_MAX_RECORD_S": "2.5"})
+    daemon.wait_ready()
+    paste_target.focus()
+    daemon.ctl("start")
+    daemon.wait_state("recording", timeout=15)
+    desktop.mic.play(speak(SENTENCE), lead_s=0.2, tail_s=0.5)  # about 4 s: longer than the limit
+    desktop.wait_for_notification(lambda n: "limit" in n.body, timeout=30)
+    text = paste_target.wait_for_text(lambda t: t.strip() != "", timeout=60)
+    assert text.strip() and SENTENCE.startswith(" ".join(text.split()[:2]))
+    assert daemon.status()["state"] == "ready"
+
+
+def test_sighup_with_a_broken_config_keeps_the_old_one(desktop, start_daemon, tmp_path):
+    daemon = start_daemon()
+    daemon.wait_ready()
+    config = Path(daemon.env["XDG_CONFIG_HOME"]) / "ctrlspeak" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('output = "paste"\nthreads = "not a number\n')
+    daemon.proc.send_signal(signal.SIGHUP)
+    note = desktop.wait_for_notification(lambda n: "ERR_CONFIG" in n.summary, timeout=30)
+    assert "keeping the old one" in note.body
+    assert daemon.proc.poll() is None and daemon.status()["worker_ready"]
+
+
+def test_sigterm_while_recording_finishes_the_transcription_then_exits(desktop, paste_target, start_daemon):
+    daemon = start_daemon()
+    daemon.wait_ready()
+    paste_target.focus()
+    daemon.ctl("start")
+    daemon.wait_state("recording", timeout=15)
+    desktop.mic.play(speak(SENTENCE), lead_s=0.3, tail_s=0.6)
+    assert desktop.mic.wait_played(timeout=60)
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(60) == 0
+    assert paste_target.wait_for_text(lambda t: t.strip() != "", timeout=10).strip() == SENTENCE

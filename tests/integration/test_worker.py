@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from ctrlspeak import errors
-from ctrlspeak.ipc import ModelRef, TranscribeOptions
+from ctrlspeak.ipc import TranscribeOptions
 from ctrlspeak.models import registry
 
 pytestmark = pytest.mark.integration

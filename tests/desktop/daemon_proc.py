@@ -1,0 +1,58 @@
+"""The real `ctrlspeak run` daemon as a test subject on the virtual desktop."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.desktop.harness import Desktop, speak, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("CTRLSPEAK_ARTIFACTS", REPO / "artifacts"))
+MODEL = os.environ.get("CTRLSPEAK_E2E_MODEL", "tiny-en")
+#: spoken by espeak-ng, and expected word for word (a held-out sentence for tiny-en)
+SENTENCE = "please send the report to my team before the meeting tomorrow"
+
+
+@dataclass
+class RunningDaemon:
+    proc: subprocess.Popen
+    env: dict[str, str]
+    log: Path
+
+    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ctrlspeak", *args], env=self.env, capture_output=True,
+                              text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def status(self) -> dict:
+        out = self.ctl("status", "--json")
+        return json.loads(out.stdout) if out.returncode == 0 else {}
+
+    def wait_ready(self, timeout: float = 240) -> dict:
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            s = self.status()
+            return s if s.get("worker_ready") else None
+        return wait_until(ready, timeout, "the daemon's worker to be ready", interval=0.5)
+
+    def wait_state(self, state: str, timeout: float = 30) -> dict:
+        return wait_until(lambda: (s := self.status()).get("state") == state and s, timeout, f"state {state}",
+                          interval=0.1)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def dictate(desktop: Desktop, daemon: RunningDaemon, begin, end) -> None:
+    speech = speak(SENTENCE)
+    begin()
+    daemon.wait_state("recording", timeout=15)
+    desktop.mic.play(speech, lead_s=0.3, tail_s=0.8)
+    assert desktop.mic.wait_played(timeout=60)
+    end()
+
+
