@@ -78,3 +78,69 @@ def load_file(path: str | os.PathLike[str]) -> np.ndarray:
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise errors.AudioFileError(f"cannot decode {shown}: {exc}") from exc
     return sanitize(to_mono_16k(data, rate), shown)
+
+
+class FileStream:
+    """A long file read block by block, so memory stays bounded (a 60-minute recording
+    at 44.1 kHz stereo would be 1.3 GB as float32 if read at once).
+
+    Opening validates the file (errors come early, before any model work); :meth:`blocks`
+    yields float32 16 kHz mono blocks.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import soundfile as sf
+
+        self.shown = display_path(path)
+        try:
+            self._fh = open(Path(path), "rb")  # noqa: SIM115 - closed in close()
+        except FileNotFoundError:
+            raise errors.AudioFileError(f"no such file: {self.shown}") from None
+        except IsADirectoryError:
+            raise errors.AudioFileError(f"{self.shown} is a directory, not an audio file") from None
+        except PermissionError:
+            raise errors.AudioFileError(f"permission denied reading {self.shown}") from None
+        try:
+            self._sf = sf.SoundFile(self._fh)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            self._fh.close()
+            raise errors.AudioFileError(f"cannot decode {self.shown}: {exc}") from exc
+        self.rate = self._sf.samplerate
+        self.frames = self._sf.frames
+        if self.frames == 0:
+            self.close()
+            raise errors.AudioInvalid(f"{self.shown} is empty (0 samples)")
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.rate
+
+    def blocks(self, block_s: float = 10.0):
+        import soxr
+
+        resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32") if self.rate != SAMPLE_RATE else None
+        bad = total = 0
+        try:
+            for block in self._sf.blocks(blocksize=int(block_s * self.rate), dtype="float32", always_2d=True):
+                mono = block.mean(axis=1, dtype=np.float32)
+                last = self._sf.tell() >= self.frames
+                out = resampler.resample_chunk(mono, last=last) if resampler is not None else mono
+                finite = np.isfinite(out)
+                bad += int(out.size - finite.sum())
+                total += out.size
+                if not finite.all():
+                    out = np.where(finite, out, np.float32(0.0))
+                yield np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+        finally:
+            self.close()
+        if total and bad / total > 0.5:
+            raise errors.AudioInvalid(f"{self.shown}: {bad / total:.0%} of the samples are NaN or infinite")
+        if bad:
+            log.warning("%s: %d NaN/infinite samples replaced by silence", self.shown, bad)
+
+    def close(self) -> None:
+        try:
+            self._sf.close()
+        except Exception:
+            pass
+        self._fh.close()

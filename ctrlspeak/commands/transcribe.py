@@ -20,8 +20,12 @@ from ctrlspeak.worker_client import WorkerClient
 
 log = logging.getLogger(__name__)
 
-#: longer inputs are cut at pauses into pieces of at most this length
+#: inputs are cut at pauses into pieces of at most this length...
 MAX_PIECE_S = 30.0
+#: ...preferably at least this long (fewer, longer pieces transcribe faster)
+MIN_PIECE_S = 15.0
+#: pieces in flight at once: enough to keep the worker busy, few enough to bound memory
+IN_FLIGHT = 4
 
 
 def worker_settings(cfg: config.Config, ref: Any) -> WorkerSettings:
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
         inputs: list[tuple[str, Any]] = []
         for name in args.files:
             try:
-                inputs.append((name, audio.load_file(name)))
+                inputs.append((name, audio.FileStream(name)))
             except errors.CtrlspeakError as exc:
                 inputs.append((name, exc))
         return inputs
@@ -107,21 +111,47 @@ def run_batch(cfg: config.Config, ref: Any, decode: Any, progress: str = "auto")
 
 def _transcribe_one(client: WorkerClient, name: str, data: Any, options: TranscribeOptions,
                     events: queue.Queue[Progress], view: ProgressView) -> dict[str, Any]:
+    """Transcribe one input (an array, or a FileStream read block by block).
+
+    The input is cut at pauses by the same VAD segmenter the daemon uses, and at most
+    IN_FLIGHT pieces are queued at a time, so memory stays bounded for any length.
+    """
+    from collections import deque
+
+    from ctrlspeak.vad import make_vad
+
     shown = audio.display_path(name)
     if isinstance(data, errors.CtrlspeakError):
         return {"file": shown, "error": data}
     t0 = time.monotonic()
-    pieces = segment.split(data, MAX_PIECE_S)
-    futures = [client.submit(piece, options) for piece in pieces]  # pipelined
+    blocks = data.blocks() if isinstance(data, audio.FileStream) else [data]
+    segmenter = segment.Segmenter(make_vad(), min_silence_s=0.3, min_segment_s=MIN_PIECE_S, max_segment_s=MAX_PIECE_S)
+    in_flight: deque[Any] = deque()
+    transcripts: list[Transcript] = []
+    samples = 0
+
+    def submit(piece: Any) -> None:
+        while len(in_flight) >= IN_FLIGHT:
+            transcripts.append(_wait(in_flight.popleft(), events, view))
+        in_flight.append(client.submit(piece, options))
+
     try:
-        transcripts: list[Transcript] = [_wait(f, events, view) for f in futures]
+        for block in blocks:
+            samples += block.size
+            for piece in segmenter.feed(block):
+                submit(piece)
+        rest = segmenter.flush()
+        if rest is not None:
+            submit(rest)
+        while in_flight:
+            transcripts.append(_wait(in_flight.popleft(), events, view))
     except errors.CtrlspeakError as exc:
         return {"file": shown, "error": exc}
     return {
         "file": shown,
         "text": segment.join_texts([t.text for t in transcripts]),
-        "audio_s": round(data.size / 16000, 3),
-        "pieces": len(pieces),
+        "audio_s": round(samples / 16000, 3),
+        "pieces": len(transcripts),
         "timings": {
             "roundtrip_s": round(time.monotonic() - t0, 4),
             "queued_s": round(sum(t.timings.queued_s for t in transcripts), 4),
