@@ -261,8 +261,12 @@ class Daemon:
 
     def _setup_tray(self) -> None:
         from ctrlspeak.status import ThreadedSink
-        from ctrlspeak.tray import Tray
+        from ctrlspeak.tray import Tray, tray_host
 
+        available, why = tray_host()
+        if not available:
+            log.info("no tray icon: %s", why)
+            return
         try:
             tray = Tray(on_toggle=lambda: self._post_command({"cmd": "toggle"}),
                         on_model=lambda name: self._post_command({"cmd": "model", "name": name}),

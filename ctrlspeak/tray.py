@@ -36,6 +36,34 @@ def icon_image(state: str, size: int = 64) -> Any:
     return img
 
 
+def tray_host(env: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Whether an icon can dock here, and why not. pystray without a host logs a traceback
+    every few seconds, so the daemon only starts the icon when this says yes."""
+    import os
+    import sys
+
+    env = dict(os.environ if env is None else env)
+    if sys.platform == "darwin":
+        return True, "the macOS menu bar"
+    display = env.get("DISPLAY")
+    if not display:
+        return False, "no X display (Wayland trays need the AppIndicator backend, not available here)"
+    try:
+        from Xlib import display as xdisplay
+
+        d = xdisplay.Display(display)
+        try:
+            screen = d.get_default_screen()
+            owner = d.get_selection_owner(d.intern_atom(f"_NET_SYSTEM_TRAY_S{screen}"))
+        finally:
+            d.close()
+    except Exception as exc:
+        return False, f"cannot ask the X server: {exc}"
+    if not owner:
+        return False, "no system tray on this desktop"
+    return True, "an X11 system tray"
+
+
 class Tray:
     def __init__(self, on_toggle: Callable[[], None], on_model: Callable[[str], None],
                  on_quit: Callable[[], None], models: Sequence[str]) -> None:

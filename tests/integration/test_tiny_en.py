@@ -1,0 +1,90 @@
+"""Exact text from the bundled tiny-en model (real weights) through the spawned worker.
+
+These catch what random weights cannot: wrong scaling (int16 vs float), a wrong sample rate,
+a channel mix-up, words dropped or doubled where pieces are joined, and text mangling.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "samples" / "sample-en.wav"
+EXPECTED = (REPO / "samples" / "sample-en.txt").read_text().strip()
+
+
+def _trainer():
+    spec = importlib.util.spec_from_file_location("train_tiny_model", REPO / "scripts" / "train_tiny_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _transcribe(*files: Path) -> dict:
+    out = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", "tiny-en", "--json",
+                          "--progress", "none", *map(str, files)], capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_tiny_en_is_bundled_and_registered():
+    from ctrlspeak.models import registry
+
+    ref = registry.resolve("tiny-en")
+    path = Path(ref.path)
+    assert path.is_file() and path.stat().st_size < 20 * 2**20
+    assert registry.spec_for("tiny-en").family == "ctc"
+
+
+def test_exact_text_in_every_format_and_layout(tmp_path):
+    audio, rate = sf.read(SAMPLE, dtype="float32")
+    assert rate == 16000 and audio.ndim == 1
+    files = [SAMPLE]
+    # stereo 44.1 kHz int16, the speech in the LEFT channel only: a channel mix-up or a
+    # wrong rate breaks the text
+    up = soxr.resample(audio, 16000, 44100)
+    stereo = np.stack([up, np.zeros_like(up)], axis=1)
+    files.append(tmp_path / "stereo44k.wav")
+    sf.write(files[-1], stereo, 44100, subtype="PCM_16")
+    files.append(tmp_path / "sample.flac")
+    sf.write(files[-1], audio, 16000)
+    files.append(tmp_path / "sample.ogg")
+    sf.write(files[-1], audio, 16000, format="OGG", subtype="VORBIS")
+    files.append(tmp_path / "float48k.wav")
+    sf.write(files[-1], soxr.resample(audio, 16000, 48000), 48000, subtype="FLOAT")
+    doc = _transcribe(*files)
+    assert doc["family"] == "ctc"
+    for result in doc["results"]:
+        assert result["text"] == EXPECTED, result["file"]
+
+
+def test_long_utterance_with_pauses_comes_out_whole(tmp_path):
+    trainer = _trainer()
+    _, heldout, _ = trainer.build_datasets(0, 40, 0)
+    texts = [item["text"] for item in heldout if len(item["text"].split()) >= 6][:6]
+    parts = []
+    for text in texts:  # about 25-35 s, cut by the VAD segmenter at the pauses
+        parts += [trainer.synth(text, voice="en-us", rate=160, pitch=50), np.zeros(int(0.8 * 16000), np.float32)]
+    path = tmp_path / "long.wav"
+    sf.write(path, np.concatenate(parts), 16000, subtype="PCM_16")
+    doc = _transcribe(path)
+    result = doc["results"][0]
+    hyp, ref = result["text"].split(), " ".join(texts).split()
+    errors = trainer.error_rates([" ".join(ref)], [" ".join(hyp)])
+    assert errors["wer"] <= 0.05, (result["text"], " ".join(ref))
+    assert hyp[:2] == ref[:2] and hyp[-2:] == ref[-2:], "nothing dropped at the ends"
+    # a dropped or doubled piece would shift the count by a sentence (6+ words), not by a word
+    assert abs(len(hyp) - len(ref)) <= 2, "nothing dropped or doubled where pieces were joined"
+    assert result["pieces"] >= 2, "the file was cut at its pauses"
