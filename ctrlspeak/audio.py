@@ -61,23 +61,9 @@ def display_path(path: str | os.PathLike[str]) -> str:
 
 
 def load_file(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a WAV/FLAC/OGG (anything libsndfile reads) as float32 16 kHz mono."""
-    import soundfile as sf
-
-    shown = display_path(path)
-    try:
-        # a file object sidesteps libsndfile's own path decoding (non-UTF-8 names)
-        with open(Path(path), "rb") as fh:
-            data, rate = sf.read(fh, dtype="float32", always_2d=True)
-    except FileNotFoundError:
-        raise errors.AudioFileError(f"no such file: {shown}") from None
-    except IsADirectoryError:
-        raise errors.AudioFileError(f"{shown} is a directory, not an audio file") from None
-    except PermissionError:
-        raise errors.AudioFileError(f"permission denied reading {shown}") from None
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise errors.AudioFileError(f"cannot decode {shown}: {exc}") from exc
-    return sanitize(to_mono_16k(data, rate), shown)
+    """Read a whole WAV/FLAC/OGG (anything libsndfile reads) as float32 16 kHz mono."""
+    blocks = list(FileStream(path).blocks())
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
 
 
 class FileStream:
