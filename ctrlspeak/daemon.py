@@ -193,6 +193,7 @@ class Daemon:
         self._recorder = Recorder(self.cfg.input_device, on_audio=lambda a: self._inbox.put(_Audio(a)),
                                   on_stall=lambda why: self._inbox.put(_Stall(why)), preroll_s=self.cfg.preroll_s)
         self._closers.append(self._recorder.close)
+        self._check_microphone()
         self._setup_output()
         if self._want_hotkey:
             self._setup_hotkey()
@@ -208,6 +209,17 @@ class Daemon:
                                 lambda sig: self._on_signal(sig))
             relay.install()
             self._closers.append(relay.restore)
+
+    def _check_microphone(self) -> None:
+        """Say at start, not at the first tap, when the microphone is missing. Not fatal:
+        it is looked up again at every recording, so plugging one in later just works."""
+        from ctrlspeak.recorder import resolve_device
+
+        try:
+            device = resolve_device(self.cfg.input_device)
+            log.info("microphone: %s", device.name)
+        except errors.CtrlspeakError as exc:
+            self._publish_error(exc)
 
     def _open_journal(self) -> None:
         from ctrlspeak.journal import Journal
@@ -374,14 +386,15 @@ class Daemon:
         self._closers.clear()
 
     # -- recording ----------------------------------------------------------------------
-    def start_recording(self, source: str) -> None:
+    def start_recording(self, source: str) -> errors.CtrlspeakError | None:
+        """Start a recording; returns the error (already published) when it cannot."""
         if self._session is not None or self._stopping:
-            return
+            return None
         try:
             pre = self._recorder.begin()
         except errors.CtrlspeakError as exc:
             self._publish_error(exc)
-            return
+            return exc
         self._session = Session(
             id=uuid.uuid4().hex[:8], started=time.monotonic(),
             segmenter=Segmenter(self._vad, min_silence_s=self.cfg.min_silence_s, max_segment_s=self.cfg.max_segment_s),
@@ -397,6 +410,7 @@ class Daemon:
         self._publish(StatusEvent("recording", "listening", model=self._model_name()))
         if pre.size:
             self._on_audio(pre)
+        return None
 
     def stop_recording(self, reason: str = "") -> None:
         session = self._session
@@ -434,11 +448,11 @@ class Daemon:
         log.info("recording cancelled")
         self._publish(StatusEvent("idle", "cancelled"))
 
-    def toggle(self, source: str) -> None:
+    def toggle(self, source: str) -> errors.CtrlspeakError | None:
         if self._session is None:
-            self.start_recording(source)
-        else:
-            self.stop_recording()
+            return self.start_recording(source)
+        self.stop_recording()
+        return None
 
     def _on_audio(self, audio: np.ndarray) -> None:
         session = self._session
@@ -614,10 +628,10 @@ class Daemon:
     def _on_command(self, event: _Command) -> None:
         cmd = event.request.get("cmd")
         try:
-            if cmd == "toggle":
-                self.toggle("socket")
-            elif cmd == "start":
-                self.start_recording("socket")
+            if cmd in ("toggle", "start"):
+                failed = self.toggle("socket") if cmd == "toggle" else self.start_recording("socket")
+                if failed is not None:
+                    raise failed
             elif cmd == "stop":
                 self.stop_recording()
             elif cmd == "cancel":

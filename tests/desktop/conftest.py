@@ -79,7 +79,7 @@ def start_daemon(desktop: Desktop, tmp_path: Path) -> Iterator:
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """The fault-injection table (issue: nothing is lost)."""
     try:
-        from tests.desktop.test_faults import SCENARIOS
+        from tests.desktop.daemon_proc import SCENARIOS
     except ImportError:
         return
     if not SCENARIOS:

@@ -13,6 +13,9 @@ from tests.desktop.harness import Desktop, speak, wait_until
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CTRLSPEAK_ARTIFACTS", REPO / "artifacts"))
 MODEL = os.environ.get("CTRLSPEAK_E2E_MODEL", "tiny-en")
+#: fault-injection scenarios and their outcomes, printed at the end of the run (conftest)
+SCENARIOS: list[tuple[str, str]] = []
+
 #: spoken by espeak-ng, and expected word for word (a held-out sentence for tiny-en)
 SENTENCE = "please send the report to my team before the meeting tomorrow"
 

@@ -14,12 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.desktop.harness import speak, wait_until
-from tests.desktop.daemon_proc import SENTENCE, dictate as _dictate
+from tests.desktop.daemon_proc import SCENARIOS, SENTENCE, dictate as _dictate
 
 pytestmark = pytest.mark.desktop
-
-SCENARIOS: list[tuple[str, str]] = []
-
 
 @pytest.fixture
 def scenario(request):
@@ -154,3 +151,15 @@ def test_read_only_config(desktop, paste_target, start_daemon, scenario):
     _dictate(desktop, daemon, lambda: daemon.ctl("start"), lambda: daemon.ctl("stop"))
     assert paste_target.wait_for_text(lambda t: t.strip() != "", timeout=60).strip() == SENTENCE
     scenario["outcome"] = "config on a read-only filesystem: clear ERR_CONFIG, dictation unaffected"
+
+
+def test_missing_microphone_at_start_is_an_error_with_a_hint(desktop, start_daemon, scenario):
+    daemon = start_daemon("--device", "no such microphone")
+    daemon.wait_ready()
+    note = desktop.wait_for_notification(lambda n: "ERR_AUDIO_DEVICE" in n.summary, timeout=30)
+    assert "no input device matches" in note.body and "ctrlspeak devices" in note.body
+    assert daemon.proc.poll() is None
+    out = daemon.ctl("start")
+    assert out.returncode == 21 and "ERR_AUDIO_DEVICE" in out.stderr  # `start` says why it cannot
+    assert daemon.status()["state"] == "ready"  # still up, still answering
+    scenario["outcome"] = "ERR_AUDIO_DEVICE with a hint at start; the daemon stays up"
