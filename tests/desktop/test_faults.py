@@ -34,13 +34,14 @@ def test_worker_sigkill_mid_transcription(desktop, paste_target, start_daemon, s
     daemon = start_daemon()
     worker = daemon.wait_ready()["worker_pid"]
     paste_target.focus()
+    os.kill(worker, signal.SIGSTOP)  # frozen: every segment of this recording is in flight
     daemon.ctl("start")
     daemon.wait_state("recording")
     desktop.mic.play(speak(SENTENCE), lead_s=0.3, tail_s=0.8)
     assert desktop.mic.wait_played(timeout=60)
-    os.kill(worker, signal.SIGSTOP)  # freeze it so the last segment is surely in flight
     daemon.ctl("stop")
     time.sleep(0.5)
+    assert daemon.status()["state"] == "transcribing"
     os.kill(worker, signal.SIGKILL)
     assert paste_target.wait_for_text(lambda t: t.strip() != "", timeout=120).strip() == SENTENCE
     assert daemon.status()["worker_pid"] != worker
@@ -52,11 +53,11 @@ def test_worker_sigstop_is_a_hang(desktop, paste_target, start_daemon, scenario)
     daemon = start_daemon(env_overrides={"CTRLSPEAK_HANG_MARGIN_S": "3"})
     worker = daemon.wait_ready()["worker_pid"]
     paste_target.focus()
+    os.kill(worker, signal.SIGSTOP)  # a hung worker: alive, but it never answers
     daemon.ctl("start")
     daemon.wait_state("recording")
     desktop.mic.play(speak(SENTENCE), lead_s=0.3, tail_s=0.8)
     assert desktop.mic.wait_played(timeout=60)
-    os.kill(worker, signal.SIGSTOP)
     daemon.ctl("stop")
     assert paste_target.wait_for_text(lambda t: t.strip() != "", timeout=120).strip() == SENTENCE
     desktop.wait_for_notification(lambda n: "ERR_WORKER_HUNG" in n.summary, timeout=20)
