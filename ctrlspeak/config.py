@@ -53,6 +53,9 @@ class Config:
     offline: bool = False
     #: Hugging Face cache dir; None = huggingface_hub's default (HF_HUB_CACHE)
     hf_cache_dir: str | None = None
+    #: keep a fast-start copy of each restored model (no untar, no random init, mmap'd weights;
+    #: costs disk about the size of the model); see models/fastload.py
+    weights_cache: bool = True
     log_level: str = "WARNING"
 
     # -- the daemon ----------------------------------------------------------------
@@ -111,6 +114,14 @@ class Config:
     @property
     def effective_threads(self) -> int:
         return self.threads or default_threads()
+
+    @property
+    def weights_cache_dir(self) -> str | None:
+        if not self.weights_cache:
+            return None
+        from platformdirs import user_cache_dir
+
+        return str(Path(user_cache_dir("ctrlspeak", appauthor=False)) / "weights")
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -38,6 +38,7 @@ from ctrlspeak.models import download, registry
 from ctrlspeak.segment import Segmenter, join_texts
 from ctrlspeak.status import StatusBus, StatusEvent
 from ctrlspeak.supervisor import SpeedEstimate, Supervisor
+from ctrlspeak.worker_client import settings_from_config
 
 log = logging.getLogger(__name__)
 
@@ -316,9 +317,7 @@ class Daemon:
         self._setup_output()  # now with the hotkey as the key guard
 
     def _worker_settings(self, ref: ModelRef) -> WorkerSettings:
-        return WorkerSettings(model=ref, compute_device=self.cfg.compute_device,
-                              threads=self.cfg.effective_threads, offline=download.is_offline(self.cfg.offline),
-                              hf_cache_dir=self.cfg.hf_cache_dir, log_level=self.cfg.log_level)
+        return settings_from_config(self.cfg, ref)
 
     def _start_worker(self, ref: ModelRef) -> None:
         self._worker = Supervisor(

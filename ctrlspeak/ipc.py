@@ -58,6 +58,8 @@ class WorkerSettings:
     threads: int = 2
     offline: bool = False
     hf_cache_dir: str | None = None
+    #: where restored models keep a fast-start copy (models/fastload.py); None = no cache
+    weights_cache_dir: str | None = None
     warmup: bool = True
     log_level: str = "WARNING"
     progress_queue_size: int = 64

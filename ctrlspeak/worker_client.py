@@ -247,3 +247,18 @@ class WorkerClient:
             future.set_exception(errors.WorkerCrashed(f"the worker {how} while handling the request"))
         if self._on_exit_cb is not None:
             self._on_exit_cb(self.exitcode)
+
+
+def settings_from_config(cfg: Any, ref: Any) -> WorkerSettings:
+    """The worker's settings from the one ``Config`` (the CLI and the daemon share this)."""
+    from ctrlspeak.models.download import is_offline
+
+    return WorkerSettings(
+        model=ref,
+        compute_device=cfg.compute_device,
+        threads=cfg.effective_threads,
+        offline=is_offline(cfg.offline),
+        hf_cache_dir=cfg.hf_cache_dir,
+        weights_cache_dir=cfg.weights_cache_dir,
+        log_level=cfg.log_level,
+    )

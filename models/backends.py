@@ -72,18 +72,25 @@ def family_of(model: Any) -> str:
     raise errors.ModelLoadError(f"unsupported model class {type(model).__name__}")
 
 
-def restore(path: str, device: torch.device) -> Any:
+def restore(path: str, device: torch.device, cache_root: str | None = None) -> tuple[Any, bool]:
+    """Return (model in eval mode, whether the weights cache served it)."""
     from nemo.collections.asr.models import ASRModel
 
+    cached = False
     try:
         with _kept_cwd():
-            model = ASRModel.restore_from(restore_path=os.path.abspath(path), map_location=device)
+            if cache_root:
+                from ctrlspeak.models import fastload
+
+                model, cached = fastload.restore_cached(path, device, cache_root)
+            else:
+                model = ASRModel.restore_from(restore_path=os.path.abspath(path), map_location=device)
     except errors.CtrlspeakError:
         raise
     except Exception as exc:
         raise errors.ModelLoadError(f"cannot load {os.fsdecode(path)!r}: {type(exc).__name__}: {exc}") from exc
     model.eval()
-    return model
+    return model, cached
 
 
 def _texts(result: Any) -> list[str]:
@@ -176,12 +183,13 @@ def load(
     path: str,
     device_preference: str,
     on_stage: Callable[[str, float, str], None],
+    cache_root: str | None = None,
 ) -> Backend:
     device = pick_device(device_preference)
     on_stage("restore", 0.0, f"restoring {os.path.basename(os.fsdecode(path))} on {device.type}")
-    model = restore(path, device)
+    model, cached = restore(path, device, cache_root)
     family = family_of(model)
-    on_stage("restore", 1.0, f"restored a {family} model")
+    on_stage("restore", 1.0, f"restored a {family} model" + (" from the weights cache" if cached else ""))
     return Backend(model=model, family=family, device=device, dtype=half_dtype(device))
 
 

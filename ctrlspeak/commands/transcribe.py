@@ -11,12 +11,12 @@ from concurrent.futures import Future
 from typing import Any
 
 from ctrlspeak import audio, config, errors, segment
-from ctrlspeak.ipc import Progress, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
+from ctrlspeak.ipc import Progress, TranscribeOptions, Transcript, WorkerReady
 from ctrlspeak.models import registry
 from ctrlspeak.models.download import is_offline
 from ctrlspeak.patches.tqdm_lock import apply_tqdm_lock
 from ctrlspeak.progress_view import ProgressView
-from ctrlspeak.worker_client import WorkerClient
+from ctrlspeak.worker_client import WorkerClient, settings_from_config
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +26,6 @@ MAX_PIECE_S = 30.0
 MIN_PIECE_S = 15.0
 #: pieces in flight at once: enough to keep the worker busy, few enough to bound memory
 IN_FLIGHT = 4
-
-
-def worker_settings(cfg: config.Config, ref: Any) -> WorkerSettings:
-    return WorkerSettings(
-        model=ref,
-        compute_device=cfg.compute_device,
-        threads=cfg.effective_threads,
-        offline=is_offline(cfg.offline),
-        hf_cache_dir=cfg.hf_cache_dir,
-        log_level=cfg.log_level,
-    )
 
 
 def check_available(cfg: config.Config, ref: Any) -> None:
@@ -93,7 +82,7 @@ def run_batch(cfg: config.Config, ref: Any, decode: Any, progress: str = "auto")
     apply_tqdm_lock()
     view = ProgressView(bars=None if progress == "auto" else progress == "bar", quiet=progress == "none")
     events: queue.Queue[Progress] = queue.Queue()
-    client = WorkerClient(worker_settings(cfg, ref), on_progress=events.put)
+    client = WorkerClient(settings_from_config(cfg, ref), on_progress=events.put)
     t_start = time.monotonic()
     client.start()
     try:
