@@ -31,6 +31,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -92,25 +93,42 @@ def no_weight_init() -> Iterator[None]:
             setattr(init, name, fn)
 
 
+def load_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
+    """The entry's state dict; on CPU memory-mapped and paged in (a C++ loop, no GIL held)."""
+    if device.type != "cpu":
+        return torch.load(path, map_location=device, weights_only=True)
+    state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    with torch.inference_mode():
+        for tensor in state.values():
+            if tensor.numel():
+                tensor.reshape(-1)[::1024].sum()  # one read per 4 KiB page
+    return state
+
+
 def _connector_class() -> type:
     from nemo.core.connectors.save_restore_connector import SaveRestoreConnector
 
     class CachedConnector(SaveRestoreConnector):
-        """NeMo's connector, reading an extracted cache entry with mmap'd weights."""
+        """NeMo's connector, reading an extracted cache entry with mmap'd weights.
 
-        def __init__(self, entry: Path) -> None:
+        The weights are mapped and paged in on a helper thread while the model is being
+        constructed on this one (construction is Python, mostly OmegaConf; paging is not).
+        """
+
+        def __init__(self, entry: Path, device: torch.device) -> None:
             super().__init__()
             self.model_extracted_dir = str(entry)
             self.model_weights_ckpt = WEIGHTS
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="ctrlspeak-weights")
+            self._weights = self._pool.submit(load_weights, entry / WEIGHTS, device)
+            self._pool.shutdown(wait=False)
 
         def load_config_and_state_dict(self, *args: Any, **kwargs: Any) -> Any:
             with no_weight_init():
                 return super().load_config_and_state_dict(*args, **kwargs)
 
-        @staticmethod
-        def _load_state_dict_from_disk(model_weights: str, map_location: Any = "cpu") -> Any:
-            mmap = torch.device(map_location or "cpu").type == "cpu"
-            return torch.load(model_weights, map_location=map_location, mmap=mmap, weights_only=True)
+        def _load_state_dict_from_disk(self, model_weights: str, map_location: Any = "cpu") -> Any:
+            return self._weights.result()
 
         def load_instance_with_state_dict(self, instance: Any, state_dict: Any, strict: bool) -> None:
             instance.load_state_dict(state_dict, strict=strict, assign=True)
@@ -167,7 +185,7 @@ def restore_cached(path: str, device: torch.device, root: str | os.PathLike[str]
     if valid_entry(entry, identity):
         try:
             model = ASRModel.restore_from(restore_path=os.path.abspath(path), map_location=device,
-                                          save_restore_connector=_connector_class()(entry))
+                                          save_restore_connector=_connector_class()(entry, device))
             return model, True
         except Exception as exc:  # a damaged entry: rebuild it below
             log.warning("weights cache %s unusable (%s: %s); restoring %s the plain way",
