@@ -76,6 +76,12 @@ def main() -> int:
           f"{doc['worker']['start_s']:.1f} s")
     print(f"held-out sentences: {len(heldout):4d}  words {short['words']:5d}  "
           f"WER {100 * short['wer']:5.2f} %  CER {100 * short['cer']:5.2f} %")
+    canon = trainer.homophones()
+    same = trainer.error_rates([trainer.canonical(r, canon) for r in refs_short],
+                               [trainer.canonical(h, canon) for h in hyps[: len(heldout)]])
+    groups = len(set(canon.values()))
+    print(f"  the same, counting the {groups} groups of words espeak-ng says identically "
+          f"(to/two, by/buy/bye, ...) as equal: WER {100 * same['wer']:5.2f} %")
     durations = [a.size / 16000 for a in long_audio]
     print(f"long utterances:    {len(long_items):4d}  words {long['words']:5d}  "
           f"WER {100 * long['wer']:5.2f} %  CER {100 * long['cer']:5.2f} %  "

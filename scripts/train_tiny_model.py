@@ -528,6 +528,30 @@ def _edit_ops(ref: list, hyp: list):
     return int(d[n, m]), ops[::-1]
 
 
+def homophones(words: list[str] | None = None, voice: str = "en-us") -> dict[str, str]:
+    """Words espeak-ng pronounces identically (same phonemes), mapped to one spelling.
+
+    With random word sequences there is no context to tell "to" from "two": these set a floor
+    under any model's WER on this data, reported beside the strict WER, never instead of it.
+    """
+    words = sorted(set(words or load_words()))
+    out = subprocess.run(["espeak-ng", "-q", "-x", "-v", voice, "--stdin"],
+                         input="\n".join(w + "." for w in words), capture_output=True, text=True,
+                         check=True).stdout
+    phonemes = [line.strip() for line in out.strip().split("\n") if line.strip()]
+    if len(phonemes) != len(words):
+        return {}
+    first: dict[str, str] = {}
+    canon = {}
+    for w, ph in zip(words, phonemes):
+        canon[w] = first.setdefault(ph, w)
+    return {w: c for w, c in canon.items() if w != c or list(canon.values()).count(c) > 1}
+
+
+def canonical(text: str, canon: dict[str, str]) -> str:
+    return " ".join(canon.get(w, w) for w in text.split())
+
+
 def error_rates(refs: list[str], hyps: list[str]) -> dict:
     we = wn = ce = cn = 0
     for r, h in zip(refs, hyps):
@@ -620,6 +644,9 @@ def main(argv=None) -> int:
     p.add_argument("--max-minutes", type=float, default=None,
                    help="time budget for training: the cosine schedule follows whichever of "
                         "steps or elapsed time runs out first (not bit-reproducible when it binds)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="start from these weights (a .nemo or a checkpoint.pt of this script with "
+                        "the same settings) instead of random ones: a second training stage")
     p.add_argument("--no-checkpoint", action="store_true",
                    help="do not save/resume WORKDIR/checkpoint.pt after each epoch")
     p.add_argument("--make-sample", action="store_true",
@@ -666,6 +693,21 @@ def main(argv=None) -> int:
     model = build_model(cfg)
     n_params = count_params(model)
     print(f"model: {n_params} parameters", flush=True)
+    if a.init_from:
+        import torch
+
+        if a.init_from.suffix == ".nemo":
+            from nemo.collections.asr.models import ASRModel
+
+            cwd = os.getcwd()
+            try:
+                weights = ASRModel.restore_from(str(a.init_from), map_location="cpu").state_dict()
+            finally:
+                os.chdir(cwd)
+        else:
+            weights = torch.load(a.init_from, map_location="cpu", weights_only=False)["model"]
+        model.load_state_dict(weights)
+        print(f"initialised from {a.init_from} (a second stage: new schedule, same data)", flush=True)
     deadline = time.time() + a.max_minutes * 60 if a.max_minutes else None
     quick = list(range(0, len(heldout_items), max(1, len(heldout_items) // 100)))
 
@@ -680,7 +722,9 @@ def main(argv=None) -> int:
                      a.seed, deadline=deadline, log=lambda s: print(s, flush=True),
                      checkpoint=ckpt, on_epoch=quick_check,
                      checkpoint_key=json.dumps({k: v for k, v in vars(a).items()
-                                                if k in DEFAULTS and k != "epochs" or k == "seed"},
+                                                if k in DEFAULTS and k != "epochs"
+                                                or k in ("seed", "init_from")},
+                                               default=str,
                                                sort_keys=True))
     print(f"trained {tr['steps']} steps in {tr['seconds']:.0f} s", flush=True)
 
@@ -707,6 +751,7 @@ def main(argv=None) -> int:
         "params": n_params,
         "nemo_bytes": a.out.stat().st_size,
         "seed": a.seed,
+        "init_from": None if a.init_from is None else str(a.init_from),
         "epochs": a.epochs,
         "batch_size": a.batch_size,
         "lr": a.lr,
