@@ -82,7 +82,7 @@ def main() -> int:
             time.sleep(2.0)  # let start-up work settle
             rows["idle after start"] = _measure(daemon.pid, worker, args.seconds)
             control.request("start", path=sock)
-            desktop.mic.play(speak("please send the report to my team"), lead_s=0.2, tail_s=0.4)
+            desktop.mic.play(speak("please send the report for my team"), lead_s=0.2, tail_s=0.4)
             desktop.mic.wait_played(timeout=60)
             control.request("stop", path=sock)
             wait_until(lambda: control.request("status", path=sock)["state"] == "ready", 60, "the transcript")

@@ -17,7 +17,8 @@ MODEL = os.environ.get("CTRLSPEAK_E2E_MODEL", "tiny-en")
 SCENARIOS: list[tuple[str, str]] = []
 
 #: spoken by espeak-ng, and expected word for word (a held-out sentence for tiny-en)
-SENTENCE = "please send the report to my team before the meeting tomorrow"
+#: every word is in tiny-en's vocabulary and none is a homophone (see train_tiny_model.homophones)
+SENTENCE = "please send the report for my team before the meeting tomorrow"
 
 
 @dataclass

@@ -83,8 +83,8 @@ def test_a_tap_while_the_model_loads_records_and_is_transcribed_once_ready(deskt
 
 
 LONG = ["the quick brown fox jumps over the lazy dog",
-        "my sister bought a new car last week",
-        "we should visit the museum on sunday afternoon"]
+        "my sister bought a small car last month",
+        "we should visit the park on sunday afternoon"]
 
 
 def test_long_dictation_is_transcribed_while_speaking_and_joined_exactly(desktop, paste_target, start_daemon):

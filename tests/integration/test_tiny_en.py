@@ -82,7 +82,11 @@ def test_long_utterance_with_pauses_comes_out_whole(tmp_path):
     sf.write(path, np.concatenate(parts), 16000, subtype="PCM_16")
     doc = _transcribe(path)
     result = doc["results"][0]
-    hyp, ref = result["text"].split(), " ".join(texts).split()
+    # homophones (to/two, ...) cannot be told apart in random word sequences: compare spellings
+    # through one canonical member of each group; what this test is about is dropped words
+    canon = trainer.homophones()
+    hyp = trainer.canonical(result["text"], canon).split()
+    ref = trainer.canonical(" ".join(texts), canon).split()
     errors = trainer.error_rates([" ".join(ref)], [" ".join(hyp)])
     assert errors["wer"] <= 0.05, (result["text"], " ".join(ref))
     assert hyp[:2] == ref[:2] and hyp[-2:] == ref[-2:], "nothing dropped at the ends"
