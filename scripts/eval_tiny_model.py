@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 def _trainer():
     spec = importlib.util.spec_from_file_location("train_tiny_model", HERE / "train_tiny_model.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # the synthesis pool pickles its worker function by module name
     spec.loader.exec_module(module)
     return module
 

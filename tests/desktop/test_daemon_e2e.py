@@ -116,7 +116,8 @@ def test_max_length_ends_the_recording_with_a_notice_and_keeps_the_audio(desktop
     desktop.mic.play(speak(SENTENCE), lead_s=0.2, tail_s=0.5)  # about 4 s: longer than the limit
     desktop.wait_for_notification(lambda n: "limit" in n.body, timeout=30)
     text = paste_target.wait_for_text(lambda t: t.strip() != "", timeout=60)
-    assert text.strip() and SENTENCE.startswith(" ".join(text.split()[:2]))
+    # cut mid-sentence (the last word may be cut mid-word): the start came through
+    assert text.split() and text.split()[0] == SENTENCE.split()[0], text
     assert daemon.status()["state"] == "ready"
 
 
