@@ -118,7 +118,7 @@ def test_max_length_ends_the_recording_with_a_notice_and_keeps_the_audio(desktop
     text = paste_target.wait_for_text(lambda t: t.strip() != "", timeout=60)
     # cut mid-sentence (the last word may be cut mid-word): the start came through
     assert text.split() and text.split()[0] == SENTENCE.split()[0], text
-    assert daemon.status()["state"] == "ready"
+    daemon.wait_state("ready", timeout=15)  # the text is pasted just before the state flips
 
 
 def test_sighup_with_a_broken_config_keeps_the_old_one(desktop, start_daemon, tmp_path):

@@ -52,7 +52,7 @@ AUDIT = textwrap.dedent(
     import os, socket, sys
     _log = os.environ["CTRLSPEAK_NET_AUDIT"]
     with open(_log + ".loaded", "a") as f:  # which processes the guard is active in
-        f.write(f"{os.getpid()}\n")
+        f.write(f"{os.getpid()}\\n")
     def _hook(event, args):
         if event == "socket.connect":
             family = getattr(args[0], "family", None)
