@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -88,6 +89,9 @@ class Config:
     keep_recordings: int = 0
     #: a request is a hang after this many seconds plus 6x its expected compute time
     hang_margin_s: float = 20.0
+    #: stop the worker (freeing the model's memory) after this many idle minutes; it reloads
+    #: at the next dictation, which records at once meanwhile; 0 = keep it loaded
+    keep_alive_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if self.compute_device not in COMPUTE_DEVICES:
@@ -110,6 +114,9 @@ class Config:
             raise errors.ConfigError(f"keep_recordings must be 0 or more, not {self.keep_recordings}")
         if self.preroll_s < 0:
             raise errors.ConfigError(f"preroll_s must be 0 or more, not {self.preroll_s}")
+        if not 0 <= self.keep_alive_minutes < math.inf:  # also refuses NaN
+            raise errors.ConfigError(
+                f"keep_alive_minutes must be 0 (never unload) or a positive number, not {self.keep_alive_minutes}")
 
     @property
     def effective_threads(self) -> int:

@@ -15,6 +15,11 @@ A recording is a :class:`Session`. Its audio is cut at pauses (:class:`Segmenter
 each segment goes to the worker while the person is still speaking, so after the stop
 tap only the last segment is left to transcribe. A tap while the model is still loading
 records anyway: segments wait for the worker and are sent once it is ready.
+
+With ``keep_alive_minutes`` set, a daemon idle that long stops its worker to free the
+model's memory (never while recording or transcribing); the next tap records at once and
+reloads it, and the segments wait for it as they do at the first start. The main loop
+blocks on its inbox with the time left until then as the timeout: no polling.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import signal
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +40,7 @@ import numpy as np
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
+from ctrlspeak.keepalive import KeepAlive
 from ctrlspeak.models import download, registry
 from ctrlspeak.segment import Segmenter, join_texts
 from ctrlspeak.status import StatusBus, StatusEvent
@@ -144,7 +151,8 @@ def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
 
 class Daemon:
     def __init__(self, cfg: config_mod.Config, flags: dict[str, Any] | None = None, *,
-                 console: bool = True, hotkey: bool = True, tray: bool | None = None) -> None:
+                 console: bool = True, hotkey: bool = True, tray: bool | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self._flags = flags or {}
         self._inbox: queue.Queue[Any] = queue.Queue()
@@ -164,6 +172,11 @@ class Daemon:
         self._sigint_count = 0
         self._boot_error: errors.CtrlspeakError | None = None
         self._was_ready = False
+        self._clock = clock
+        self._keepalive = KeepAlive(cfg.keep_alive_minutes)
+        self._unloaded = False  # the keep-alive stopped the worker; the next tap reloads it
+        self._reloading = False
+        self._switching = 0  # model switches in flight
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -334,20 +347,59 @@ class Daemon:
     def run(self) -> int:
         self.start()
         try:
-            while True:
-                event = self._inbox.get()
-                try:
-                    self._dispatch(event)
-                except Exception:
-                    log.exception("error handling %s", type(event).__name__)
-                if self._force or (self._stopping and self._idle()):
-                    break
+            self._loop()
         finally:
             self.shutdown()
         return self.exit_status
 
+    def _loop(self) -> None:
+        while True:
+            try:
+                # without a keep-alive due this blocks until an event comes: idle costs no CPU
+                event = self._inbox.get(timeout=self._keepalive.wait_s(self._clock()))
+            except queue.Empty:
+                event = None
+            if event is not None:
+                try:
+                    self._dispatch(event)
+                except Exception:
+                    log.exception("error handling %s", type(event).__name__)
+            self._keep_alive_tick()
+            if self._force or (self._stopping and self._idle()):
+                break
+
     def _idle(self) -> bool:
         return self._session is None and not self._finishing
+
+    # -- keep-alive ---------------------------------------------------------------------
+    def _can_unload(self) -> bool:
+        return (self._keepalive.enabled and self._idle() and not self._stopping and not self._unloaded
+                and self._ready is not None and self._switching == 0 and self._worker is not None)
+
+    def _keep_alive_tick(self) -> None:
+        now = self._clock()
+        self._keepalive.note(now, self._can_unload())
+        if self._keepalive.due(now):
+            self._unload()
+            self._keepalive.note(now, self._can_unload())  # unloaded: the count ends here
+
+    def _unload(self) -> None:
+        assert self._worker is not None
+        if not self._worker.unload():  # a request still pending there: try again a full period later
+            self._keepalive.restart(self._clock())
+            return
+        self._ready, self._unloaded = None, True
+        model = self._model_name()
+        log.info("%s unloaded after %g idle minute(s)", model, self.cfg.keep_alive_minutes)
+        self._publish(StatusEvent("idle", f"{model} unloaded after {self.cfg.keep_alive_minutes:g} idle minute(s) "
+                                          "to free memory; it reloads at the next dictation", model=model))
+
+    def _reload_worker(self) -> None:
+        if not self._unloaded or self._worker is None:
+            return
+        self._unloaded, self._reloading = False, True
+        log.info("reloading %s", self._model_name())
+        self._worker.reload()
 
     def _dispatch(self, event: Any) -> None:
         if isinstance(event, _Audio):
@@ -407,6 +459,7 @@ class Daemon:
         self._sound("start")
         log.info("recording started (%s)", source)
         self._publish(StatusEvent("recording", "listening", model=self._model_name()))
+        self._reload_worker()  # after the recording started: its segments wait for the worker
         if pre.size:
             self._on_audio(pre)
         return None
@@ -565,6 +618,8 @@ class Daemon:
     def _on_progress(self, p: Progress) -> None:
         if p.stage == "transcribe" or self._ready is not None:
             return
+        if self._reloading and not self._idle():
+            return  # a reload under a recording: "recording"/"transcribing" stays on show
         lo, hi = _STAGE_SPAN.get(p.stage, (0.0, 100.0))
         percent = lo + (hi - lo) * (p.fraction or 0.0)
         self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name()))
@@ -574,14 +629,22 @@ class Daemon:
 
         ready = event.ready
         first = self._ready is None and self._boot_error is None and not self._was_ready
+        reloaded, self._reloading = self._reloading, False
         self._ready, self._boot_error, self._was_ready = ready, None, True
         self._model = self._worker.model if self._worker else self._model
         sdnotify.ready()
         message = f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s"
+        if reloaded:
+            log.info("reloaded %s", message)
+            if not self._idle():  # the recording's state stays on show
+                self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
+                return
+            self._publish(StatusEvent("ready", f"reloaded {message}", model=ready.model))
+            return
         self._publish(StatusEvent("ready", message if first else f"worker restarted; {message}", model=ready.model))
 
     def _on_worker_trouble(self, event: _WorkerTrouble) -> None:
-        self._ready = None
+        self._ready, self._reloading = None, False
         if event.final:
             # the daemon stays up: the person can switch model (`ctrlspeak model NAME`)
             self._boot_error = event.error
@@ -592,10 +655,14 @@ class Daemon:
         assert self._worker is not None
         self._publish(StatusEvent("loading", f"switching to {ref.name}", percent=0.0, model=ref.name))
         future = self._worker.switch(ref)
+        if self._unloaded:  # switch() started a fresh worker on the new model
+            self._unloaded, self._reloading = False, True
+        self._switching += 1
         future.add_done_callback(lambda f: self._inbox.put(_ModelSwitched(ref, f)))
         return {"switching": ref.name}
 
     def _on_model_switched(self, event: _ModelSwitched) -> None:
+        self._switching -= 1
         try:
             ready = event.future.result()
         except errors.CtrlspeakError as exc:
@@ -692,6 +759,8 @@ class Daemon:
             self._publish_error(errors.ConfigError(f"config not reloaded, keeping the old one: {exc.message}"))
             return
         old, self.cfg = self.cfg, new
+        if new.keep_alive_minutes != old.keep_alive_minutes:
+            self._keepalive = KeepAlive(new.keep_alive_minutes)
         self._setup_output()
         self._notifier_level(new.notify)
         log.info("config reloaded")
@@ -713,15 +782,22 @@ class Daemon:
             return "recording"
         if self._finishing:
             return "transcribing"
+        if self._unloaded:
+            return "idle"
         if self._ready is not None:
             return "ready"
         return "error" if self._boot_error is not None else "loading"
 
     def _publish(self, event: StatusEvent) -> None:
+        self._refresh_snapshot(event)
+        self.status.publish(event)
+
+    def _refresh_snapshot(self, event: StatusEvent) -> None:
         self._snapshot = {
             "state": self._state(),
             "model": self._model_name(),
             "worker_ready": self._ready is not None,
+            "unloaded": self._unloaded,
             "pid": os.getpid(),
             "worker_pid": self._worker.pid if self._worker else None,
             "last": event.to_json(),
@@ -729,7 +805,6 @@ class Daemon:
         if self._boot_error is not None and self._ready is None:
             self._snapshot["error"] = {"code": self._boot_error.code, "message": self._boot_error.message,
                                        "hint": self._boot_error.hint}
-        self.status.publish(event)
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:
         log.error("%s", exc.one_line())

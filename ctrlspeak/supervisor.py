@@ -13,7 +13,10 @@ and hands out futures that outlive it:
   measured so far) is a hang: the worker is killed and restarted and the request retried
   once; a second hang fails it with ``ERR_WORKER_HUNG``;
 * a model switch that fails keeps the previous model (the worker only replaces its model
-  once the new one has loaded).
+  once the new one has loaded);
+* an idle worker can be unloaded (``keep_alive_minutes``): it is stopped, and the next
+  :meth:`~Supervisor.reload`, :meth:`~Supervisor.submit` or :meth:`~Supervisor.switch`
+  starts a fresh one; requests wait for it like they wait for the first boot.
 
 Thread safety: callbacks arrive on the client's dispatcher thread and on timer threads;
 one lock guards the supervisor's table of requests.
@@ -120,6 +123,9 @@ class Supervisor:
         self._restart_timer: threading.Timer | None = None
         self._closed = False
         self._switch_waiter: Future | None = None
+        self._loading: Future | None = None  # an in-place model switch
+        #: the worker was stopped by unload() and none is running until the next reload
+        self.unloaded = False
         self.gave_up: errors.CtrlspeakError | None = None
         self.restarts = 0
 
@@ -144,6 +150,8 @@ class Supervisor:
                 request.future.set_exception(errors.WorkerCrashed("the transcription worker is shut down"))
                 return request.future
             self._requests[request.id] = request
+            if self.unloaded:
+                self._reload()  # held below until the fresh worker is ready
             if self._ready is not None:
                 self._send(request)
             elif self.gave_up is not None:
@@ -159,9 +167,11 @@ class Supervisor:
         with self._lock:
             if self._ready is not None and self._client is not None:
                 future = self._client.load_model(model)
+                self._loading = future
                 future.add_done_callback(lambda f: self._switched(model, f))
                 return future
             self.model = model
+            self.unloaded = False
             self.gave_up = None
             self._boot_failures = 0
             self._backoff.reset()
@@ -170,6 +180,33 @@ class Supervisor:
             self._switch_waiter = future
             self._spawn()
             return future
+
+    def unload(self) -> bool:
+        """Stop an idle worker to free its memory; False (and nothing done) unless it is
+        ready with no request pending. Its exit is not a crash: nothing restarts it until
+        :meth:`reload`, :meth:`submit` or :meth:`switch`."""
+        with self._lock:
+            switching = self._loading is not None and not self._loading.done()
+            if self._closed or self._ready is None or self._client is None or self._requests or switching:
+                return False
+            log.info("unloading the idle worker %s (%s)", self._client.pid, self.model.name)
+            self._ready = None
+            self.unloaded = True
+            self._retire_client()  # stops it on a thread: the caller does not wait
+            return True
+
+    def reload(self) -> bool:
+        """Start a worker again after :meth:`unload`; False when none was unloaded."""
+        with self._lock:
+            if self._closed or not self.unloaded:
+                return False
+            self._reload()
+            return True
+
+    def _reload(self) -> None:
+        self.unloaded = False
+        self._backoff.reset()
+        self._spawn()
 
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
