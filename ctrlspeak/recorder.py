@@ -190,3 +190,119 @@ class Recorder:
             else:
                 with self._lock:
                     self._preroll.append(audio)
+
+
+class FileSource:
+    """A recording played as if it were spoken into the microphone (benchmarks, tests).
+
+    It has :class:`Recorder`'s interface (open/begin/end/close, ``on_audio``, ``on_stall``),
+    so the daemon takes it in the microphone's place. From :meth:`begin` a thread delivers
+    the clip in blocks of ``block_s`` at real-time pacing: block k once its audio "has been
+    spoken", at start + (k+1) * block_s, as a sound card does. After the clip it delivers
+    silence until :meth:`end`, as a microphone does after the person stops speaking, and
+    ``finished`` is set. Every block has the same size (the clip's last one is padded with
+    silence). No block is delivered once :meth:`end` has returned. A file never stalls:
+    ``on_stall`` is never called. There is no pre-roll (nothing was heard before the start).
+
+    ``clock`` and ``sleep`` exist for tests; by default the thread waits on an event, so
+    :meth:`end` wakes it at once instead of after up to one block.
+    """
+
+    def __init__(self, on_audio: Callable[[np.ndarray], None], on_stall: Callable[[str], None],
+                 clip: Any = None, *, preroll_s: float = 0.0, block_s: float = 0.02,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        del preroll_s  # accepted so the daemon can build either source the same way
+        self._on_audio = on_audio
+        self._on_stall = on_stall
+        self._block = max(1, round(block_s * SAMPLE_RATE))
+        self._clock = clock
+        self._sleep = sleep
+        self._clip = np.zeros(0, np.float32)
+        self._lock = threading.RLock()  # RLock: on_audio may call end() on the playing thread
+        self._halt = threading.Event()
+        self._halt.set()
+        self._thread: threading.Thread | None = None
+        #: set once the whole clip has been delivered (cleared by begin)
+        self.finished = threading.Event()
+        if clip is not None:
+            self.load(clip)
+
+    @property
+    def block_s(self) -> float:
+        return self._block / SAMPLE_RATE
+
+    @property
+    def duration_s(self) -> float:
+        return self._clip.size / SAMPLE_RATE
+
+    def load(self, clip: Any, rate: int = SAMPLE_RATE) -> None:
+        """Play ``clip`` at every following :meth:`begin`: a path to an audio file, or an
+        array of samples at ``rate`` ((frames,) or (frames, channels))."""
+        from ctrlspeak import audio
+
+        if isinstance(clip, np.ndarray):
+            self._clip = audio.to_mono_16k(clip, rate)
+        else:
+            self._clip = audio.load_file(clip)
+
+    @property
+    def is_open(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def recording(self) -> bool:
+        return not self._halt.is_set()
+
+    def open(self) -> None:
+        """Nothing to open: a file is always there."""
+
+    def begin(self) -> np.ndarray:
+        """Start playing the clip from its beginning; returns the (empty) pre-roll."""
+        self.close()
+        with self._lock:
+            self.finished.clear()
+            halt = self._halt = threading.Event()
+            self._thread = threading.Thread(target=self._play, args=(self._clip, halt), name="file-source",
+                                            daemon=True)
+            self._thread.start()
+        return np.zeros(0, np.float32)
+
+    def end(self) -> None:
+        with self._lock:
+            self._halt.set()
+
+    def close(self) -> None:
+        self.end()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(2.0)
+
+    def _wait(self, seconds: float, halt: threading.Event) -> bool:
+        """Wait ``seconds``; True if told to stop meanwhile."""
+        if self._sleep is None:
+            return halt.wait(seconds) if seconds > 0 else halt.is_set()
+        if seconds > 0 and not halt.is_set():
+            self._sleep(seconds)
+        return halt.is_set()
+
+    def _play(self, clip: np.ndarray, halt: threading.Event) -> None:
+        step = self._block
+        # pad to whole blocks so every block has the same size, as a sound card's do
+        padded = np.zeros(-(-clip.size // step) * step, np.float32)
+        padded[:clip.size] = clip
+        silence = np.zeros(step, np.float32)
+        blocks = padded.size // step
+        if blocks == 0:
+            self.finished.set()
+        start = self._clock()
+        k = 0
+        while not self._wait(start + (k + 1) * step / SAMPLE_RATE - self._clock(), halt):
+            block = padded[k * step:(k + 1) * step] if k < blocks else silence
+            with self._lock:
+                if halt.is_set():
+                    return
+                self._on_audio(block.copy())
+            k += 1
+            if k == blocks:
+                self.finished.set()
