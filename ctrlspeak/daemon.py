@@ -23,6 +23,7 @@ blocks on its inbox with the time left until then as the timeout: no polling.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -33,7 +34,8 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -120,6 +122,8 @@ class Session:
     segments: dict[int, np.ndarray] = field(default_factory=dict)  # kept until transcribed
     texts: dict[int, str] = field(default_factory=dict)
     failures: dict[int, errors.CtrlspeakError] = field(default_factory=dict)
+    #: the worker's compute after the stop: what stop-to-text waited for besides the daemon itself
+    compute_after_stop_s: float = 0.0
     count: int = 0
     stopped_at: float | None = None
     reason: str = ""
@@ -152,8 +156,16 @@ def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
 class Daemon:
     def __init__(self, cfg: config_mod.Config, flags: dict[str, Any] | None = None, *,
                  console: bool = True, hotkey: bool = True, tray: bool | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 audio_source: Callable[..., Any] | None = None, stdout: TextIO | None = None,
+                 runtime_dir: Path | None = None) -> None:
+        """``audio_source(on_audio=, on_stall=, preroll_s=)`` makes the audio source in the
+        microphone's place (a :class:`~ctrlspeak.recorder.FileSource` for ``ctrlspeak bench``);
+        ``stdout`` is where output = "stdout" prints; ``runtime_dir`` holds the control socket."""
         self.cfg = cfg
+        self._audio_source = audio_source
+        self._stdout = stdout
+        self._runtime_dir = runtime_dir
         self._flags = flags or {}
         self._inbox: queue.Queue[Any] = queue.Queue()
         self.status = StatusBus()
@@ -200,14 +212,16 @@ class Daemon:
         self._start_worker(self._model)  # first: loading takes longest
         if notice:
             self._publish(StatusEvent("notice", notice, model=self._model.name))
-        self._control = control.ControlServer(control.socket_path(), self._handle_request)
+        self._control = control.ControlServer(control.socket_path(self._runtime_dir), self._handle_request)
         self._control.start()
         self._closers.append(self._control.close)
         self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
-        self._recorder = Recorder(self.cfg.input_device, on_audio=lambda a: self._inbox.put(_Audio(a)),
-                                  on_stall=lambda why: self._inbox.put(_Stall(why)), preroll_s=self.cfg.preroll_s)
+        make_source = self._audio_source or functools.partial(Recorder, self.cfg.input_device)
+        self._recorder = make_source(on_audio=lambda a: self._inbox.put(_Audio(a)),
+                                     on_stall=lambda why: self._inbox.put(_Stall(why)), preroll_s=self.cfg.preroll_s)
         self._closers.append(self._recorder.close)
-        self._check_microphone()
+        if self._audio_source is None:
+            self._check_microphone()
         self._setup_output()
         if self._want_hotkey:
             self._setup_hotkey()
@@ -309,7 +323,8 @@ class Daemon:
         from ctrlspeak.output import NullKeyGuard, Output
 
         guard = self._hotkey if self._hotkey is not None else NullKeyGuard()
-        self._output = Output(self.cfg.output, key_guard=guard, restore_clipboard=self.cfg.restore_clipboard)
+        self._output = Output(self.cfg.output, key_guard=guard, restore_clipboard=self.cfg.restore_clipboard,
+                              stdout=self._stdout)
 
     def _setup_hotkey(self) -> None:
         from ctrlspeak.hotkey import HotkeyConfig, TapDetector
@@ -549,7 +564,11 @@ class Daemon:
         if session is None:
             return
         try:
-            session.texts[event.index] = event.future.result().text
+            transcript = event.future.result()
+            session.texts[event.index] = transcript.text
+            if session.stopped_at is not None:  # only the part the person waited for counts
+                waited = time.monotonic() - session.stopped_at
+                session.compute_after_stop_s += min(transcript.timings.compute_s, waited)
             session.segments.pop(event.index, None)
         except errors.CtrlspeakError as exc:
             session.failures[event.index] = exc
@@ -609,9 +628,15 @@ class Daemon:
             self._history.add(text, model=self._model_name(), duration_s=session.audio_s, latency_s=latency)
         self._forget_journal(session)  # only now: the transcript is committed
         words = len(text.split())
-        self._publish(StatusEvent("done", delivered_note, latency_s=latency, words=words, model=self._model_name()))
+        self._publish(StatusEvent("done", delivered_note, latency_s=latency, words=words, model=self._model_name(),
+                                  compute_s=session.compute_after_stop_s))
 
     # -- the worker ---------------------------------------------------------------------
+    @property
+    def supervisor(self) -> Supervisor | None:
+        """The worker's supervisor (None before start()): ``ctrlspeak bench`` times it directly."""
+        return self._worker
+
     def _model_name(self) -> str:
         return self._model.name if self._model else ""
 
@@ -729,6 +754,11 @@ class Daemon:
             self.stop_recording()
 
     # -- signals ------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop as SIGTERM does (the transcription in flight is finished, then run()
+        returns). Safe from any thread: for a daemon run on a thread of its own."""
+        self._inbox.put(_Signal(int(signal.SIGTERM)))
+
     def _on_signal(self, sig: signal.Signals) -> None:
         # runs on the relay thread: a second SIGINT must work even if the loop is stuck
         if sig == signal.SIGINT:

@@ -36,6 +36,10 @@ class StatusEvent:
     model: str | None = None
     #: transcript length in words (the text itself never goes on the status channel)
     words: int | None = None
+    #: the worker's compute that latency_s waited for (after the stop: normally the last
+    #: segment's), so latency_s minus this is the daemon's own overhead (queues, IPC,
+    #: segmentation, joining, output)
+    compute_s: float | None = None
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
