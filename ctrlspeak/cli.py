@@ -52,13 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     mu = msub.add_parser("use", help="make a model the default (writes the config file)")
     mu.add_argument("name")
 
-    from ctrlspeak.commands import daemon, doctor, history, retry, service
+    from ctrlspeak.commands import bench, daemon, doctor, history, retry, service
 
     daemon.add_parsers(sub)
     history.add_parser(sub)
     retry.add_parser(sub)
     service.add_parser(sub)
     doctor.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
