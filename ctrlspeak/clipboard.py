@@ -124,6 +124,7 @@ class Clipboard:
             self._clear()
         else:
             self._write(content)
+            self._settle(content)
 
     def read_text(self) -> str | None:
         """The clipboard as text, or None when it holds no text."""
@@ -148,6 +149,21 @@ class Clipboard:
                     f"the clipboard did not take the text within {SETTLE_TIMEOUT_S:.1f}s ({self.name})",
                     hint="a clipboard manager may be fighting over the clipboard; run `ctrlspeak doctor`",
                 )
+            time.sleep(0.01)
+
+    def _settle(self, content: ClipboardContent) -> None:
+        """Wait (briefly, without failing) until a read gives back what was restored.
+
+        xclip's parent exits before its child owns the selection: a read straight after
+        can still reach the previous owner."""
+        if not (content.is_text or self.keeps_non_text):
+            return
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while self.get() != content:
+            if time.monotonic() >= deadline:
+                log.warning("the restored clipboard (%s) did not read back within %.1fs", content.mime,
+                            SETTLE_TIMEOUT_S)
+                return
             time.sleep(0.01)
 
     def _read(self, tool: str, args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
