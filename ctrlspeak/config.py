@@ -57,6 +57,9 @@ class Config:
     #: keep a fast-start copy of each restored model (no untar, no random init, mmap'd weights;
     #: costs disk about the size of the model); see models/fastload.py
     weights_cache: bool = True
+    #: PyTorch scaled-dot-product attention in the encoder: the same text, a faster encoder
+    #: (measured by scripts/bench_transcribe.py; same held-out transcripts for tiny-en)
+    sdpa: bool = True
     log_level: str = "WARNING"
 
     # -- the daemon ----------------------------------------------------------------

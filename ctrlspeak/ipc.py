@@ -60,6 +60,8 @@ class WorkerSettings:
     hf_cache_dir: str | None = None
     #: where restored models keep a fast-start copy (models/fastload.py); None = no cache
     weights_cache_dir: str | None = None
+    #: switch the encoder's attention to torch's scaled_dot_product_attention
+    sdpa: bool = True
     warmup: bool = True
     log_level: str = "WARNING"
     progress_queue_size: int = 64

@@ -260,5 +260,6 @@ def settings_from_config(cfg: Any, ref: Any) -> WorkerSettings:
         offline=is_offline(cfg.offline),
         hf_cache_dir=cfg.hf_cache_dir,
         weights_cache_dir=cfg.weights_cache_dir,
+        sdpa=cfg.sdpa,
         log_level=cfg.log_level,
     )

@@ -93,6 +93,29 @@ def restore(path: str, device: torch.device, cache_root: str | None = None) -> t
     return model, cached
 
 
+#: attention modules whose forward has a scaled_dot_product_attention branch (NeMo 3.0);
+#: the Longformer variant raises on it, so it is left alone
+_SDPA_ATTENTION = ("MultiHeadAttention", "RelPositionMultiHeadAttention")
+
+
+def use_sdpa(model: Any, enabled: bool = True) -> int:
+    """Switch the encoder's self-attention to ``torch.nn.functional.scaled_dot_product_attention``
+    (NeMo's ``use_pytorch_sdpa``; models saved without it default to the manual matmul path).
+    Same maths, fewer passes over the attention matrix. Returns how many modules changed."""
+    encoder = getattr(model, "encoder", None)
+    if encoder is None:
+        return 0
+    changed = 0
+    for module in encoder.modules():
+        if type(module).__name__ in _SDPA_ATTENTION and hasattr(module, "use_pytorch_sdpa"):
+            if module.use_pytorch_sdpa != enabled:
+                module.use_pytorch_sdpa = enabled
+                changed += 1
+    if hasattr(encoder, "use_pytorch_sdpa"):
+        encoder.use_pytorch_sdpa = enabled
+    return changed
+
+
 def _texts(result: Any) -> list[str]:
     # NeMo 3.0 returns list[Hypothesis]; older releases returned (best, all) tuples
     if isinstance(result, tuple):
@@ -184,11 +207,14 @@ def load(
     device_preference: str,
     on_stage: Callable[[str, float, str], None],
     cache_root: str | None = None,
+    sdpa: bool = True,
 ) -> Backend:
     device = pick_device(device_preference)
     on_stage("restore", 0.0, f"restoring {os.path.basename(os.fsdecode(path))} on {device.type}")
     model, cached = restore(path, device, cache_root)
     family = family_of(model)
+    if sdpa:
+        use_sdpa(model)
     on_stage("restore", 1.0, f"restored a {family} model" + (" from the weights cache" if cached else ""))
     return Backend(model=model, family=family, device=device, dtype=half_dtype(device))
 
