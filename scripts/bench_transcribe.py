@@ -10,7 +10,12 @@ shared 2-core machine hits both alike. Times are round trips seen from the paren
   B  what the original ctrlspeak did: write the clip to a temporary WAV, then
      ``model.transcribe([path])`` (a Lhotse DataLoader and a manifest per call).
 
+The encoder (preprocessor + encoder forward) and the decode are timed on both sides: ours
+from the worker's own timings, NeMo's with forward hooks on its preprocessor and encoder and a
+timer around its decoding call.
+
 Usage: python scripts/bench_transcribe.py [--model tiny-en] [--audio FILE] [--seconds 5 30] [--runs 7]
+       [--no-sdpa]   (our side without SDPA attention, to see what it is worth)
 """
 from __future__ import annotations
 
@@ -46,6 +51,34 @@ def _nemo_side(model_path: str, threads: int, inbox, outbox) -> None:
     model = ASRModel.restore_from(model_path, map_location="cpu")
     os.chdir(cwd)
     model.eval()
+    nemo_logging.set_verbosity(nemo_logging.ERROR)
+    if "validation_ds" not in model.cfg:  # tiny-en is saved without data configs; transcribe() reads one key
+        from omegaconf import open_dict
+
+        with open_dict(model.cfg):
+            model.cfg.validation_ds = {"use_start_end_token": False}
+    marks: dict[str, float] = {}
+
+    def mark(name):
+        def hook(*_):
+            marks[name] = time.perf_counter()
+        return hook
+
+    model.preprocessor.register_forward_pre_hook(mark("enc0"))
+    model.encoder.register_forward_hook(mark("enc1"))
+    decoding = model.decoding
+    name = "ctc_decoder_predictions_tensor" if hasattr(decoding, "ctc_decoder_predictions_tensor") \
+        else "rnnt_decoder_predictions_tensor"
+    inner = getattr(decoding, name)
+
+    def timed_decode(*a, **k):
+        t = time.perf_counter()
+        try:
+            return inner(*a, **k)
+        finally:
+            marks["dec"] = marks.get("dec", 0.0) + time.perf_counter() - t
+
+    setattr(decoding, name, timed_decode)
     outbox.put("ready")
     with tempfile.TemporaryDirectory() as tmp:
         while True:
@@ -56,9 +89,11 @@ def _nemo_side(model_path: str, threads: int, inbox, outbox) -> None:
             path = os.path.join(tmp, "chunk.wav")
             sf.write(path, audio, 16000)
             t1 = time.perf_counter()
-            hyps = model.transcribe([path], batch_size=1, verbose=False)
+            marks.clear()
+            hyps = model.transcribe([path], batch_size=1, verbose=False, num_workers=0)
             t2 = time.perf_counter()
-            outbox.put((hyps[0].text if hasattr(hyps[0], "text") else str(hyps[0]), t1 - t0, t2 - t1))
+            text = hyps[0].text if hasattr(hyps[0], "text") else str(hyps[0])
+            outbox.put((text, t1 - t0, t2 - t1, marks["enc1"] - marks["enc0"], marks.get("dec", 0.0)))
 
 
 def _clip(base: np.ndarray, seconds: float) -> np.ndarray:
@@ -74,6 +109,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 30.0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-sdpa", action="store_true", help="our side keeps NeMo's manual attention")
     args = parser.parse_args()
 
     from ctrlspeak import audio as audio_mod
@@ -88,33 +124,46 @@ def main() -> int:
     ctx = multiprocessing.get_context("spawn")
     inbox, outbox = ctx.Queue(), ctx.Queue()
     nemo_proc = ctx.Process(target=_nemo_side, args=(model_path, args.threads, inbox, outbox))
-    client = WorkerClient(WorkerSettings(model=ref, threads=args.threads, compute_device="cpu"))
+    client = WorkerClient(WorkerSettings(model=ref, threads=args.threads, compute_device="cpu",
+                                           sdpa=not args.no_sdpa))
     nemo_proc.start()
     client.start()
     ready = client.wait_ready(timeout=600)
     assert outbox.get(timeout=600) == "ready"
-    print(f"model {ready.model} ({ready.family}), {args.threads} threads, device {ready.device}")
-    print(f"{'clip':>6} {'ours p50':>10} {'nemo p50':>10} {'(wav write)':>12} {'ratio ours/nemo':>16}  same text")
+    print(f"model {ready.model} ({ready.family}), {args.threads} threads, device {ready.device}, "
+          f"sdpa {'off' if args.no_sdpa else 'on'} on our side, {args.runs} runs interleaved (medians)")
+    print(f"{'clip':>5} | {'ours':>8} {'encoder':>8} {'decode':>8} | {'nemo':>8} {'encoder':>8} {'decode':>8}"
+          f" {'wav':>6} | {'total':>6} {'encoder':>7} {'decode':>7}  same text")
+    print(f"{'':>5} | {'(ms)':>8} {'':>8} {'':>8} | {'(ms)':>8} {'':>8} {'':>8} {'':>6} |"
+          f" {'ratio ours/nemo':^23}")
     try:
         for seconds in args.seconds:
             clip = _clip(base, seconds)
             ours, theirs, writes, same = [], [], [], True
+            enc_a, dec_a, enc_b, dec_b = [], [], [], []
             for i in range(args.runs + 1):  # the first round is a warm-up, not counted
                 t0 = time.perf_counter()
                 transcript = client.transcribe(clip, timeout=600)
                 t_ours = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 inbox.put(clip)
-                text, t_write, _ = outbox.get(timeout=600)
+                text, t_write, _, t_enc, t_dec = outbox.get(timeout=600)
                 t_theirs = time.perf_counter() - t0
                 if i:
                     ours.append(t_ours)
                     theirs.append(t_theirs)
                     writes.append(t_write)
+                    enc_a.append(transcript.timings.encoder_s)
+                    dec_a.append(transcript.timings.decode_s)
+                    enc_b.append(t_enc)
+                    dec_b.append(t_dec)
                     same &= transcript.text.strip() == text.strip()
-            a, b = statistics.median(ours), statistics.median(theirs)
-            print(f"{seconds:5.0f}s {a * 1000:9.1f}ms {b * 1000:9.1f}ms {statistics.median(writes) * 1000:10.1f}ms"
-                  f" {a / b:15.2f}x  {'yes' if same else 'NO'}")
+            m = statistics.median
+            a, b = m(ours), m(theirs)
+            ea, da, eb, db = m(enc_a), m(dec_a), m(enc_b), m(dec_b)
+            print(f"{seconds:4.0f}s | {a * 1e3:8.1f} {ea * 1e3:8.1f} {da * 1e3:8.1f} | {b * 1e3:8.1f} {eb * 1e3:8.1f}"
+                  f" {db * 1e3:8.1f} {m(writes) * 1e3:6.1f} | {a / b:5.2f}x {ea / eb:6.2f}x {da / db if db else 0:6.2f}x"
+                  f"  {'yes' if same else 'NO'}")
     finally:
         inbox.put(None)
         client.close()
