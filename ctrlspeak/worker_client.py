@@ -261,5 +261,6 @@ def settings_from_config(cfg: Any, ref: Any) -> WorkerSettings:
         hf_cache_dir=cfg.hf_cache_dir,
         weights_cache_dir=cfg.weights_cache_dir,
         sdpa=cfg.sdpa,
+        quantize=cfg.quantize,
         log_level=cfg.log_level,
     )

@@ -116,6 +116,14 @@ def use_sdpa(model: Any, enabled: bool = True) -> int:
     return changed
 
 
+def quantize_encoder(model: Any) -> int:
+    """Dynamic int8 quantisation of the encoder's ``nn.Linear`` layers (weights int8, activations
+    quantised per call). CPU only. Returns how many layers were replaced."""
+    before = sum(isinstance(m, torch.nn.Linear) for m in model.encoder.modules())
+    torch.ao.quantization.quantize_dynamic(model.encoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    return before - sum(isinstance(m, torch.nn.Linear) for m in model.encoder.modules())
+
+
 def _texts(result: Any) -> list[str]:
     # NeMo 3.0 returns list[Hypothesis]; older releases returned (best, all) tuples
     if isinstance(result, tuple):
@@ -208,6 +216,7 @@ def load(
     on_stage: Callable[[str, float, str], None],
     cache_root: str | None = None,
     sdpa: bool = True,
+    quantize: str = "off",
 ) -> Backend:
     device = pick_device(device_preference)
     on_stage("restore", 0.0, f"restoring {os.path.basename(os.fsdecode(path))} on {device.type}")
@@ -215,6 +224,12 @@ def load(
     family = family_of(model)
     if sdpa:
         use_sdpa(model)
+    if quantize == "int8":
+        if device.type != "cpu":
+            log.warning("quantize = int8 applies on CPU only; the model runs unquantised on %s", device.type)
+        else:
+            on_stage("restore", 1.0, "quantising the encoder to int8")
+            quantize_encoder(model)
     on_stage("restore", 1.0, f"restored a {family} model" + (" from the weights cache" if cached else ""))
     return Backend(model=model, family=family, device=device, dtype=half_dtype(device))
 

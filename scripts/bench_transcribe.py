@@ -15,7 +15,9 @@ from the worker's own timings, NeMo's with forward hooks on its preprocessor and
 timer around its decoding call.
 
 Usage: python scripts/bench_transcribe.py [--model tiny-en] [--audio FILE] [--seconds 5 30] [--runs 7]
-       [--no-sdpa]   (our side without SDPA attention, to see what it is worth)
+       [--no-sdpa]        (our side without SDPA attention, to see what it is worth)
+       [--quantize int8]  (our side with the int8 encoder; the "same text" column then says
+                           whether the text changed)
 """
 from __future__ import annotations
 
@@ -110,6 +112,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-sdpa", action="store_true", help="our side keeps NeMo's manual attention")
+    parser.add_argument("--quantize", choices=("off", "int8"), default="off", help="our side's encoder precision")
     args = parser.parse_args()
 
     from ctrlspeak import audio as audio_mod
@@ -125,13 +128,13 @@ def main() -> int:
     inbox, outbox = ctx.Queue(), ctx.Queue()
     nemo_proc = ctx.Process(target=_nemo_side, args=(model_path, args.threads, inbox, outbox))
     client = WorkerClient(WorkerSettings(model=ref, threads=args.threads, compute_device="cpu",
-                                           sdpa=not args.no_sdpa))
+                                           sdpa=not args.no_sdpa, quantize=args.quantize))
     nemo_proc.start()
     client.start()
     ready = client.wait_ready(timeout=600)
     assert outbox.get(timeout=600) == "ready"
     print(f"model {ready.model} ({ready.family}), {args.threads} threads, device {ready.device}, "
-          f"sdpa {'off' if args.no_sdpa else 'on'} on our side, {args.runs} runs interleaved (medians)")
+          f"sdpa {'off' if args.no_sdpa else 'on'}, quantize {args.quantize} on our side, {args.runs} runs interleaved (medians)")
     print(f"{'clip':>5} | {'ours':>8} {'encoder':>8} {'decode':>8} | {'nemo':>8} {'encoder':>8} {'decode':>8}"
           f" {'wav':>6} | {'total':>6} {'encoder':>7} {'decode':>7}  same text")
     print(f"{'':>5} | {'(ms)':>8} {'':>8} {'':>8} | {'(ms)':>8} {'':>8} {'':>8} {'':>6} |"

@@ -9,13 +9,19 @@ espeak-ng (voices en-us, en-gb, en-gb-x-rp, en-gb-scotland, en-029; rate 140-190
 splitting of long files at pauses). Prints WER/CER and, for the long utterances, any
 words dropped at the start, middle or end.
 
-Usage: python scripts/eval_tiny_model.py [--model tiny-en] [--sentences 400] [--long 4]
+With ``--compare KEY=VALUE`` (a config key, e.g. ``quantize=int8`` or ``sdpa=false``) the
+same audio is transcribed a second time with ``CTRLSPEAK_KEY=VALUE``: both sets of figures
+are printed, with how many transcripts changed. This is how an option that can change the
+text is measured before it becomes a default.
+
+Usage: python scripts/eval_tiny_model.py [--model tiny-en] [--sentences 400] [--long 4] [--compare KEY=VALUE]
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -50,7 +56,12 @@ def main() -> int:
     parser.add_argument("--model", default="tiny-en")
     parser.add_argument("--sentences", type=int, default=400, help="held-out sentences (the trainer reserved 400)")
     parser.add_argument("--long", type=int, default=4, help="long multi-sentence utterances (the trainer reserved 4)")
+    parser.add_argument("--compare", metavar="KEY=VALUE", help="also run with CTRLSPEAK_KEY=VALUE and compare")
     args = parser.parse_args()
+    runs: list[tuple[str, dict[str, str]]] = [("as configured", {})]
+    if args.compare:
+        key, _, value = args.compare.partition("=")
+        runs.append((args.compare, {"CTRLSPEAK_" + key.upper(): value}))
 
     trainer = _trainer()
     _, heldout, long_items = trainer.build_datasets(0, args.sentences, args.long)
@@ -62,13 +73,29 @@ def main() -> int:
             path = Path(tmp) / f"{i:04d}.wav"
             sf.write(path, audio, 16000, subtype="PCM_16")
             files.append(str(path))
-        out = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", args.model,
-                              "--json", "--progress", "none", *files], capture_output=True, text=True)
-    if out.returncode != 0:
-        print(out.stderr, file=sys.stderr)
-        return out.returncode
-    doc = json.loads(out.stdout)
-    hyps = [trainer.normalize_text(r.get("text", "")) for r in doc["results"]]
+        docs = []
+        for label, env in runs:
+            out = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", args.model,
+                                  "--json", "--progress", "none", *files], capture_output=True, text=True,
+                                 env={**os.environ, **env})
+            if out.returncode != 0:
+                print(out.stderr, file=sys.stderr)
+                return out.returncode
+            docs.append((label, json.loads(out.stdout)))
+    all_hyps = []
+    for label, doc in docs:
+        if len(docs) > 1:
+            print(f"== {label}")
+        hyps = [trainer.normalize_text(r.get("text", "")) for r in doc["results"]]
+        all_hyps.append(hyps)
+        _report(trainer, doc, heldout, long_items, long_audio, hyps)
+    if len(all_hyps) > 1:
+        changed = sum(a != b for a, b in zip(*all_hyps))
+        print(f"== {changed} of {len(all_hyps[0])} transcripts differ between the two runs")
+    return 0
+
+
+def _report(trainer, doc, heldout, long_items, long_audio, hyps) -> None:
     refs_short = [item["text"] for item in heldout]
     refs_long = [item["text"] for item in long_items]
     short = trainer.error_rates(refs_short, hyps[: len(heldout)])
@@ -91,7 +118,6 @@ def main() -> int:
         dropped = trainer.dropped_words(ref, hyp)
         print(f"  {seconds:5.1f} s: dropped at start {dropped['start'] or '-'}, middle {dropped['middle'] or '-'}, "
               f"end {dropped['end'] or '-'}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -139,7 +139,8 @@ class Worker:
         t0 = time.perf_counter()
         path = self.model_path(ref)
         backend = backends.load(path, self.settings.compute_device, self._stage,
-                                cache_root=self.settings.weights_cache_dir, sdpa=self.settings.sdpa)
+                                cache_root=self.settings.weights_cache_dir, sdpa=self.settings.sdpa,
+                                quantize=self.settings.quantize)
         if self.settings.warmup:
             backends.warm_up(backend, self._stage)
         # replace only once the new model works: a failed switch keeps the old one

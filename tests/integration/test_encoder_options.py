@@ -1,4 +1,4 @@
-"""SDPA attention (backends.use_sdpa): the same encoder output and text as NeMo's manual path."""
+"""Encoder speed options: SDPA attention (the same output as NeMo's manual path) and the int8 encoder."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,3 +66,42 @@ def test_tiny_en_says_the_same_with_sdpa():
     assert backend.transcribe(audio, opts)[0] == manual
     assert len(manual.split()) >= 5
     torch.testing.assert_close(_encode(model, audio), manual_encoded, rtol=1e-4, atol=1e-5)
+
+
+def test_int8_encoder_is_quantised_and_still_hears_the_sentence():
+    """quantize = int8 (opt-in): every encoder Linear becomes a dynamic int8 one, the output
+    stays close, and tiny-en (real weights) still gets the bundled sentence right."""
+    from ctrlspeak.models import backends, registry
+
+    path = str(registry.cached_path(registry.resolve("tiny-en")))
+    model, _ = backends.restore(path, torch.device("cpu"))
+    linears = sum(isinstance(m, torch.nn.Linear) for m in model.encoder.modules())
+    audio = _speech()
+    plain = _encode(model, audio)
+    assert backends.quantize_encoder(model) == linears > 0
+    assert not any(isinstance(m, torch.nn.Linear) for m in model.encoder.modules())
+    quantised = _encode(model, audio)
+    assert not torch.equal(quantised, plain)
+    assert float((quantised - plain).norm() / plain.norm()) < 0.1
+    backend = backends.Backend(model, backends.family_of(model), torch.device("cpu"), None)
+    expected = (REPO / "samples" / "sample-en.txt").read_text().strip()
+    assert backend.transcribe(audio, TranscribeOptions(punctuation=False))[0] == expected
+
+
+def test_the_worker_applies_the_encoder_options():
+    """quantize/sdpa travel from WorkerSettings through the spawned worker's load."""
+    from ctrlspeak.ipc import WorkerSettings
+    from ctrlspeak.models import registry
+    from ctrlspeak.worker_client import WorkerClient
+
+    messages: list[str] = []
+    client = WorkerClient(WorkerSettings(model=registry.resolve("tiny-en"), threads=2, quantize="int8"),
+                          on_progress=lambda p: messages.append(p.message))
+    client.start()
+    try:
+        client.wait_ready(timeout=300)
+        expected = (REPO / "samples" / "sample-en.txt").read_text().strip()
+        assert client.transcribe(_speech(), timeout=120).text == expected
+    finally:
+        client.close(timeout=10)
+    assert any("int8" in m for m in messages), messages
