@@ -12,7 +12,10 @@ ready, measures over ``--seconds`` (default 60) of idleness:
 Then it dictates one sentence through the control socket and measures again, so that
 "idle" includes a daemon that has done work. Not a timed test: run it by hand.
 
-Usage: python scripts/bench_idle.py [--seconds 60] [--model tiny-en]
+With ``--maps N`` it also prints where the daemon's RSS lies: the N largest mappings
+(shared libraries, heap, anonymous memory), grouped by file.
+
+Usage: python scripts/bench_idle.py [--seconds 60] [--model tiny-en] [--maps 15]
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--model", default="tiny-en")
+    parser.add_argument("--maps", type=int, default=0, metavar="N", help="show the daemon's N largest mappings")
     args = parser.parse_args()
 
     from ctrlspeak import control
@@ -88,6 +92,7 @@ def main() -> int:
             wait_until(lambda: control.request("status", path=sock)["state"] == "ready", 60, "the transcript")
             time.sleep(2.0)
             rows["idle after a dictation"] = _measure(daemon.pid, worker, args.seconds)
+            maps = _largest_maps(daemon.pid, args.maps) if args.maps else []
         finally:
             daemon.terminate()
             daemon.wait(60)
@@ -100,7 +105,22 @@ def main() -> int:
         print(f"{name:24}{r['daemon_cpu']:10.2f}%{r['worker_cpu']:10.2f}%{r['daemon_rss']:9.1f}MB"
               f"{r['daemon_uss']:9.1f}MB{r['worker_rss']:9.1f}MB{'yes' if r['torch_in_daemon'] else 'no':>16}")
     print("targets: CPU < 0.5 % of one core each; daemon RSS < ~60 MB; no torch in the daemon")
+    if maps:
+        print(f"the daemon's {len(maps)} largest mappings (RSS, private part):")
+        for path, rss, private in maps:
+            print(f"  {rss / 2**20:6.1f}MB {private / 2**20:6.1f}MB  {path}")
     return 0
+
+
+def _largest_maps(pid: int, n: int) -> list[tuple[str, int, int]]:
+    import psutil
+
+    grouped: dict[str, list[int]] = {}
+    for m in psutil.Process(pid).memory_maps(grouped=True):
+        entry = grouped.setdefault(m.path or "[anon]", [0, 0])
+        entry[0] += m.rss
+        entry[1] += m.private_clean + m.private_dirty
+    return sorted(((p, r, q) for p, (r, q) in grouped.items()), key=lambda x: -x[1])[:n]
 
 
 if __name__ == "__main__":
