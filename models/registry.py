@@ -20,6 +20,8 @@ EU25 = (
 
 DEFAULT_MODEL = "parakeet"
 BUNDLED_DIR = Path(__file__).resolve().parent / "data"
+#: a held-out sentence spoken by espeak-ng, never trained on (its words: sample-en.txt)
+BUNDLED_SAMPLE = BUNDLED_DIR / "sample-en.wav"
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ def _clip(base: np.ndarray, seconds: float) -> np.ndarray:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny-en")
-    parser.add_argument("--audio", default=str(REPO / "samples" / "sample-en.wav"))
+    parser.add_argument("--audio", default=str(REPO / "models" / "data" / "sample-en.wav"))
     parser.add_argument("--seconds", type=float, nargs="+", default=[5.0, 30.0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec .venv/bin/ctrlspeak transcribe --model tiny-en samples/sample-en.wav "$@"
+exec .venv/bin/ctrlspeak transcribe --model tiny-en models/data/sample-en.wav "$@"

@@ -36,7 +36,7 @@ model is CTC (``EncDecCTCModelBPE``), recorded as ``family: ctc`` in ``tiny-en.j
 Usage::
 
     .venv/bin/python scripts/train_tiny_model.py                 # the full run (measured: data 146 s + training 68 min on 2 cores)
-    .venv/bin/python scripts/train_tiny_model.py --make-sample   # only samples/sample-en.{wav,txt}
+    .venv/bin/python scripts/train_tiny_model.py --make-sample   # only models/data/sample-en.{wav,txt}
     .venv/bin/python scripts/train_tiny_model.py --utterances 200 --heldout 40 --epochs 1 \\
         --out /tmp/t.nemo --workdir /tmp/tw                      # smoke run
 
@@ -62,7 +62,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 WORDS_FILE = Path(__file__).resolve().parent / "data" / "words.txt"
 DEFAULT_OUT = REPO / "models" / "data" / "tiny-en.nemo"
-SAMPLE_DIR = REPO / "samples"
+SAMPLE_DIR = REPO / "models" / "data"  # installed with the package, next to tiny-en
 
 SR = 16000
 VOICES = ("en-us", "en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029")
@@ -171,7 +171,7 @@ def sample_sentence(words: list[str] | None = None, seed: int = SEED) -> str:
 
 
 def make_sample(out_dir: Path = SAMPLE_DIR, seed: int = SEED) -> tuple[Path, Path]:
-    """Write samples/sample-en.wav (16 kHz mono PCM16) and samples/sample-en.txt."""
+    """Write sample-en.wav (16 kHz mono PCM16) and sample-en.txt (the words) into ``out_dir``."""
     import soundfile as sf
 
     text = sample_sentence(seed=seed)
@@ -656,7 +656,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-checkpoint", action="store_true",
                    help="do not save/resume WORKDIR/checkpoint.pt after each epoch")
     p.add_argument("--make-sample", action="store_true",
-                   help="only write samples/sample-en.wav and .txt")
+                   help="only write models/data/sample-en.wav and .txt")
     p.add_argument("--sample-dir", type=Path, default=SAMPLE_DIR)
     p.add_argument("--measure", action="store_true",
                    help="only measure CTC vs TDT step times on a small batch set")

@@ -62,6 +62,8 @@ def test_built_wheel(tmp_path):
     assert not any(n.split("/")[0] in ("models", "workers", "patches", "tests", "scripts") for n in names)
     if (REPO / "models" / "data" / "tiny-en.nemo").exists():
         assert "ctrlspeak/models/data/tiny-en.nemo" in names
+    # `ctrlspeak bench` needs the bundled sample outside a checkout too
+    assert {"ctrlspeak/models/data/sample-en.wav", "ctrlspeak/models/data/sample-en.txt"} <= set(names)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)

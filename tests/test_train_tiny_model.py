@@ -67,7 +67,7 @@ def test_bundled_sample_is_reproducible(ttm, tmp_path):
     with wave.open(str(wav)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
         assert 3.0 <= w.getnframes() / 16000 <= 6.0
-    bundled = REPO / "samples"
+    bundled = REPO / "models" / "data"
     assert (bundled / "sample-en.txt").read_text().strip() == text
     assert (bundled / "sample-en.wav").read_bytes() == wav.read_bytes()
 

@@ -14,7 +14,7 @@ real-time pacing, started and stopped over its control socket as ``ctrlspeak sta
   ``compute_s``, normally the last segment's): queues, IPC, segmentation, joining, output;
 * memory: the RSS of the worker and of this process (the daemon).
 
-Dictations are the bundled espeak-ng sentence (``samples/*.wav``, or ``--audio`` files)
+Dictations are the bundled espeak-ng sentence (``ctrlspeak/models/data/sample-en.wav``, or ``--audio`` files)
 one after another with 0.6-1.0 s pauses, a short lead-in and a short pause before the stop.
 Nothing touches the person's data or a running daemon: no history, journal, sounds,
 notifications, tray or hotkey, and the control socket lives in a temporary directory.
@@ -39,7 +39,6 @@ from ctrlspeak import config, errors
 if TYPE_CHECKING:  # numpy loads when the command runs: `ctrlspeak --help` stays instant
     import numpy as np
 
-SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
 #: a person starts speaking a moment after the start tap...
 LEAD_S = 0.3
 #: ...and taps stop a moment after the last word: before a pause long enough to cut at
@@ -58,7 +57,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--runs", type=int, default=3, metavar="N", help="dictations of each length (default: 3)")
     p.add_argument("--quick", action="store_true", help="one run each, a 12 s long dictation (under a minute)")
     p.add_argument("--audio", action="append", metavar="FILE",
-                   help="speech to build the dictations from (default: the bundled samples/*.wav)")
+                   help="speech to build the dictations from (default: the bundled sample sentence)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr, only the table on stdout")
     p.set_defaults(func=run)
 
@@ -67,9 +66,11 @@ def add_parser(sub: Any) -> None:
 def load_sentences(paths: Sequence[str | os.PathLike[str]] | None = None) -> list[np.ndarray]:
     from ctrlspeak import audio
 
-    files = [Path(p) for p in paths] if paths else sorted(SAMPLES_DIR.glob("*.wav"))
-    if not files:
-        raise errors.AudioFileError(f"no speech samples in {SAMPLES_DIR}",
+    from ctrlspeak.models.registry import BUNDLED_SAMPLE
+
+    files = [Path(p) for p in paths] if paths else [BUNDLED_SAMPLE]
+    if not files[0].is_file() and not paths:
+        raise errors.AudioFileError(f"the bundled sample {BUNDLED_SAMPLE} is missing (a broken install?)",
                                     hint="give a speech recording with --audio FILE")
     return [trim_silence(audio.load_file(f)) for f in files]
 

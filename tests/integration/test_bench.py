@@ -33,7 +33,7 @@ def test_quick_bench_with_tiny_en(isolated_env, monkeypatch):
     assert set(result.rtfx_times) == {5.0, 30.0}
     assert all(len(t) == 1 and t[0] > 0 for t in result.rtfx_times.values())
 
-    sentence = (REPO / "samples" / "sample-en.txt").read_text().strip()
+    sentence = (REPO / "models" / "data" / "sample-en.txt").read_text().strip()
     short, long = sorted(result.dictations)
     assert 3.0 < short < 4.0 and 9.0 < long < 15.0
     for seconds, runs in result.dictations.items():

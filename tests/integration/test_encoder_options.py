@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _speech() -> np.ndarray:
     import soundfile as sf
 
-    audio, rate = sf.read(REPO / "samples" / "sample-en.wav", dtype="float32")
+    audio, rate = sf.read(REPO / "models" / "data" / "sample-en.wav", dtype="float32")
     assert rate == 16000
     return audio
 
@@ -84,7 +84,7 @@ def test_int8_encoder_is_quantised_and_still_hears_the_sentence():
     assert not torch.equal(quantised, plain)
     assert float((quantised - plain).norm() / plain.norm()) < 0.1
     backend = backends.Backend(model, backends.family_of(model), torch.device("cpu"), None)
-    expected = (REPO / "samples" / "sample-en.txt").read_text().strip()
+    expected = (REPO / "models" / "data" / "sample-en.txt").read_text().strip()
     assert backend.transcribe(audio, TranscribeOptions(punctuation=False))[0] == expected
 
 
@@ -100,7 +100,7 @@ def test_the_worker_applies_the_encoder_options():
     client.start()
     try:
         client.wait_ready(timeout=300)
-        expected = (REPO / "samples" / "sample-en.txt").read_text().strip()
+        expected = (REPO / "models" / "data" / "sample-en.txt").read_text().strip()
         assert client.transcribe(_speech(), timeout=120).text == expected
     finally:
         client.close(timeout=10)

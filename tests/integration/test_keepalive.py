@@ -29,9 +29,9 @@ def _gone(pid: int) -> bool:
 
 def test_an_unloaded_worker_is_gone_and_the_next_request_reloads_it(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    audio, rate = sf.read(REPO / "samples" / "sample-en.wav", dtype="float32")
+    audio, rate = sf.read(REPO / "models" / "data" / "sample-en.wav", dtype="float32")
     assert rate == 16000
-    expected = (REPO / "samples" / "sample-en.txt").read_text().strip()
+    expected = (REPO / "models" / "data" / "sample-en.txt").read_text().strip()
     ref = registry.resolve("tiny-en")
     readies = []
     sup = Supervisor(lambda r: WorkerSettings(model=r, threads=2, weights_cache_dir=None), ref,

@@ -20,8 +20,8 @@ import soxr
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLE = REPO / "samples" / "sample-en.wav"
-EXPECTED_FILE = REPO / "samples" / "sample-en.txt"
+SAMPLE = REPO / "models" / "data" / "sample-en.wav"
+EXPECTED_FILE = REPO / "models" / "data" / "sample-en.txt"
 
 
 def _trainer():
