@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 _STAGE_SPAN = {"download": (0.0, 40.0), "import": (40.0, 70.0), "restore": (70.0, 95.0), "warmup": (95.0, 100.0)}
 #: a final segment quieter than this (about -50 dBFS) holds no speech: don't transcribe it
 _SILENT_PEAK = 0.003
+#: PortAudio is shut down this long after the microphone closes (release_portaudio)
+AUDIO_RELEASE_S = 2.0
 
 
 # -- events posted to the main loop ---------------------------------------------------
@@ -153,6 +155,16 @@ def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
                       f"model tiny-en (synthetic English only); run `ctrlspeak models download {cfg.model}`")
 
 
+def _trim_heap() -> None:
+    """Hand the heap's free pages back to the OS (glibc's malloc_trim); elsewhere a no-op."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 class Daemon:
     def __init__(self, cfg: config_mod.Config, flags: dict[str, Any] | None = None, *,
                  console: bool = True, hotkey: bool = True, tray: bool | None = None,
@@ -189,6 +201,7 @@ class Daemon:
         self._unloaded = False  # the keep-alive stopped the worker; the next tap reloads it
         self._reloading = False
         self._switching = 0  # model switches in flight
+        self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -222,6 +235,7 @@ class Daemon:
         self._closers.append(self._recorder.close)
         if self._audio_source is None:
             self._check_microphone()
+            self._audio_release_at = self._clock()  # nothing records until the first tap
         self._setup_output()
         if self._want_hotkey:
             self._setup_hotkey()
@@ -370,8 +384,8 @@ class Daemon:
     def _loop(self) -> None:
         while True:
             try:
-                # without a keep-alive due this blocks until an event comes: idle costs no CPU
-                event = self._inbox.get(timeout=self._keepalive.wait_s(self._clock()))
+                # with nothing due this blocks until an event comes: idle costs no CPU
+                event = self._inbox.get(timeout=self._next_wait())
             except queue.Empty:
                 event = None
             if event is not None:
@@ -380,11 +394,37 @@ class Daemon:
                 except Exception:
                     log.exception("error handling %s", type(event).__name__)
             self._keep_alive_tick()
+            self._audio_tick()
             if self._force or (self._stopping and self._idle()):
                 break
 
     def _idle(self) -> bool:
         return self._session is None and not self._finishing
+
+    def _next_wait(self) -> float | None:
+        """Seconds until something timed is due (None: nothing is, block)."""
+        now = self._clock()
+        waits = [w for w in (self._keepalive.wait_s(now),
+                             None if self._audio_release_at is None else max(0.0, self._audio_release_at - now))
+                 if w is not None]
+        return min(waits) if waits else None
+
+    # -- the audio system between recordings -----------------------------------------------
+    def _close_recorder(self) -> None:
+        self._recorder.close()
+        # PortAudio goes down a moment later (the stop sound is still playing now)
+        self._audio_release_at = self._clock() + AUDIO_RELEASE_S
+
+    def _audio_tick(self) -> None:
+        if self._audio_release_at is None or self._clock() < self._audio_release_at:
+            return
+        self._audio_release_at = None
+        if self._session is None and not getattr(self._recorder, "is_open", False):
+            from ctrlspeak.recorder import release_portaudio
+
+            if release_portaudio():
+                log.debug("PortAudio shut down until the next recording")
+        _trim_heap()
 
     # -- keep-alive ---------------------------------------------------------------------
     def _can_unload(self) -> bool:
@@ -484,7 +524,7 @@ class Daemon:
         if session is None:
             return
         self._recorder.end()
-        self._recorder.close()
+        self._close_recorder()
         self._session = None
         session.stopped_at = time.monotonic()
         session.reason = reason
@@ -508,7 +548,7 @@ class Daemon:
         if session is None:
             return
         self._recorder.end()
-        self._recorder.close()
+        self._close_recorder()
         self._session = None
         if session.recording is not None:
             session.recording.discard()
@@ -745,7 +785,7 @@ class Daemon:
             except errors.CtrlspeakError as exc:
                 log.debug("pre-roll unavailable: %s", exc.message)
         elif event is HotkeyEvent.DISARMED and self._session is None:
-            self._recorder.close()
+            self._close_recorder()
         elif event is HotkeyEvent.TRIGGER:
             self.toggle("hotkey")
         elif event is HotkeyEvent.HOLD_START:

@@ -22,8 +22,8 @@ def blip(rising: bool, seconds: float = 0.09, volume: float = 0.2) -> np.ndarray
 def play(which: str) -> None:
     """Play without waiting; a machine without an output device simply stays quiet."""
     try:
-        import sounddevice as sd
+        from ctrlspeak.recorder import portaudio
 
-        sd.play(blip(which == "start"), RATE, blocking=False)
+        portaudio().play(blip(which == "start"), RATE, blocking=False)
     except Exception as exc:
         log.debug("no %s sound: %s", which, exc)

@@ -1,0 +1,83 @@
+"""PortAudio between recordings: shut down when the microphone has been closed a moment,
+started again by the next recording (recorder.portaudio / release_portaudio), and the
+daemon's timing of it (a fake clock, recorder and worker)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctrlspeak import daemon as daemon_mod
+from ctrlspeak import recorder
+from tests.test_daemon_keepalive import FakeClock, _daemon, _dictate, _pump
+
+sd = pytest.importorskip("sounddevice")
+
+
+def test_portaudio_goes_down_and_the_next_use_starts_it_again():
+    recorder.portaudio()
+    assert sd._initialized == 1
+    assert recorder.release_portaudio() and sd._initialized == 0
+    assert not recorder.release_portaudio(), "already down: nothing to do"
+    recorder.list_input_devices()  # any use starts it again
+    assert sd._initialized == 1
+    assert recorder.portaudio() is sd and sd._initialized == 1, "never initialised twice"
+
+
+class CountingRecorder:
+    def __init__(self) -> None:
+        self.is_open = False
+
+    def begin(self) -> np.ndarray:
+        self.is_open = True
+        return np.zeros(0, np.float32)
+
+    def end(self) -> None:
+        pass
+
+    def open(self) -> None:
+        self.is_open = True
+
+    def close(self) -> None:
+        self.is_open = False
+
+
+@pytest.fixture
+def released(monkeypatch) -> list[float]:
+    calls: list[float] = []
+    monkeypatch.setattr(recorder, "release_portaudio", lambda: calls.append(1.0) or True)
+    return calls
+
+
+def test_the_daemon_releases_portaudio_a_moment_after_the_microphone_closes(monkeypatch, released):
+    clock = FakeClock()
+    d, _ = _daemon(monkeypatch, 0.0, clock)
+    d._recorder = CountingRecorder()
+    _pump(d, lambda: d._snapshot["state"] == "ready")
+    assert d._next_wait() is None, "nothing due: the loop blocks"
+    _dictate(d, clock)
+    assert d._next_wait() == pytest.approx(daemon_mod.AUDIO_RELEASE_S), "the loop wakes for it, no polling"
+    clock.now += daemon_mod.AUDIO_RELEASE_S - 0.1
+    d._audio_tick()
+    assert released == []
+    clock.now += 0.1
+    d._audio_tick()
+    assert released == [1.0] and d._next_wait() is None
+    d._worker.close()
+
+
+def test_never_while_a_recording_or_the_preroll_has_the_microphone(monkeypatch, released):
+    clock = FakeClock()
+    d, _ = _daemon(monkeypatch, 0.0, clock)
+    d._recorder = CountingRecorder()
+    _pump(d, lambda: d._snapshot["state"] == "ready")
+    _dictate(d, clock)
+    assert d.start_recording("test") is None  # a new recording before the release was due
+    clock.now += 10 * daemon_mod.AUDIO_RELEASE_S
+    d._audio_tick()
+    assert released == [] and d._next_wait() is None
+    d.stop_recording()
+    d._recorder.open()  # the first tap of the next hotkey sequence opened it again (pre-roll)
+    clock.now += 10 * daemon_mod.AUDIO_RELEASE_S
+    d._audio_tick()
+    assert released == []
+    d._worker.close()
