@@ -304,6 +304,24 @@ class VirtualMic:
             self._pending.clear()
             self._cond.notify_all()
 
+    def drain(self) -> None:
+        """Drop all speech not yet heard: queued here and already in the FIFO. A recording cut
+        short leaves the rest of its sentence there, and the next recording would hear it first."""
+        self.clear()
+        try:
+            fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:  # no FIFO (PulseAudio was stopped): nothing is buffered either
+            return
+        try:
+            while True:
+                try:
+                    if not os.read(fd, 1 << 16):
+                        break
+                except BlockingIOError:
+                    break
+        finally:
+            os.close(fd)
+
     def stop_feed(self) -> None:
         """Write nothing at all from now on: the microphone looks dead, not silent."""
         self._feeding = False
@@ -466,7 +484,7 @@ class Desktop:
         self.check()
         self._notify_offset = self._notify_log.stat().st_size
         if self.mic is not None:
-            self.mic.clear()
+            self.mic.drain()  # also what an earlier test's cut-short recording left in the FIFO
             self.mic.resume_feed()
         self.clipboard_set("")
 

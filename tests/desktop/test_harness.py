@@ -95,6 +95,26 @@ def test_stop_feed_starves_the_stream_and_resume_feed_revives_it(desktop: Deskto
     assert np.any(stamps > resumed), "no callbacks after resume_feed()"
 
 
+def test_drain_empties_the_fifo_that_nobody_reads(desktop: Desktop) -> None:
+    """With no recording client PulseAudio does not read the pipe source: speech fills the FIFO
+    (~2 s) and waits there for the next recording. drain() (run by every test's reset) drops it."""
+    import os
+
+    desktop.mic.play(speak("call my mother tomorrow morning and send the report"), lead_s=0, tail_s=0)
+    time.sleep(3.0)
+    assert not desktop.mic.wait_played(timeout=0), "nobody reads: part of the speech is still queued"
+    desktop.mic.drain()
+    assert desktop.mic.wait_played(timeout=0)
+    fd = os.open(desktop.mic.fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        left = len(os.read(fd, 1 << 16))
+    except BlockingIOError:
+        left = 0
+    finally:
+        os.close(fd)
+    assert left <= 2 * 640, f"{left} bytes still in the FIFO (the writer adds a 640-byte block every 20 ms)"
+
+
 def test_xdotool_type_lands_in_the_paste_target(desktop: Desktop, paste_target: PasteTarget) -> None:
     desktop.xdotool("type", "--delay", "40", "hello")
     assert paste_target.wait_for_text("hello") == "hello"
