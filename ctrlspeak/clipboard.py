@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ctrlspeak import errors
@@ -139,17 +139,21 @@ class Clipboard:
         self._write(ClipboardContent.from_text(""))
 
     def _wait_until_holds(self, text: str) -> None:
+        if not self._settled(lambda: self.read_text() == text):
+            raise errors.PasteFailed(
+                f"the clipboard did not take the text within {SETTLE_TIMEOUT_S:.1f}s ({self.name})",
+                hint="a clipboard manager may be fighting over the clipboard; run `ctrlspeak doctor`",
+            )
+
+    @staticmethod
+    def _settled(done: Callable[[], bool]) -> bool:
+        """Poll ``done`` until it holds (True) or SETTLE_TIMEOUT_S passes (False)."""
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        while True:
-            current = self.read_text()
-            if current == text:
-                return
+        while not done():
             if time.monotonic() >= deadline:
-                raise errors.PasteFailed(
-                    f"the clipboard did not take the text within {SETTLE_TIMEOUT_S:.1f}s ({self.name})",
-                    hint="a clipboard manager may be fighting over the clipboard; run `ctrlspeak doctor`",
-                )
+                return False
             time.sleep(0.01)
+        return True
 
     def _settle(self, content: ClipboardContent) -> None:
         """Wait (briefly, without failing) until a read gives back what was restored.
@@ -158,13 +162,8 @@ class Clipboard:
         can still reach the previous owner."""
         if not (content.is_text or self.keeps_non_text):
             return
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        while self.get() != content:
-            if time.monotonic() >= deadline:
-                log.warning("the restored clipboard (%s) did not read back within %.1fs", content.mime,
-                            SETTLE_TIMEOUT_S)
-                return
-            time.sleep(0.01)
+        if not self._settled(lambda: self.get() == content):
+            log.warning("the restored clipboard (%s) did not read back within %.1fs", content.mime, SETTLE_TIMEOUT_S)
 
     def _read(self, tool: str, args: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
         """Run a tool that prints the clipboard and exits (never forks an owner)."""

@@ -198,7 +198,6 @@ class Daemon:
         self._was_ready = False
         self._clock = clock
         self._keepalive = KeepAlive(cfg.keep_alive_minutes)
-        self._unloaded = False  # the keep-alive stopped the worker; the next tap reloads it
         self._reloading = False
         self._switching = 0  # model switches in flight
         self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
@@ -427,6 +426,11 @@ class Daemon:
         _trim_heap()
 
     # -- keep-alive ---------------------------------------------------------------------
+    @property
+    def _unloaded(self) -> bool:
+        """The keep-alive stopped the worker; the next tap (or submit, or switch) reloads it."""
+        return self._worker is not None and self._worker.unloaded
+
     def _can_unload(self) -> bool:
         return (self._keepalive.enabled and self._idle() and not self._stopping and not self._unloaded
                 and self._ready is not None and self._switching == 0 and self._worker is not None)
@@ -443,7 +447,7 @@ class Daemon:
         if not self._worker.unload():  # a request still pending there: try again a full period later
             self._keepalive.restart(self._clock())
             return
-        self._ready, self._unloaded = None, True
+        self._ready = None
         model = self._model_name()
         log.info("%s unloaded after %g idle minute(s)", model, self.cfg.keep_alive_minutes)
         self._publish(StatusEvent("idle", f"{model} unloaded after {self.cfg.keep_alive_minutes:g} idle minute(s) "
@@ -452,7 +456,7 @@ class Daemon:
     def _reload_worker(self) -> None:
         if not self._unloaded or self._worker is None:
             return
-        self._unloaded, self._reloading = False, True
+        self._reloading = True
         log.info("reloading %s", self._model_name())
         self._worker.reload()
 
@@ -719,9 +723,10 @@ class Daemon:
         ref = registry.resolve(name)
         assert self._worker is not None
         self._publish(StatusEvent("loading", f"switching to {ref.name}", percent=0.0, model=ref.name))
+        was_unloaded = self._unloaded
         future = self._worker.switch(ref)
-        if self._unloaded:  # switch() started a fresh worker on the new model
-            self._unloaded, self._reloading = False, True
+        if was_unloaded:  # switch() started a fresh worker on the new model
+            self._reloading = True
         self._switching += 1
         future.add_done_callback(lambda f: self._inbox.put(_ModelSwitched(ref, f)))
         return {"switching": ref.name}

@@ -284,13 +284,20 @@ def test_the_idle_count_restarts_after_a_dictation(monkeypatch):
     d._worker.close()
 
 
-def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(monkeypatch):
+def _unloaded_daemon(monkeypatch):
+    """A daemon with a one-minute keep-alive, ready, then idle for that minute: unloaded."""
     clock = FakeClock()
     d, events = _daemon(monkeypatch, 1.0, clock)
     _pump(d, lambda: d._snapshot["state"] == "ready")
     clock.now += 60.0
     d._keep_alive_tick()
-    assert d._unloaded and len(FakeClient.instances) == 1
+    assert d._unloaded
+    return d, events
+
+
+def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(monkeypatch):
+    d, events = _unloaded_daemon(monkeypatch)
+    assert len(FakeClient.instances) == 1
     FakeClient.auto_boot = False  # the reload takes its time: the test says when it is done
     n = len(events)
     d._on_command(daemon_mod._Command({"cmd": "start"}, reply := Future()))
@@ -313,12 +320,7 @@ def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(mo
 
 
 def test_models_use_while_unloaded_loads_the_new_model(monkeypatch):
-    clock = FakeClock()
-    d, _ = _daemon(monkeypatch, 1.0, clock)
-    _pump(d, lambda: d._snapshot["state"] == "ready")
-    clock.now += 60.0
-    d._keep_alive_tick()
-    assert d._unloaded
+    d, _ = _unloaded_daemon(monkeypatch)
     d._on_command(daemon_mod._Command({"cmd": "model", "name": "tiny-en"}, reply := Future()))
     assert reply.result(timeout=1) == {"switching": "tiny-en"}
     _pump(d, lambda: d._switching == 0 and d._ready is not None and d._snapshot["state"] == "ready")
