@@ -528,6 +528,10 @@ class Daemon:
         if session is None:
             return
         self._recorder.end()
+        overflows = getattr(self._recorder, "overflows", 0)
+        if overflows:
+            log.warning("the system was too busy to read the microphone %d time(s) during this recording: "
+                        "some audio is missing", overflows)
         self._close_recorder()
         self._session = None
         session.stopped_at = time.monotonic()

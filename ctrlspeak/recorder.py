@@ -130,6 +130,7 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._recording = threading.Event()
         self._lock = threading.Lock()
+        self._overflows = 0  # input overflows PortAudio reported since begin()
         self.device: InputDevice | None = None
 
     @property
@@ -151,7 +152,9 @@ class Recorder:
             raw = self._raw
 
             def callback(indata, frames, _time, status) -> None:
-                raw.put(indata.copy())  # nothing else on PortAudio's thread
+                raw.put(indata.copy())  # nothing else on PortAudio's thread but a counter
+                if status.input_overflow:
+                    self._overflows += 1
 
             try:
                 stream = sd.InputStream(device=device.index, samplerate=rate, channels=channels, dtype="float32",
@@ -171,8 +174,14 @@ class Recorder:
         with self._lock:
             pre = np.concatenate(list(self._preroll)) if self._preroll else np.zeros(0, np.float32)
             self._preroll.clear()
+            self._overflows = 0
             self._recording.set()
         return pre
+
+    @property
+    def overflows(self) -> int:
+        """Input overflows since :meth:`begin`: each one is audio the system was too busy to read."""
+        return self._overflows
 
     def end(self) -> None:
         """Stop delivering audio (the stream stays open until :meth:`close`)."""
@@ -237,6 +246,8 @@ class FileSource:
     ``clock`` and ``sleep`` exist for tests; by default the thread waits on an event, so
     :meth:`end` wakes it at once instead of after up to one block.
     """
+
+    overflows = 0  # a file is never read too late
 
     def __init__(self, on_audio: Callable[[np.ndarray], None], on_stall: Callable[[str], None],
                  clip: Any = None, *, preroll_s: float = 0.0, block_s: float = 0.02,

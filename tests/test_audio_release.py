@@ -81,3 +81,52 @@ def test_never_while_a_recording_or_the_preroll_has_the_microphone(monkeypatch, 
     d._audio_tick()
     assert released == []
     d._worker.close()
+
+
+class FakeStream:
+    """sounddevice.InputStream's shape: keeps the callback so the test can play PortAudio."""
+
+    made: list[FakeStream] = []
+
+    def __init__(self, *, callback, **_kw) -> None:
+        self.callback = callback
+        FakeStream.made.append(self)
+
+    def start(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_input_overflows_are_counted_from_begin(monkeypatch):
+    FakeStream.made = []
+    device = recorder.InputDevice(0, "fake mic", 1, 16000.0, "ALSA", True)
+    monkeypatch.setattr(recorder, "resolve_device", lambda spec: device)
+    monkeypatch.setattr(sd, "InputStream", FakeStream)
+    rec = recorder.Recorder(None, on_audio=lambda a: None, on_stall=lambda m: None)
+    rec.open()
+    block, ok, over = np.zeros((320, 1), np.float32), sd.CallbackFlags(), sd.CallbackFlags()
+    over.input_overflow = True
+    callback = FakeStream.made[0].callback
+    callback(block, 320, None, over)  # before the tap: the pre-roll, not this recording
+    rec.begin()
+    for flags in (ok, over, ok, over):
+        callback(block, 320, None, flags)
+    assert rec.overflows == 2
+    rec.close()
+
+
+def test_the_daemon_says_when_audio_was_lost_to_overflows(monkeypatch, caplog):
+    clock = FakeClock()
+    d, _ = _daemon(monkeypatch, 0.0, clock)
+    d._recorder = CountingRecorder()
+    d._recorder.overflows = 3
+    _pump(d, lambda: d._snapshot["state"] == "ready")
+    with caplog.at_level("WARNING", logger="ctrlspeak.daemon"):
+        _dictate(d, clock)
+    assert "too busy to read the microphone 3 time(s)" in caplog.text
+    d._worker.close()
