@@ -62,8 +62,8 @@ class WorkerSettings:
     weights_cache_dir: str | None = None
     #: switch the encoder's attention to torch's scaled_dot_product_attention
     sdpa: bool = True
-    #: "off" or "int8" (dynamic int8 encoder linears, CPU only)
-    quantize: str = "off"
+    #: "int8" (dynamic int8 encoder linears, CPU only; other devices run unquantised) or "off"
+    quantize: str = "int8"
     warmup: bool = True
     log_level: str = "WARNING"
     progress_queue_size: int = 64

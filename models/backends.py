@@ -21,6 +21,7 @@ import torch
 
 from ctrlspeak import errors
 from ctrlspeak.ipc import SAMPLE_RATE, TranscribeOptions
+from ctrlspeak.models.int8 import quantize_encoder
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,10 @@ def family_of(model: Any) -> str:
     raise errors.ModelLoadError(f"unsupported model class {type(model).__name__}")
 
 
-def restore(path: str, device: torch.device, cache_root: str | None = None) -> tuple[Any, bool]:
-    """Return (model in eval mode, whether the weights cache served it)."""
+def restore(path: str, device: torch.device, cache_root: str | None = None,
+            int8_encoder: bool = False) -> tuple[Any, bool]:
+    """Return (model in eval mode, whether the weights cache served it); with ``int8_encoder``
+    the encoder's linears are int8 (CPU only; models/int8.py)."""
     from nemo.collections.asr.models import ASRModel
 
     cached = False
@@ -82,9 +85,11 @@ def restore(path: str, device: torch.device, cache_root: str | None = None) -> t
             if cache_root:
                 from ctrlspeak.models import fastload
 
-                model, cached = fastload.restore_cached(path, device, cache_root)
+                model, cached = fastload.restore_cached(path, device, cache_root, int8_encoder)
             else:
                 model = ASRModel.restore_from(restore_path=os.path.abspath(path), map_location=device)
+                if int8_encoder:
+                    quantize_encoder(model)
     except errors.CtrlspeakError:
         raise
     except Exception as exc:
@@ -116,14 +121,6 @@ def use_sdpa(model: Any, enabled: bool = True) -> int:
     return changed
 
 
-def quantize_encoder(model: Any) -> int:
-    """Dynamic int8 quantisation of the encoder's ``nn.Linear`` layers (weights int8, activations
-    quantised per call). CPU only. Returns how many layers were replaced."""
-    before = sum(isinstance(m, torch.nn.Linear) for m in model.encoder.modules())
-    torch.ao.quantization.quantize_dynamic(model.encoder, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
-    return before - sum(isinstance(m, torch.nn.Linear) for m in model.encoder.modules())
-
-
 def _texts(result: Any) -> list[str]:
     # NeMo 3.0 returns list[Hypothesis]; older releases returned (best, all) tuples
     if isinstance(result, tuple):
@@ -140,10 +137,14 @@ class Backend:
     family: str
     device: torch.device
     dtype: torch.dtype | None
+    int8_encoder: bool = False
 
     @property
     def dtype_name(self) -> str:
-        return "float32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+        """What the model computes in, as WorkerReady reports it: "float32", "bfloat16", or
+        "int8+float32" (int8 encoder linears, the rest float32)."""
+        name = "float32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+        return f"int8+{name}" if self.int8_encoder else name
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.dtype is None:
@@ -219,19 +220,17 @@ def load(
     quantize: str = "off",
 ) -> Backend:
     device = pick_device(device_preference)
-    on_stage("restore", 0.0, f"restoring {os.path.basename(os.fsdecode(path))} on {device.type}")
-    model, cached = restore(path, device, cache_root)
+    int8_encoder = quantize == "int8" and device.type == "cpu"
+    if quantize == "int8" and not int8_encoder:
+        log.info("quantize = int8 applies on CPU only; the model runs unquantised on %s", device.type)
+    on_stage("restore", 0.0, f"restoring {os.path.basename(os.fsdecode(path))} on {device.type}"
+             + (" with an int8 encoder" if int8_encoder else ""))
+    model, cached = restore(path, device, cache_root, int8_encoder)
     family = family_of(model)
     if sdpa:
         use_sdpa(model)
-    if quantize == "int8":
-        if device.type != "cpu":
-            log.warning("quantize = int8 applies on CPU only; the model runs unquantised on %s", device.type)
-        else:
-            on_stage("restore", 1.0, "quantising the encoder to int8")
-            quantize_encoder(model)
     on_stage("restore", 1.0, f"restored a {family} model" + (" from the weights cache" if cached else ""))
-    return Backend(model=model, family=family, device=device, dtype=half_dtype(device))
+    return Backend(model=model, family=family, device=device, dtype=half_dtype(device), int8_encoder=int8_encoder)
 
 
 def warm_up(backend: Backend, on_stage: Callable[[str, float, str], None]) -> None:

@@ -11,12 +11,16 @@ The first restore of a file builds a cache entry (kept under the user's cache di
         model_config.yaml    the small members of the .nemo (tokenizer files, vocabularies...),
         ...                  extracted once
         weights.pt           the state dict, re-saved uncompressed for ``torch.load(mmap=True)``
+        weights-int8.pt      the state dict with an int8 encoder (models/int8.py), written the
+                             first time the model is loaded with ``quantize = "int8"``
         source.json          what the key was made of, checked again on load
 
 Later starts restore from the entry: NeMo's own connector with ``model_extracted_dir`` (no
 untar), the model built with ``torch.nn.init`` turned off (no random init), and the weights
 memory-mapped and *assigned* to the modules (no copy; pages come from the page cache as the
-warm-up touches them). A changed source file changes the key, so a stale entry is never used;
+warm-up touches them). With an int8 encoder the encoder's linears are built as empty int8
+layers and filled from ``weights-int8.pt``: no quantisation at start, and the float weights of
+those layers are never read. A changed source file changes the key, so a stale entry is never used;
 older entries for the same file are removed when a new one is written. Any failure to build or
 read the cache falls back to the plain ``restore_from`` and is logged, never raised.
 """
@@ -37,10 +41,13 @@ from typing import Any
 
 import torch
 
+from ctrlspeak.models import int8
+
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 WEIGHTS = "weights.pt"
+WEIGHTS_INT8 = "weights-int8.pt"
 SOURCE = "source.json"
 _INIT_FUNCTIONS = (
     "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
@@ -93,16 +100,19 @@ def no_weight_init() -> Iterator[None]:
             setattr(init, name, fn)
 
 
-def load_weights(path: Path, device: torch.device) -> dict[str, torch.Tensor]:
-    """The entry's state dict; on CPU memory-mapped and paged in (a C++ loop, no GIL held)."""
+def load_weights(path: Path, device: torch.device, packed: bool = False) -> dict[str, Any]:
+    """The entry's state dict; on CPU memory-mapped and paged in (a C++ loop, no GIL held).
+
+    With ``packed`` (an int8 entry) the int8 linears' weights are packed here, which reads them.
+    """
     if device.type != "cpu":
         return torch.load(path, map_location=device, weights_only=True)
     state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     with torch.inference_mode():
         for tensor in state.values():
-            if tensor.numel():
+            if isinstance(tensor, torch.Tensor) and not tensor.is_quantized and tensor.numel():
                 tensor.reshape(-1)[::1024].sum()  # one read per 4 KiB page
-    return state
+    return int8.prepack(state) if packed else state
 
 
 def _connector_class() -> type:
@@ -115,12 +125,13 @@ def _connector_class() -> type:
         constructed on this one (construction is Python, mostly OmegaConf; paging is not).
         """
 
-        def __init__(self, entry: Path, device: torch.device) -> None:
+        def __init__(self, entry: Path, device: torch.device, int8: bool = False) -> None:
             super().__init__()
             self.model_extracted_dir = str(entry)
-            self.model_weights_ckpt = WEIGHTS
+            self.model_weights_ckpt = WEIGHTS_INT8 if int8 else WEIGHTS
+            self._int8 = int8
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="ctrlspeak-weights")
-            self._weights = self._pool.submit(load_weights, entry / WEIGHTS, device)
+            self._weights = self._pool.submit(load_weights, entry / self.model_weights_ckpt, device, int8)
             self._pool.shutdown(wait=False)
 
         def load_config_and_state_dict(self, *args: Any, **kwargs: Any) -> Any:
@@ -131,7 +142,11 @@ def _connector_class() -> type:
             return self._weights.result()
 
         def load_instance_with_state_dict(self, instance: Any, state_dict: Any, strict: bool) -> None:
-            instance.load_state_dict(state_dict, strict=strict, assign=True)
+            if self._int8:
+                int8.empty_int8_encoder(instance)
+                int8.load_int8_state(instance, state_dict, strict=strict)
+            else:
+                instance.load_state_dict(state_dict, strict=strict, assign=True)
             instance._set_model_restore_state(is_being_restored=False)
 
     return CachedConnector
@@ -172,29 +187,60 @@ def _remove_stale(root: Path, identity: dict[str, Any], keep: Path) -> None:
             shutil.rmtree(other, ignore_errors=True)
 
 
-def restore_cached(path: str, device: torch.device, root: str | os.PathLike[str]) -> tuple[Any, bool]:
-    """Restore ``path``; return (model, whether the cache served it).
+def _write_int8(entry: Path, model: Any) -> None:
+    """Add the int8 state dict to an entry (written beside, then renamed into place)."""
+    tmp = entry / f".{WEIGHTS_INT8}.{os.getpid()}.tmp"
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, entry / WEIGHTS_INT8)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def restore_cached(path: str, device: torch.device, root: str | os.PathLike[str],
+                   int8_encoder: bool = False) -> tuple[Any, bool]:
+    """Restore ``path`` (with an int8 encoder if asked); return (model, whether the cache served it).
 
     A usable entry serves the restore; otherwise the plain path runs and an entry is written
-    for next time. Errors in the cache itself fall back to the plain path.
+    for next time. The int8 weights are added to the entry the first time they are asked for.
+    Errors in the cache itself fall back to the plain path.
     """
     from nemo.collections.asr.models import ASRModel
 
     identity = source_identity(path)
     entry = entry_dir(root, identity)
+    written: Path | None = None
     if valid_entry(entry, identity):
+        from_int8 = int8_encoder and (entry / WEIGHTS_INT8).is_file()
         try:
             model = ASRModel.restore_from(restore_path=os.path.abspath(path), map_location=device,
-                                          save_restore_connector=_connector_class()(entry, device))
-            return model, True
+                                          save_restore_connector=_connector_class()(entry, device, from_int8))
         except Exception as exc:  # a damaged entry: rebuild it below
             log.warning("weights cache %s unusable (%s: %s); restoring %s the plain way",
                         entry, type(exc).__name__, exc, path)
             shutil.rmtree(entry, ignore_errors=True)
+        else:
+            if int8_encoder and not from_int8:
+                _quantize_and_keep(model, entry)
+            return model, True
     model = ASRModel.restore_from(restore_path=os.path.abspath(path), map_location=device)
     try:
-        _write_entry(path, model, Path(root), identity)
+        written = _write_entry(path, model, Path(root), identity)
     except Exception as exc:
         log.warning("could not write the weights cache under %s (%s: %s); next start restores "
                     "the plain way", root, type(exc).__name__, exc)
+    if int8_encoder:
+        _quantize_and_keep(model, written)
     return model, False
+
+
+def _quantize_and_keep(model: Any, entry: Path | None) -> None:
+    int8.quantize_encoder(model)
+    if entry is None:
+        return
+    try:
+        _write_int8(entry, model)
+    except Exception as exc:
+        log.warning("could not add the int8 weights to the cache %s (%s: %s); next start quantises "
+                    "again", entry, type(exc).__name__, exc)

@@ -16,8 +16,8 @@ timer around its decoding call.
 
 Usage: python scripts/bench_transcribe.py [--model tiny-en] [--audio FILE] [--seconds 5 30] [--runs 7]
        [--no-sdpa]        (our side without SDPA attention, to see what it is worth)
-       [--quantize int8]  (our side with the int8 encoder; the "same text" column then says
-                           whether the text changed)
+       [--quantize off|int8]  (our side's encoder; default: the config default, int8. With
+                           int8 the "same text" column says whether the text changed)
 """
 from __future__ import annotations
 
@@ -112,8 +112,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-sdpa", action="store_true", help="our side keeps NeMo's manual attention")
-    parser.add_argument("--quantize", choices=("off", "int8"), default="off", help="our side's encoder precision")
+    parser.add_argument("--quantize", choices=("off", "int8"), default=None,
+                        help="our side's encoder precision (default: the config default)")
     args = parser.parse_args()
+    if args.quantize is None:
+        from ctrlspeak.config import Config
+
+        args.quantize = Config().quantize
 
     from ctrlspeak import audio as audio_mod
     from ctrlspeak.ipc import WorkerSettings

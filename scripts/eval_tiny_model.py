@@ -9,7 +9,7 @@ espeak-ng (voices en-us, en-gb, en-gb-x-rp, en-gb-scotland, en-029; rate 140-190
 splitting of long files at pauses). Prints WER/CER and, for the long utterances, any
 words dropped at the start, middle or end.
 
-With ``--compare KEY=VALUE`` (a config key, e.g. ``quantize=int8`` or ``sdpa=false``) the
+With ``--compare KEY=VALUE`` (a config key, e.g. ``quantize=off`` or ``sdpa=false``) the
 same audio is transcribed a second time with ``CTRLSPEAK_KEY=VALUE``: both sets of figures
 are printed, with how many transcripts changed. This is how an option that can change the
 text is measured before it becomes a default.

@@ -69,7 +69,7 @@ def test_tiny_en_says_the_same_with_sdpa():
 
 
 def test_int8_encoder_is_quantised_and_still_hears_the_sentence():
-    """quantize = int8 (opt-in): every encoder Linear becomes a dynamic int8 one, the output
+    """quantize = int8 (the default on CPU): every encoder Linear becomes a dynamic int8 one, the output
     stays close, and tiny-en (real weights) still gets the bundled sentence right."""
     from ctrlspeak.models import backends, registry
 
@@ -88,20 +88,25 @@ def test_int8_encoder_is_quantised_and_still_hears_the_sentence():
     assert backend.transcribe(audio, TranscribeOptions(punctuation=False))[0] == expected
 
 
-def test_the_worker_applies_the_encoder_options():
-    """quantize/sdpa travel from WorkerSettings through the spawned worker's load."""
+@pytest.mark.parametrize("quantize", ("int8", "off"))
+def test_the_worker_applies_the_encoder_options(quantize):
+    """quantize travels from WorkerSettings through the spawned worker's load (int8 is the
+    default), and tiny-en gets the bundled sentence right either way."""
+    from ctrlspeak.config import Config
     from ctrlspeak.ipc import WorkerSettings
     from ctrlspeak.models import registry
     from ctrlspeak.worker_client import WorkerClient
 
+    assert Config().quantize == WorkerSettings(model=registry.resolve("tiny-en")).quantize == "int8"
     messages: list[str] = []
-    client = WorkerClient(WorkerSettings(model=registry.resolve("tiny-en"), threads=2, quantize="int8"),
+    client = WorkerClient(WorkerSettings(model=registry.resolve("tiny-en"), threads=2, quantize=quantize),
                           on_progress=lambda p: messages.append(p.message))
     client.start()
     try:
-        client.wait_ready(timeout=300)
+        ready = client.wait_ready(timeout=300)
         expected = (REPO / "models" / "data" / "sample-en.txt").read_text().strip()
         assert client.transcribe(_speech(), timeout=120).text == expected
     finally:
         client.close(timeout=10)
-    assert any("int8" in m for m in messages), messages
+    assert ready.dtype == ("int8+float32" if quantize == "int8" else "float32")
+    assert any("int8" in m for m in messages) == (quantize == "int8"), messages

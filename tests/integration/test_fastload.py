@@ -119,3 +119,54 @@ def test_the_worker_uses_the_cache_on_its_second_start(test_models, tmp_path):
             client.close(timeout=10)
         assert expected in messages, messages
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("family", ("tdt", "ctc", "canary"))
+def test_int8_weights_are_added_to_the_entry_and_give_the_same_model(family, test_models, tmp_path, monkeypatch):
+    from ctrlspeak.models import backends, fastload, int8
+
+    src = tmp_path / f"{family}.nemo"
+    shutil.copy(test_models[family], src)
+    root = tmp_path / "weights"
+    cpu = torch.device("cpu")
+    assert backends.restore(str(src), cpu, str(root))[1] is False  # a float entry only
+    (entry,) = root.iterdir()
+    assert not (entry / fastload.WEIGHTS_INT8).exists()
+    quantised_from_float, cached = backends.restore(str(src), cpu, str(root), int8_encoder=True)
+    assert cached and (entry / fastload.WEIGHTS_INT8).is_file(), "the first int8 load adds the int8 weights"
+
+    def refuse(model):
+        raise AssertionError("the int8 weights in the cache must be used, not quantised again")
+
+    monkeypatch.setattr(int8, "quantize_encoder", refuse)
+    from_cache, cached = backends.restore(str(src), cpu, str(root), int8_encoder=True)
+    monkeypatch.undo()
+    assert cached and not from_cache.training
+    assert not any(isinstance(m, torch.nn.Linear) for m in from_cache.encoder.modules())
+    plain = backends.restore(str(src), cpu, None, int8_encoder=True)[0]  # restore_from, then quantised
+    audio = _audio(2)
+    reference = _encode(plain, audio)
+    assert torch.equal(_encode(quantised_from_float, audio), reference)
+    assert torch.equal(_encode(from_cache, audio), reference)
+    fam = backends.family_of(plain)
+    opts = TranscribeOptions(punctuation=False)
+    texts = {backends.Backend(m, fam, cpu, None).transcribe(audio, opts)[0] for m in (plain, from_cache)}
+    assert len(texts) == 1
+
+
+def test_damaged_int8_weights_fall_back_and_are_rebuilt(test_models, tmp_path):
+    from ctrlspeak.models import backends, fastload
+
+    src = tmp_path / "m.nemo"
+    shutil.copy(test_models["ctc"], src)
+    root = tmp_path / "weights"
+    cpu = torch.device("cpu")
+    backends.restore(str(src), cpu, str(root), int8_encoder=True)
+    (entry,) = root.iterdir()
+    damaged = entry / fastload.WEIGHTS_INT8
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    model, cached = backends.restore(str(src), cpu, str(root), int8_encoder=True)
+    assert not cached and not any(isinstance(m, torch.nn.Linear) for m in model.encoder.modules())
+    audio = _audio(3)
+    assert torch.equal(_encode(model, audio), _encode(backends.restore(str(src), cpu, None, True)[0], audio))
+    assert backends.restore(str(src), cpu, str(root), int8_encoder=True)[1] is True

@@ -31,7 +31,7 @@ def test_each_family_transcribes_through_the_spawned_worker(family, test_models,
     client = spawn_worker(ref)
     ready = client.wait_ready(timeout=180)
     assert ready.family == EXPECTED_FAMILY[family]
-    assert ready.device == "cpu" and ready.dtype == "float32" and ready.threads == 2
+    assert ready.device == "cpu" and ready.dtype == "int8+float32" and ready.threads == 2  # the default on CPU
     assert ready.load_s > 0 and ready.rss_bytes > 100 * 2**20 and ready.pid == client.pid
     options = TranscribeOptions(language="en", target_language="de" if family == "canary" else None)
     transcript = client.transcribe(_noise(2.0), options, timeout=120)
