@@ -193,6 +193,10 @@ class Daemon:
         self._force = False
         self._closers: list[Any] = []
         self._snapshot: dict[str, Any] = {"state": "loading"}
+        # Progress is published from the worker client's thread, everything else from the main
+        # loop: one lock keeps "is it still loading?" and the publish together, so a late
+        # "loading 100%" can never reach a sink after "ready" (the tray once stuck on it).
+        self._publish_lock = threading.RLock()
         self._sigint_count = 0
         self._boot_error: errors.CtrlspeakError | None = None
         self._was_ready = False
@@ -695,7 +699,9 @@ class Daemon:
             return  # a reload under a recording: "recording"/"transcribing" stays on show
         lo, hi = _STAGE_SPAN.get(p.stage, (0.0, 100.0))
         percent = lo + (hi - lo) * (p.fraction or 0.0)
-        self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name()))
+        with self._publish_lock:
+            if self._ready is None:  # checked again: ready may have been published meanwhile
+                self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name()))
 
     def _on_worker_ready(self, event: _WorkerReady) -> None:
         from ctrlspeak import sdnotify
@@ -868,8 +874,9 @@ class Daemon:
         return "error" if self._boot_error is not None else "loading"
 
     def _publish(self, event: StatusEvent) -> None:
-        self._refresh_snapshot(event)
-        self.status.publish(event)
+        with self._publish_lock:
+            self._refresh_snapshot(event)
+            self.status.publish(event)
 
     def _refresh_snapshot(self, event: StatusEvent) -> None:
         self._snapshot = {

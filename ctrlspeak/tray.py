@@ -72,6 +72,13 @@ class Tray:
         self._icon: Any = None
         self._thread: threading.Thread | None = None
         self._current_model = ""
+        # pystray drops a title set before the icon is visible (its setter only updates a
+        # shown window), and the icon becomes visible on pystray's own setup thread. So the
+        # latest event is kept, and applied when the icon is shown and on every event after.
+        self._lock = threading.Lock()
+        self._latest: StatusEvent | None = None
+        self._shown = False
+        self._xdisplay: Any = None  # our own X connection, used from the sink thread only
 
     def start(self) -> None:
         import pystray
@@ -87,19 +94,75 @@ class Tray:
             pystray.MenuItem("Quit ctrlspeak", lambda *_: self._on_quit()),
         )
         self._icon = pystray.Icon("ctrlspeak", icon_image("loading"), "ctrlspeak: starting", menu)
-        self._thread = threading.Thread(target=self._icon.run, name="tray", daemon=True)
+        self._thread = threading.Thread(target=self._icon.run, kwargs={"setup": self._on_shown},
+                                        name="tray", daemon=True)
         self._thread.start()
+
+    def _on_shown(self, icon: Any) -> None:
+        icon.visible = True
+        with self._lock:
+            self._shown = True
+            self._apply()
 
     def __call__(self, event: StatusEvent) -> None:
         if self._icon is None:
             return
-        if event.model:
-            self._current_model = event.model
+        with self._lock:
+            if event.model:
+                self._current_model = event.model
+            self._latest = event
+            if self._shown:
+                self._apply()
+
+    def _apply(self) -> None:
+        event = self._latest
+        if event is None:
+            return
         state = "idle" if event.state in ("ready", "done", "notice") else event.state
-        self._icon.icon = icon_image(state)
-        self._icon.title = f"ctrlspeak: {describe(event)}"[:120]
+        image, title = icon_image(state), f"ctrlspeak: {describe(event)}"[:120]
+        window = getattr(self._icon, "_window", None)
+        if window is None or not hasattr(self._icon, "_icon_data"):  # not the X11 backend
+            self._icon.icon = image
+            self._icon.title = title
+            return
+        self._apply_x11(window, image, title)
+
+    def _apply_x11(self, window: Any, image: Any, title: str) -> None:
+        """Change the X11 icon without calling into pystray from this thread.
+
+        pystray's setters signal its event-loop thread over its own X connection, and
+        python-xlib is not thread-safe enough for that: in CI the icon stayed on "loading"
+        after ready (a flush that returned early left the new title unsent), and the loop
+        once deadlocked waiting for a reply that the other thread had taken. So this thread
+        uses an X connection of its own: it sets the window's name, and sends the window an
+        Expose, on which pystray's loop, alone on its connection, redraws from the new
+        image.
+        """
+        from Xlib import X
+        from Xlib.protocol import event as xevent
+
+        icon = self._icon
+        icon._title, icon._icon, icon._icon_data = title, image, None  # what pystray draws from
+        try:
+            if self._xdisplay is None:
+                from Xlib import display as xdisplay
+
+                self._xdisplay = xdisplay.Display()
+            target = self._xdisplay.create_resource_object("window", window.id)
+            target.set_wm_name(title)
+            target.send_event(xevent.Expose(window=target, x=0, y=0, width=0, height=0, count=0),
+                              event_mask=X.ExposureMask)
+            self._xdisplay.flush()
+        except Exception as exc:  # cosmetic: the icon shows the next state
+            log.debug("updating the tray icon: %s", exc)
 
     def stop(self) -> None:
+        if self._xdisplay is not None:
+            try:
+                self._xdisplay.close()
+            except Exception as exc:
+                log.debug("closing the tray's X connection: %s", exc)
+            self._xdisplay = None
         if self._icon is not None:
             try:
                 self._icon.stop()
