@@ -9,7 +9,11 @@ from tests.test_daemon_keepalive import FakeClient, _daemon
 
 
 def test_a_progress_event_racing_ready_is_published_before_it_or_not_at_all(monkeypatch):
-    FakeClient.auto_boot = False
+    # FakeClient's class state is shared with tests/test_daemon_keepalive.py: set it here, undone after
+    monkeypatch.setattr(FakeClient, "instances", [])
+    monkeypatch.setattr(FakeClient, "auto_boot", False)
+    monkeypatch.setattr(FakeClient, "hang", False)
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     d, events = _daemon(monkeypatch, 0.0)
     client = FakeClient.instances[0]
     model_name = d._model_name
