@@ -106,6 +106,11 @@ def test_max_length_ends_the_recording_with_a_notice_and_keeps_the_audio(desktop
     daemon = start_daemon(env_overrides={"CTRLSPEAK_MAX_RECORD_S": "2.5"})
     daemon.wait_ready()
     paste_target.focus()
+    # PulseAudio does not read the pipe source while nobody records, so silence written during
+    # the daemon's start waits in the FIFO (up to 2 s) and would arrive first, in a burst, eating
+    # the 2.5 s limit (CI once got only the sentence's last syllables). A real microphone keeps
+    # no such backlog.
+    desktop.mic.drain()
     daemon.ctl("start")
     daemon.wait_state("recording", timeout=15)
     desktop.mic.play(speak(SENTENCE), lead_s=0.2, tail_s=0.5)  # about 4 s: longer than the limit
