@@ -125,13 +125,13 @@ def _connector_class() -> type:
         constructed on this one (construction is Python, mostly OmegaConf; paging is not).
         """
 
-        def __init__(self, entry: Path, device: torch.device, int8: bool = False) -> None:
+        def __init__(self, entry: Path, device: torch.device, from_int8: bool = False) -> None:
             super().__init__()
             self.model_extracted_dir = str(entry)
-            self.model_weights_ckpt = WEIGHTS_INT8 if int8 else WEIGHTS
-            self._int8 = int8
+            self.model_weights_ckpt = WEIGHTS_INT8 if from_int8 else WEIGHTS
+            self._int8 = from_int8
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="ctrlspeak-weights")
-            self._weights = self._pool.submit(load_weights, entry / self.model_weights_ckpt, device, int8)
+            self._weights = self._pool.submit(load_weights, entry / self.model_weights_ckpt, device, from_int8)
             self._pool.shutdown(wait=False)
 
         def load_config_and_state_dict(self, *args: Any, **kwargs: Any) -> Any:

@@ -29,7 +29,6 @@ def quantize_encoder(model: Any) -> int:
 
 #: the state-dict key suffix under which a dynamic int8 Linear keeps (int8 weight, bias)
 PACKED = "._packed_params._packed_params"
-_DTYPE = "._packed_params.dtype"
 
 
 def prepack(state: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import types
 import pytest
 
 from ctrlspeak.status import StatusEvent
+from tests.test_daemon_keepalive import _wait
 
 pytest.importorskip("PIL")
 
@@ -57,15 +58,6 @@ def tray(monkeypatch):
     t.start()
     yield t
     t.stop()
-
-
-def _wait(cond, timeout: float = 2.0) -> None:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.01)):
-        if cond():
-            return
-        done.wait(0.01)
-    raise AssertionError("timed out")
 
 
 def test_an_event_before_the_icon_is_shown_is_shown_with_it(tray):
