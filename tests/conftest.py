@@ -24,6 +24,18 @@ def load_script(name: str):
     return module
 
 
+def load_tinyen():
+    """Import scripts/tinyen (tiny-en's training package) by path, as ``tinyen``."""
+    if "tinyen" not in sys.modules:
+        pkg = SCRIPTS / "tinyen"
+        spec = importlib.util.spec_from_file_location("tinyen", pkg / "__init__.py",
+                                                      submodule_search_locations=[str(pkg)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["tinyen"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["tinyen"]
+
+
 @pytest.fixture(scope="session")
 def test_models() -> dict[str, Path]:
     """Tiny random-weight models of every family, rebuilt when the build script changes."""

@@ -1,0 +1,155 @@
+"""The training loop: length-bucketed in-memory batches, AdamW with warm-up and cosine decay,
+the hybrid TDT + CTC loss, and a checkpoint after every epoch that a killed run resumes from.
+
+No Lightning and no dataloader workers: on two cores the padding saved by bucketing is worth
+more than anything they add, and a plain loop is easy to make deterministic (every random
+stream it uses, Python's included, is seeded and saved in the checkpoint).
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: each training utterance is scaled by a random gain in this range: the preprocessor does not
+#: normalise, so the model must not depend on one recording level
+GAIN_RANGE = (0.25, 1.0)
+
+
+def pad_batch(audios: list[np.ndarray], targets: list[list[int]] | None = None,
+              gains: list[float] | None = None):
+    import torch
+
+    lens = [len(a) for a in audios]
+    x = torch.zeros(len(audios), max(lens))
+    for i, a in enumerate(audios):
+        x[i, :len(a)] = torch.from_numpy(a.astype(np.float32) / 32767.0 if a.dtype == np.int16
+                                         else a)
+        if gains is not None:
+            x[i, :len(a)] *= gains[i]
+    out = [x, torch.tensor(lens)]
+    if targets is not None:
+        tl = [len(t) for t in targets]
+        y = torch.zeros(len(targets), max(tl), dtype=torch.long)
+        for i, t in enumerate(targets):
+            y[i, :len(t)] = torch.tensor(t)
+        out += [y, torch.tensor(tl)]
+    return out
+
+
+def make_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Length-bucketed batches (sorted by jittered length), in a shuffled order."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i] * rng.uniform(0.9, 1.1))
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [b for b in batches if len(b) == batch_size] or batches  # drop_last when possible
+    rng.shuffle(batches)
+    return batches
+
+
+def compute_loss(model, tdt_loss, x, xl, y, yl, ctc_weight: float):
+    """(1 - w) * TDT + w * CTC, both averaged over the batch as NeMo's hybrid models train."""
+    enc, enc_len = model.forward(input_signal=x, input_signal_length=xl)
+    dec, _, _ = model.decoder(targets=y, target_length=yl)
+    joint = model.joint(encoder_outputs=enc, decoder_outputs=dec)
+    tdt = tdt_loss(joint, y, enc_len, yl)
+    log_probs = model.ctc_decoder(encoder_output=enc)
+    ctc = model.ctc_loss(log_probs=log_probs, targets=y, input_lengths=enc_len, target_lengths=yl)
+    return (1 - ctc_weight) * tdt + ctc_weight * ctc, float(tdt), float(ctc)
+
+
+def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
+                batch_size: int = 32, lr: float = 2e-3, warmup: int = 600, seed: int = 1234,
+                ctc_weight: float = 0.3, max_steps: int | None = None, log_every: int = 50,
+                log=print, checkpoint: Path | None = None, checkpoint_key: str = "",
+                on_epoch=None) -> dict:
+    """Returns {'losses': [...], 'steps': n, 'seconds': s, 'planned_steps': n}.
+
+    With ``checkpoint``, the model, optimizer, step, elapsed time and every RNG state are saved
+    there after every epoch, and a run that finds one (with the same ``checkpoint_key``)
+    resumes from it, so a killed run loses at most one epoch and ends with the same weights.
+    ``on_epoch(epoch)`` runs after each epoch (a quick held-out check).
+    """
+    import torch
+
+    from tinyen.tdt_loss import TDTLoss
+
+    torch.manual_seed(seed)
+    random.seed(seed)  # NeMo picks each batch's attention context with Python's random
+    tdt_loss = TDTLoss(blank=model.tokenizer.vocab_size, durations=list(model.cfg.decoding.durations),
+                       sigma=float(model.cfg.loss.tdt_kwargs.sigma))
+    targets = [model.tokenizer.text_to_ids(t) for t in texts]
+    lengths = [len(a) for a in audios]
+    steps_per_epoch = len(make_batches(lengths, batch_size, random.Random(0)))
+    total = steps_per_epoch * epochs if max_steps is None else max_steps
+    warm = min(warmup, max(1, total // 10))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=1e-3)
+
+    def lr_at(step):
+        if step < warm:
+            return lr * (step + 1) / warm
+        p = min(1.0, (step - warm) / max(1, total - warm))
+        return 1e-5 + (lr - 1e-5) * 0.5 * (1 + math.cos(math.pi * p))
+
+    model.train()
+    losses, step, first_epoch, elapsed0 = [], 0, 0, 0.0
+    state = None
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if state.get("key") != checkpoint_key:
+            log(f"ignoring {checkpoint}: it is from a run with other settings")
+            state = None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        losses, step, first_epoch = state["losses"], state["step"], state["epoch"]
+        elapsed0 = state["elapsed"]
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["py_rng"])
+        log(f"resumed from {checkpoint}: epoch {first_epoch}, step {step}")
+    t0 = time.time() - elapsed0
+    epoch_range = range(first_epoch, epochs) if max_steps is None else range(first_epoch, 10**9)
+    for epoch in epoch_range:
+        ep_losses = []
+        rng = random.Random(f"{seed}-batches-{epoch}")
+        for b in make_batches(lengths, batch_size, rng):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            gains = [rng.uniform(*GAIN_RANGE) for _ in b]
+            x, xl, y, yl = pad_batch([audios[i] for i in b], [targets[i] for i in b], gains)
+            loss, tdt, ctc = compute_loss(model, tdt_loss, x, xl, y, yl, ctc_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            losses.append(float(loss))
+            ep_losses.append((tdt, ctc))
+            step += 1
+            if log_every and step % log_every == 0:
+                recent = np.mean(ep_losses[-log_every:], axis=0)
+                log(f"step {step}/{total} epoch {epoch + 1} loss {np.mean(losses[-log_every:]):.2f} "
+                    f"(tdt {recent[0]:.2f} ctc {recent[1]:.2f}) lr {lr_at(step):.2e} "
+                    f"{(time.time() - t0) / step:.2f} s/step")
+            if step >= total:
+                break
+        if ep_losses and log_every:
+            m = np.mean(ep_losses, axis=0)
+            log(f"epoch {epoch + 1} done: tdt {m[0]:.2f} ctc {m[1]:.2f}, {time.time() - t0:.0f} s")
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses,
+                        "step": step, "epoch": epoch + 1, "elapsed": time.time() - t0,
+                        "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
+                        "key": checkpoint_key}, tmp)
+            os.replace(tmp, checkpoint)
+        if on_epoch is not None:  # after the checkpoint: it uses no random stream anyway
+            on_epoch(epoch + 1)
+            model.train()
+        if step >= total:
+            break
+    model.eval()
+    return {"losses": losses, "steps": step, "seconds": time.time() - t0, "planned_steps": total}
