@@ -14,9 +14,12 @@ seeded, and a resumed run ends with the same weights):
    140-190 wpm; pitch 30-70), 16 kHz mono, kept in ``WORKDIR`` so a resumed run skips this;
 3. a SentencePiece BPE tokenizer is trained on the training sentences only;
 4. a cache-aware FastConformer with a TDT head and an auxiliary CTC head (NeMo's hybrid
-   TDT-CTC model, :mod:`tinyen.model`) is trained with a plain loop and a vectorised TDT loss
-   (:mod:`tinyen.tdt_loss`: NeMo's own refuses a CPU or takes minutes per batch), with three
-   attention right contexts so the same weights stream in 160, 560 and 1120 ms chunks;
+   TDT-CTC model, :mod:`tinyen.model`) is trained with a plain loop, with three attention right
+   contexts so the same weights stream in 160, 560 and 1120 ms chunks: first the encoder with
+   the CTC head alone (``--ctc-epochs``; a transducer's joint costs frames x labels per
+   utterance, CTC next to nothing), then the hybrid TDT + CTC loss from that encoder, with a
+   vectorised TDT loss (:mod:`tinyen.tdt_loss`: NeMo's own refuses a CPU or takes minutes per
+   batch);
 5. it is evaluated in memory: offline (TDT and CTC heads) and streaming at 160 and 560 ms,
    then saved with ``save_to`` to ``models/data/tiny-en.nemo``; then through the real CLI
    (``ctrlspeak transcribe``, as ``scripts/eval_tiny_model.py`` does);
@@ -57,9 +60,13 @@ DEFAULTS = dict(
     random=400,
     long=6,
     epochs=12,
+    ctc_epochs=9,
     batch_size=32,
+    max_batch_seconds=160.0,
     lr=2e-3,
     warmup=600,
+    lr2=1e-3,
+    warmup2=200,
     vocab_size=256,
     d_model=144,
     n_layers=7,
@@ -163,7 +170,9 @@ def main(argv=None) -> int:
                            a.batch_size, a.lr, a.warmup, a.seed, a.ctc_weight,
                            log=lambda s: print(s, flush=True),
                            checkpoint=None if a.no_checkpoint else a.workdir / "checkpoint.pt",
-                           checkpoint_key=key, on_epoch=quick_check)
+                           checkpoint_key=key, on_epoch=quick_check, ctc_epochs=a.ctc_epochs,
+                           lr2=a.lr2, warmup2=a.warmup2,
+                           max_samples=int(a.max_batch_seconds * speech.SR))
     print(f"trained {tr['steps']} steps in {tr['seconds']:.0f} s", flush=True)
 
     a.out.parent.mkdir(parents=True, exist_ok=True)

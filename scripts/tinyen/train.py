@@ -1,5 +1,10 @@
 """The training loop: length-bucketed in-memory batches, AdamW with warm-up and cosine decay,
-the hybrid TDT + CTC loss, and a checkpoint after every epoch that a killed run resumes from.
+and a checkpoint after every epoch that a killed run resumes from.
+
+Two stages, because a transducer's joint network costs (frames x labels) per utterance and a
+CTC head costs nothing next to the encoder: the first ``ctc_epochs`` train the encoder with the
+CTC head alone (on two cores about a third of a hybrid step), the rest train the hybrid
+TDT + CTC loss from that encoder, with a warm-up and cosine schedule of their own.
 
 No Lightning and no dataloader workers: on two cores the padding saved by bucketing is worth
 more than anything they add, and a plain loop is easy to make deterministic (every random
@@ -41,37 +46,66 @@ def pad_batch(audios: list[np.ndarray], targets: list[list[int]] | None = None,
     return out
 
 
-def make_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Length-bucketed batches (sorted by jittered length), in a shuffled order."""
+def make_batches(lengths: list[int], batch_size: int, rng: random.Random,
+                 max_samples: int | None = None) -> list[list[int]]:
+    """Length-bucketed batches (sorted by jittered length), in a shuffled order.
+
+    With ``max_samples``, a batch of long utterances holds fewer of them, so that batch size
+    times its longest utterance stays within the budget: a few 15 s items with pauses would
+    otherwise make a 32-item batch cost ten ordinary ones.
+    """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i] * rng.uniform(0.9, 1.1))
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    batches = [b for b in batches if len(b) == batch_size] or batches  # drop_last when possible
+    batches, cur, longest = [], [], 0
+    for i in order:
+        longest_if = max(longest, lengths[i])
+        if cur and (len(cur) >= batch_size or (max_samples and (len(cur) + 1) * longest_if > max_samples)):
+            batches.append(cur)
+            cur, longest_if = [], lengths[i]
+        cur.append(i)
+        longest = longest_if
+    if cur and (len(cur) == batch_size or not batches or max_samples):
+        batches.append(cur)  # drop an incomplete last batch when the batches are fixed-size
     rng.shuffle(batches)
     return batches
 
 
 def compute_loss(model, tdt_loss, x, xl, y, yl, ctc_weight: float):
-    """(1 - w) * TDT + w * CTC, both averaged over the batch as NeMo's hybrid models train."""
+    """(1 - w) * TDT + w * CTC, both averaged over the batch as NeMo's hybrid models train;
+    with w = 1 the joint network is not run at all."""
     enc, enc_len = model.forward(input_signal=x, input_signal_length=xl)
+    log_probs = model.ctc_decoder(encoder_output=enc)
+    ctc = model.ctc_loss(log_probs=log_probs, targets=y, input_lengths=enc_len, target_lengths=yl)
+    if ctc_weight >= 1.0:
+        return ctc, float("nan"), float(ctc)
     dec, _, _ = model.decoder(targets=y, target_length=yl)
     joint = model.joint(encoder_outputs=enc, decoder_outputs=dec)
     tdt = tdt_loss(joint, y, enc_len, yl)
-    log_probs = model.ctc_decoder(encoder_output=enc)
-    ctc = model.ctc_loss(log_probs=log_probs, targets=y, input_lengths=enc_len, target_lengths=yl)
     return (1 - ctc_weight) * tdt + ctc_weight * ctc, float(tdt), float(ctc)
+
+
+def _cosine(step: int, total: int, peak: float, warmup: int) -> float:
+    warm = min(warmup, max(1, total // 10))
+    if step < warm:
+        return peak * (step + 1) / warm
+    p = min(1.0, (step - warm) / max(1, total - warm))
+    return 1e-5 + (peak - 1e-5) * 0.5 * (1 + math.cos(math.pi * p))
 
 
 def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                 batch_size: int = 32, lr: float = 2e-3, warmup: int = 600, seed: int = 1234,
                 ctc_weight: float = 0.3, max_steps: int | None = None, log_every: int = 50,
                 log=print, checkpoint: Path | None = None, checkpoint_key: str = "",
-                on_epoch=None) -> dict:
+                on_epoch=None, ctc_epochs: int = 0, lr2: float | None = None, warmup2: int = 200,
+                max_samples: int | None = None) -> dict:
     """Returns {'losses': [...], 'steps': n, 'seconds': s, 'planned_steps': n}.
 
-    With ``checkpoint``, the model, optimizer, step, elapsed time and every RNG state are saved
-    there after every epoch, and a run that finds one (with the same ``checkpoint_key``)
-    resumes from it, so a killed run loses at most one epoch and ends with the same weights.
-    ``on_epoch(epoch)`` runs after each epoch (a quick held-out check).
+    The first ``ctc_epochs`` epochs train with the CTC head alone (peak ``lr``, ``warmup``
+    steps), the others with the hybrid loss (peak ``lr2``, ``warmup2``), each stage with its
+    own warm-up and cosine decay. With ``max_steps`` there is one hybrid stage of that many
+    steps. With ``checkpoint``, the model, optimizer, step, elapsed time and every RNG state
+    are saved there after every epoch, and a run that finds one (with the same
+    ``checkpoint_key``) resumes from it, so a killed run loses at most one epoch and ends with
+    the same weights. ``on_epoch(epoch)`` runs after each epoch (a quick held-out check).
     """
     import torch
 
@@ -83,16 +117,23 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                        sigma=float(model.cfg.loss.tdt_kwargs.sigma))
     targets = [model.tokenizer.text_to_ids(t) for t in texts]
     lengths = [len(a) for a in audios]
-    steps_per_epoch = len(make_batches(lengths, batch_size, random.Random(0)))
-    total = steps_per_epoch * epochs if max_steps is None else max_steps
-    warm = min(warmup, max(1, total // 10))
+
+    def epoch_batches(epoch: int) -> tuple[random.Random, list[list[int]]]:
+        rng = random.Random(f"{seed}-batches-{epoch}")
+        return rng, make_batches(lengths, batch_size, rng, max_samples)
+
+    if max_steps is not None:
+        ctc_epochs, stage1, total = 0, 0, max_steps
+    else:
+        per_epoch = [len(epoch_batches(e)[1]) for e in range(epochs)]
+        stage1, total = sum(per_epoch[:ctc_epochs]), sum(per_epoch)
+    lr2 = lr if lr2 is None else lr2
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=1e-3)
 
     def lr_at(step):
-        if step < warm:
-            return lr * (step + 1) / warm
-        p = min(1.0, (step - warm) / max(1, total - warm))
-        return 1e-5 + (lr - 1e-5) * 0.5 * (1 + math.cos(math.pi * p))
+        if step < stage1:
+            return _cosine(step, stage1, lr, warmup)
+        return _cosine(step - stage1, total - stage1, lr2, warmup2 if stage1 else warmup)
 
     model.train()
     losses, step, first_epoch, elapsed0 = [], 0, 0, 0.0
@@ -114,13 +155,14 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
     epoch_range = range(first_epoch, epochs) if max_steps is None else range(first_epoch, 10**9)
     for epoch in epoch_range:
         ep_losses = []
-        rng = random.Random(f"{seed}-batches-{epoch}")
-        for b in make_batches(lengths, batch_size, rng):
+        weight = 1.0 if epoch < ctc_epochs else ctc_weight
+        rng, batches = epoch_batches(epoch)
+        for b in batches:
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             gains = [rng.uniform(*GAIN_RANGE) for _ in b]
             x, xl, y, yl = pad_batch([audios[i] for i in b], [targets[i] for i in b], gains)
-            loss, tdt, ctc = compute_loss(model, tdt_loss, x, xl, y, yl, ctc_weight)
+            loss, tdt, ctc = compute_loss(model, tdt_loss, x, xl, y, yl, weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
