@@ -116,6 +116,10 @@ def main(argv=None) -> int:
         print(f"wrote {wav} and {txt}: {txt.read_text().strip()!r}")
         return 0
 
+    # OpenMP threads that spin while they wait for each other lose most of their time when the
+    # machine is shared (measured here, 2 threads beside a test run: 35 s/step spinning, 6 s
+    # passive); it must be set before torch starts its thread pool
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from tinyen import model as tiny_model
