@@ -790,6 +790,10 @@ class Daemon:
             event.reply.set_result(dict(self._snapshot))
         except errors.CtrlspeakError as exc:
             event.reply.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - every command gets exactly one reply, at once
+            log.exception("control command %r failed", cmd)
+            event.reply.set_exception(errors.CtrlspeakError(
+                f"internal error while handling {cmd!r}: {type(exc).__name__}"))
 
     def _on_hotkey(self, event: Any) -> None:
         from ctrlspeak.hotkey import HotkeyEvent
