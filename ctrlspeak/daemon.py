@@ -63,12 +63,15 @@ AUDIO_RELEASE_S = 2.0
 @dataclass(frozen=True)
 class _Hotkey:
     event: Any
+    #: when the tap happened: a stop's latency counts from here, not from when the loop got to it
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
 class _Command:
     request: dict[str, Any]
     reply: Future
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,28 @@ class Session:
     #: "dictation", or "recovered" for a journal entry left by a crash
     kind: str = "dictation"
     recording: Any = None  # the journal's Recording while it is being made
+    #: the journal entry's id; also stored with the transcript in history, so a replay of an
+    #: entry that reached history (a crash just after the commit, a failed removal) adds nothing
     journal_id: str | None = None
+    #: the audio is complete in the journal (committed at the stop, or found there at start)
+    in_journal: bool = False
 
     @property
     def complete(self) -> bool:
         return self.stopped_at is not None and len(self.texts) + len(self.failures) == self.count
+
+
+@dataclass(frozen=True)
+class _Unsaved:
+    """A transcript on its way to history; kept in memory while history cannot be written."""
+
+    text: str
+    model: str
+    duration_s: float
+    latency_s: float | None
+    source: str
+    journal_id: str | None
+    created_at: float = field(default_factory=time.time)
 
 
 def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
@@ -205,6 +225,8 @@ class Daemon:
         self._reloading = False
         self._switching = 0  # model switches in flight
         self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
+        #: transcripts that history refused (full, locked, read-only): written before the next one
+        self._unsaved: list[_Unsaved] = []
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -266,31 +288,40 @@ class Daemon:
         except errors.CtrlspeakError as exc:
             self._publish_error(exc)
 
-    def _open_journal(self) -> None:
+    def _open_journal(self, recover: bool = True) -> bool:
         from ctrlspeak.journal import Journal
 
         try:
-            self._journal = Journal(keep=self.cfg.keep_recordings)
-            leftovers = self._journal.leftovers()
+            journal = Journal(keep=self.cfg.keep_recordings)
+            leftovers = journal.leftovers() if recover else []
         except OSError as exc:
             self._journal_failed(exc)
-            return
+            return False
+        self._journal = journal
         for entry in leftovers:
             self._recover(entry)
+        return True
 
-    def _journal_failed(self, exc: OSError) -> None:
-        self._journal = None
-        self._publish_error(errors.CtrlspeakError(
-            f"the audio journal is unavailable ({exc.strerror or exc}); recordings stay in memory only",
-            hint="free space in, or fix the permissions of, the state directory"))
+    def _journal_failed(self, exc: OSError, session: Session | None = None) -> None:
+        """A journal write failed: this recording goes on in memory; the next one tries again."""
+        if session is not None and session.recording is not None:
+            session.recording.abandon()
+            session.recording = None
+        self._publish_error(errors.JournalError(
+            f"the audio journal is unavailable ({exc.strerror or exc}); this recording is kept in memory only"))
 
     def _recover(self, entry: Any) -> None:
         """Transcribe a recording a crash left behind; it goes to history, not the cursor."""
         from ctrlspeak.segment import split
 
+        if self._in_history(entry.id):
+            # committed, then the daemon died (or a full disk kept it) before the entry was removed
+            log.info("journal entry %s is in history already; removing it", entry.id)
+            self._forget_journal(entry.id)
+            return
         audio = self._journal.read(entry)
         session = Session(id=entry.id, started=time.monotonic(), segmenter=Segmenter(self._vad),
-                          kind="recovered", journal_id=entry.id, audio_s=audio.size / SAMPLE_RATE,
+                          kind="recovered", journal_id=entry.id, in_journal=True, audio_s=audio.size / SAMPLE_RATE,
                           stopped_at=time.monotonic())
         self._finishing[session.id] = session
         if audio.size == 0:
@@ -300,6 +331,15 @@ class Daemon:
         log.info("recovering recording %s (%.1f s) left by a crash", entry.id, session.audio_s)
         for piece in split(audio, 30.0):
             self._add_segment(session, piece)
+
+    def _in_history(self, journal_id: str) -> bool:
+        if self._history is None:
+            return False
+        try:
+            return self._history.has_journal_id(journal_id)
+        except errors.CtrlspeakError as exc:
+            log.warning("%s", exc.one_line())
+            return False  # recovered then; history's unique journal_id still refuses a second row
 
     def _setup_sinks(self) -> None:
         from ctrlspeak import sdnotify
@@ -312,7 +352,9 @@ class Daemon:
         self._notifier = notifier
         self.status.add("notify", notifier)
         self._closers.append(notifier.close)
-        self.status.add("systemd", lambda e: sdnotify.notify(f"STATUS={e.state} {e.message}"[:200]))
+        # through status(), which keeps it one line: a newline in a message (a model path) would
+        # otherwise start a KEY=value of its own, READY=1 or MAINPID= included
+        self.status.add("systemd", lambda e: sdnotify.status(f"{e.state} {e.message}"[:200]))
         if self._want_tray:
             self._setup_tray()
 
@@ -470,7 +512,7 @@ class Daemon:
         elif isinstance(event, _SegmentDone):
             self._on_segment_done(event)
         elif isinstance(event, _Hotkey):
-            self._on_hotkey(event.event)
+            self._on_hotkey(event.event, event.at)
         elif isinstance(event, _Command):
             self._on_command(event)
         elif isinstance(event, _WorkerProgress):
@@ -490,6 +532,8 @@ class Daemon:
         from ctrlspeak import sdnotify
 
         sdnotify.stopping()
+        if self._unsaved:  # history refused them: one last try (their journal entries stay otherwise)
+            self._flush_unsaved()
         if self._worker is not None:
             self._worker.close(timeout=5.0)
         for close in reversed(self._closers):
@@ -513,6 +557,8 @@ class Daemon:
             id=uuid.uuid4().hex[:8], started=time.monotonic(),
             segmenter=Segmenter(self._vad, min_silence_s=self.cfg.min_silence_s, max_segment_s=self.cfg.max_segment_s),
         )
+        if self._journal is None and self.cfg.journal:
+            self._open_journal(recover=False)  # it failed before: try again, for this recording
         if self._journal is not None:
             try:
                 self._session.recording = self._journal.start(model=self._model_name())
@@ -527,7 +573,7 @@ class Daemon:
             self._on_audio(pre)
         return None
 
-    def stop_recording(self, reason: str = "") -> None:
+    def stop_recording(self, reason: str = "", at: float | None = None) -> None:
         session = self._session
         if session is None:
             return
@@ -538,15 +584,16 @@ class Daemon:
                         "some audio is missing", overflows)
         self._close_recorder()
         self._session = None
-        session.stopped_at = time.monotonic()
+        session.stopped_at = time.monotonic() if at is None else at
         session.reason = reason
         self._sound("stop")
         if session.recording is not None:
             try:
                 session.recording.commit(stopped_at=time.time(), audio_s=session.audio_s)
+                session.in_journal = True
+                session.recording = None
             except OSError as exc:
-                self._journal_failed(exc)
-            session.recording = None
+                self._journal_failed(exc, session)
         rest = session.segmenter.flush()
         if rest is not None and (session.count == 0 or float(np.abs(rest).max()) > _SILENT_PEAK):
             self._add_segment(session, rest)
@@ -566,11 +613,12 @@ class Daemon:
             session.recording.discard()
         log.info("recording cancelled")
         self._publish(StatusEvent("idle", "cancelled"))
+        self._settle()
 
-    def toggle(self, source: str) -> errors.CtrlspeakError | None:
+    def toggle(self, source: str, at: float | None = None) -> errors.CtrlspeakError | None:
         if self._session is None:
             return self.start_recording(source)
-        self.stop_recording()
+        self.stop_recording(at=at)
         return None
 
     def _on_audio(self, audio: np.ndarray) -> None:
@@ -582,8 +630,7 @@ class Daemon:
             try:
                 session.recording.append(audio)
             except OSError as exc:  # a full disk must not cost the recording
-                session.recording = None
-                self._journal_failed(exc)
+                self._journal_failed(exc, session)
         for segment in session.segmenter.feed(audio):
             self._add_segment(session, segment)
         if session.audio_s >= self.cfg.max_record_s:
@@ -631,57 +678,113 @@ class Daemon:
             return
         self._finishing.pop(session.id, None)
         text = join_texts([session.texts.get(i, "") for i in range(session.count)])
-        latency = time.monotonic() - (session.stopped_at or time.monotonic())
         if session.failures:
             first = next(iter(session.failures.values()))
-            kept = " (the recording is kept: `ctrlspeak retry last`)" if session.journal_id else ""
+            kept = " (the recording is kept: `ctrlspeak retry last`)" if session.in_journal else ""
             self._publish_error(type(first)(first.message + kept, hint=first.hint))
+            self._settle()
             return  # keep the journal entry: the words are not lost
         if session.kind == "recovered":
             self._finish_recovered(session, text)
             return
         if not text:
-            self._forget_journal(session)
+            self._forget_journal(session.journal_id)
             self._publish(StatusEvent("idle", "nothing was heard"))
+            self._settle()
             return
-        self._deliver(text, session, latency)
+        self._deliver(text, session)
 
-    def _forget_journal(self, session: Session) -> None:
-        if self._journal is not None and session.journal_id:
+    def _forget_journal(self, journal_id: str | None, keep: bool = False) -> None:
+        if self._journal is not None and journal_id:
             try:
-                self._journal.done(session.journal_id)
+                self._journal.done(journal_id, keep_anyway=keep)
             except OSError as exc:
-                log.warning("could not remove journal entry %s: %s", session.journal_id, exc)
+                log.warning("could not remove journal entry %s: %s", journal_id, exc)
+
+    def _store(self, item: _Unsaved) -> bool:
+        """Write ``item`` (after any earlier transcript history refused) to history durably,
+        then drop its journal entry. False when history refused it: the error is published,
+        the entry stays in the journal, and the transcript waits in memory for the next try."""
+        if self._history is None:
+            return False
+        self._unsaved.append(item)
+        return self._flush_unsaved()
+
+    def _flush_unsaved(self) -> bool:
+        while self._unsaved and self._history is not None:
+            first = self._unsaved[0]
+            try:
+                self._history.add(first.text, model=first.model, duration_s=first.duration_s,
+                                  latency_s=first.latency_s, source=first.source, created_at=first.created_at,
+                                  journal_id=first.journal_id)
+            except errors.CtrlspeakError as exc:
+                waiting = len(self._unsaved)
+                self._publish_error(type(exc)(exc.message + (f" ({waiting} transcripts wait for it)" if waiting > 1
+                                                             else ""), hint=exc.hint))
+                return False
+            self._unsaved.pop(0)
+            self._forget_journal(first.journal_id)  # only now: the transcript is committed
+        return True
 
     def _finish_recovered(self, session: Session, text: str) -> None:
-        if text and self._history is not None:
-            self._history.add(text, model=self._model_name(), duration_s=session.audio_s, latency_s=None,
-                              source="recovered")
-        self._forget_journal(session)
+        if not text:
+            self._forget_journal(session.journal_id)
+            return
+        item = _Unsaved(text, self._model_name(), session.audio_s, None, "recovered", session.journal_id)
+        if self._history is None:
+            self._forget_journal(session.journal_id, keep=True)  # no history: `ctrlspeak retry` has it
+            where = "history is off: `ctrlspeak retry --list` has it"
+        elif self._store(item):
+            where = "see `ctrlspeak history`"
+        else:
+            return  # the error is out; the entry stays in the journal
         words = len(text.split())
-        self._publish(StatusEvent("notice", f"recovered a {session.audio_s:.0f} s recording left by a crash "
-                                            f"({words} words): see `ctrlspeak history`", words=words))
+        self._publish(StatusEvent("notice", f"recovered a {session.audio_s:.0f} s recording that had not reached "
+                                            f"history ({words} words): {where}", words=words))
 
-    def _deliver(self, text: str, session: Session, latency: float) -> None:
+    def _deliver(self, text: str, session: Session) -> None:
         log.debug("transcript: %s", text)
         delivered_note = ""
+        inserted_at: float | None = None
+        failed: errors.CtrlspeakError | None = None
         try:
             delivery = self._output.deliver(text)
+            inserted_at = getattr(delivery, "inserted_at", None)
             if not delivery.pasted and delivery.method != "stdout":
                 self._publish(StatusEvent("error", delivery.detail, code="ERR_PASTE_FAILED",
                                           hint=errors.info_for("ERR_PASTE_FAILED").hint))
                 delivered_note = "on the clipboard"
         except errors.CtrlspeakError as exc:
-            # even the clipboard failed: the text is in history, and shown in the notification
-            self._publish(StatusEvent("error", f"{exc.message}. Text: {text}", code=exc.code, hint=exc.hint))
-            delivered_note = "kept in history"
-        latency = time.monotonic() - (session.stopped_at or time.monotonic())
-        if self._history is not None:
-            self._history.add(text, model=self._model_name(), duration_s=session.audio_s, latency_s=latency)
-        self._forget_journal(session)  # only now: the transcript is committed
+            failed = exc
+        # what the person waited for: the stop to the paste keystroke, not the clipboard's restore after it
+        latency = (inserted_at if inserted_at is not None else time.monotonic()) - (session.stopped_at or 0.0)
+        stored = self._store(_Unsaved(text, self._model_name(), session.audio_s, latency, "dictation",
+                                      session.journal_id))
+        if self._history is None:
+            # nowhere else to keep the words when even the clipboard failed: keep the recording
+            self._forget_journal(session.journal_id, keep=failed is not None)
+        if failed is not None:
+            # The words never go into a message: messages reach the log, journald, systemd's
+            # STATUS=, notifications and `status --follow`. Say where they are instead.
+            if stored:
+                where = "the text is in `ctrlspeak history`"
+            elif self._history is not None:
+                where = "the recording is kept in the journal and goes to history once it can"
+            elif session.in_journal:
+                where = "history is off: the recording is kept for `ctrlspeak retry last`"
+            else:
+                where = "history and the journal are off, so the text could not be kept"
+            self._publish(StatusEvent("error", f"{failed.message}; {where}", code=failed.code, hint=failed.hint))
+            delivered_note = "kept in history" if stored else "not delivered"
         words = len(text.split())
         self._publish(StatusEvent("done", delivered_note, latency_s=latency, words=words, model=self._model_name(),
                                   compute_s=session.compute_after_stop_s))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Back to "ready" on the status channel once a dictation is over (bars follow the last event)."""
+        if self._state() == "ready":
+            self._publish(StatusEvent("ready", "", model=self._model_name(), quiet=True))
 
     # -- the worker ---------------------------------------------------------------------
     @property
@@ -775,11 +878,11 @@ class Daemon:
         cmd = event.request.get("cmd")
         try:
             if cmd in ("toggle", "start"):
-                failed = self.toggle("socket") if cmd == "toggle" else self.start_recording("socket")
+                failed = self.toggle("socket", event.at) if cmd == "toggle" else self.start_recording("socket")
                 if failed is not None:
                     raise failed
             elif cmd == "stop":
-                self.stop_recording()
+                self.stop_recording(at=event.at)
             elif cmd == "cancel":
                 self.cancel_recording()
             elif cmd == "model":
@@ -795,7 +898,7 @@ class Daemon:
             event.reply.set_exception(errors.CtrlspeakError(
                 f"internal error while handling {cmd!r}: {type(exc).__name__}"))
 
-    def _on_hotkey(self, event: Any) -> None:
+    def _on_hotkey(self, event: Any, at: float | None = None) -> None:
         from ctrlspeak.hotkey import HotkeyEvent
 
         if event is HotkeyEvent.ARMED and self._session is None:
@@ -806,11 +909,11 @@ class Daemon:
         elif event is HotkeyEvent.DISARMED and self._session is None:
             self._close_recorder()
         elif event is HotkeyEvent.TRIGGER:
-            self.toggle("hotkey")
+            self.toggle("hotkey", at)
         elif event is HotkeyEvent.HOLD_START:
             self.start_recording("hotkey")
         elif event is HotkeyEvent.HOLD_END:
-            self.stop_recording()
+            self.stop_recording(at=at)
 
     # -- signals ------------------------------------------------------------------------
     def request_stop(self) -> None:

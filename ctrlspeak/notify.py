@@ -18,7 +18,7 @@ LEVELS = ("off", "errors", "normal")
 
 
 def should_notify(event: StatusEvent, level: str) -> bool:
-    if level == "off":
+    if level == "off" or event.quiet:
         return False
     if event.state in ("error", "notice"):
         return True

@@ -40,6 +40,9 @@ class StatusEvent:
     #: segment's), so latency_s minus this is the daemon's own overhead (queues, IPC,
     #: segmentation, joining, output)
     compute_s: float | None = None
+    #: a state change for bars and the tray that is not announced to the person: no
+    #: notification, no line in a log (back to "ready" after a dictation)
+    quiet: bool | None = None
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
@@ -138,6 +141,8 @@ class ConsoleLine:
             keep = event.state in ("error", "notice", "done")
             self._stream.write("\r\x1b[2K" + line + ("\n" if keep else ""))
         else:
+            if event.quiet:
+                return
             if event.state == "loading" and event.percent not in (None, 0.0, 100.0):
                 return  # keep logs short: loading start and end only
             self._stream.write(line + "\n")

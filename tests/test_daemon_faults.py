@@ -4,10 +4,13 @@ those are the point. Issue 10 ("nothing lost, round two") numbers the faults."""
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -121,3 +124,287 @@ def test_the_cli_says_model_not_found_in_one_line(isolated_env, capsys, name):
     err = capsys.readouterr().err
     assert err.startswith("ctrlspeak: ERR_MODEL_NOT_FOUND: no model file at ") and err.count("\n") == 1, err
     assert "Traceback" not in err
+
+
+# -- helpers for the journal and history faults ---------------------------------------------------
+def dictate(d: daemon_mod.Daemon, seconds: float = 1.0, *, during=None) -> list:
+    """start, audio, stop as the socket and the recorder post them; returns the events of this
+    dictation, up to the one that ends it (done, idle or error after the stop)."""
+    events: list = []
+    d.status.add("dictation", events.append)
+    try:
+        stop = Future()
+        d._inbox.put(daemon_mod._Command({"cmd": "start"}, Future()))
+        _pump(d, lambda: d._session is not None)
+        d._inbox.put(daemon_mod._Audio(_speech(seconds)))
+        _pump(d, lambda: d._inbox.empty())
+        if during is not None:
+            during()
+        d._inbox.put(daemon_mod._Command({"cmd": "stop"}, stop))
+        _pump(d, lambda: stop.done() and not d._finishing and any(e.state in ("done", "idle") for e in events))
+        assert stop.exception() is None, stop.exception()
+    finally:
+        d.status._sinks = [(n, s) for n, s in d.status._sinks if n != "dictation"]
+    return events
+
+
+@pytest.fixture
+def with_stores(isolated_env):
+    """A daemon with the real history and journal in the isolated data and state dirs."""
+    from ctrlspeak.history import History
+
+    made: list = []
+
+    def make(**cfg):
+        d, events = make_daemon(history=True, journal=True, **cfg)
+        d._history = History(timeout=0.3)
+        made.append(d)
+        d._open_journal()
+        return d, events
+
+    yield make
+    for d in made:
+        if d._history is not None:
+            d._history.close()
+        d._worker.close()
+
+
+def rows(d) -> list[tuple]:
+    return d._history._db.execute("SELECT text, source, journal_id, latency_s FROM transcripts ORDER BY id").fetchall()
+
+
+class FileSizeLimit:
+    """The kernel refuses to grow any file of this process past ``limit`` bytes (RLIMIT_FSIZE):
+    writes fail with EFBIG, as they fail with ENOSPC on a full disk. Python ignores SIGXFSZ."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+
+    def __enter__(self):
+        import resource
+
+        self._old = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, self._old[1]))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, self._old)
+
+
+# -- 7: the journal's disk is full ------------------------------------------------------------------
+def test_journal_write_fails_mid_recording(with_stores, fault_row):
+    d, events = with_stores()
+    journal_dir = d._journal.dir
+    # 20 s of audio is 1.3 MB in the journal: it fails at 1 MB, mid-recording
+    with FileSizeLimit(1_000_000):
+        got = dictate(d, 20.0)
+    errs = [e for e in got if e.state == "error"]
+    assert [e.code for e in errs] == ["ERR_JOURNAL"], [(e.code, e.message) for e in errs]
+    assert "kept in memory" in errs[0].message and "state directory" in errs[0].hint
+    assert [e.state for e in got][-2:] == ["done", "ready"], "the words were delivered all the same"
+    assert not list(journal_dir.iterdir()), "no partial files left behind"
+    assert [r[1] for r in rows(d)] == ["dictation"]
+    # the journal was not switched off: the next recording is journaled again
+    seen: list = []
+    dictate(d, 1.0, during=lambda: seen.append(d._session.recording is not None and any(journal_dir.iterdir())))
+    assert seen == [True]
+    assert not list(journal_dir.iterdir()) and len(rows(d)) == 2
+    # and a restart finds nothing to "recover": no crash notice, no second row
+    again, again_events = with_stores()
+    _pump(again, lambda: not again._finishing, timeout=2)
+    assert not [e for e in again_events if e.state == "notice"] and len(rows(again)) == 2
+    fault_row("#7 journal disk full mid-recording (EFBIG from RLIMIT_FSIZE)",
+              "ERR_JOURNAL + hint, words delivered, no partial files, journal back next time, no duplicate")
+
+
+def test_a_journal_that_could_not_open_at_start_is_tried_again_at_the_next_recording(with_stores, isolated_env):
+    state = isolated_env / "state" / "ctrlspeak"
+    state.mkdir(parents=True)
+    (state / "journal").write_text("a file where the journal directory should be")
+    d, events = with_stores()
+    assert d._journal is None and [e.code for e in events if e.state == "error"] == ["ERR_JOURNAL"]
+    (state / "journal").unlink()
+    seen: list = []
+    dictate(d, during=lambda: seen.append(d._session.recording is not None))
+    assert seen == [True] and d._journal is not None
+
+
+# -- 8: history cannot be written ---------------------------------------------------------------
+def test_history_write_fails_then_catches_up(with_stores, fault_row):
+    import sqlite3
+
+    d, _ = with_stores()
+    locker = sqlite3.connect(d._history.path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    got = dictate(d)  # returns only once `stop` was answered
+    errs = [e for e in got if e.state == "error"]
+    assert [e.code for e in errs] == ["ERR_HISTORY"] and "locked" in errs[0].message
+    assert d._snapshot["state"] == "ready" and got[-1].state == "ready"
+    assert len(d._journal.leftovers()) == 1, "the recording stays in the journal"
+    locker.execute("ROLLBACK")
+    dictate(d)
+    assert [r[1] for r in rows(d)] == ["dictation", "dictation"], "the first one is written once it can be"
+    assert d._journal.leftovers() == [] and d._unsaved == []
+    locker.close()
+    fault_row("#8 history write fails (database locked by another process)",
+              "stop answered, ERR_HISTORY, back to ready; journal keeps it; written at the next dictation")
+
+
+def test_a_transcript_history_refused_is_recovered_once_at_the_next_start(with_stores):
+    import sqlite3
+
+    d, _ = with_stores()
+    locker = sqlite3.connect(d._history.path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    dictate(d)
+    d.shutdown()  # still locked at exit: the journal entry stays
+    locker.execute("ROLLBACK")
+    again, events = with_stores()
+    _pump(again, lambda: not again._finishing)
+    assert [r[1] for r in rows(again)] == ["recovered"] and again._journal.leftovers() == []
+    assert any(e.state == "notice" and "recovered" in e.message for e in events)
+    locker.close()
+
+
+# -- 9: exactly once across a crash or a power cut -----------------------------------------------
+def test_history_commits_are_durable_and_carry_the_journal_id(with_stores):
+    d, _ = with_stores()
+    assert d._history._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: the WAL is fsynced
+    seen: list = []
+    dictate(d, during=lambda: seen.append(d._session.journal_id))
+    assert rows(d)[0][2] == seen[0] and seen[0]
+
+
+def test_replay_of_an_entry_already_in_history_adds_nothing(with_stores, fault_row):
+    import numpy as np
+
+    d, _ = with_stores()
+    rec = d._journal.start(model="m")
+    rec.append(np.zeros(16000, np.float32))
+    rec.commit(stopped_at=1.0)  # the crash came after history's commit, before the entry's removal
+    d._history.add("already stored", model="m", duration_s=1.0, latency_s=0.2, journal_id=rec.id)
+    again, events = with_stores()
+    _pump(again, lambda: not again._finishing, timeout=2)
+    assert [r[0] for r in rows(again)] == ["already stored"]
+    assert again._journal.leftovers() == [] and not [e for e in events if e.state == "notice"]
+    fault_row("#9 crash between history's commit and the journal entry's removal",
+              "replay finds the journal id in history: no second row, no notice, entry removed")
+
+
+# -- 4, 5: no transcript text in logs or status; service status is one line ------------------------
+class NotifySocket:
+    """A datagram socket where the daemon's sd_notify messages land (systemd's end of it)."""
+
+    def __init__(self, monkeypatch) -> None:
+        import socket
+        import tempfile
+
+        self.path = Path(tempfile.mkdtemp(prefix="sd", dir="/tmp")) / "notify"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.sock.settimeout(0.2)
+        monkeypatch.setenv("NOTIFY_SOCKET", str(self.path))
+
+    def messages(self) -> list[str]:
+        out = []
+        while True:
+            try:
+                out.append(self.sock.recv(65536).decode())
+            except TimeoutError:
+                return out
+
+
+class ClipboardBroken(FakeOutput):
+    def deliver(self, text: str):
+        self.texts.append(text)
+        raise errors.PasteFailed("cannot put the text on the clipboard: xclip failed (exit 1): Error: Can't open display")
+
+
+def test_a_failed_clipboard_never_puts_the_words_in_a_message(with_stores, monkeypatch, caplog, fault_row):
+    notify = NotifySocket(monkeypatch)
+    d, events = with_stores()
+    d._setup_sinks()  # the real systemd STATUS= sink (no console, notifications off)
+    d._output = ClipboardBroken()
+    words = "my bank password is hunter two"
+    monkeypatch.setattr(FakeClient, "submit", _answering(words))
+    with caplog.at_level(logging.INFO):
+        dictate(d)
+    sent = notify.messages()
+    assert sent and all(words not in m for m in sent), sent
+    assert all(words not in json.dumps(e.to_json()) for e in events)
+    assert all(words not in r.getMessage() for r in caplog.records)
+    err = next(e for e in events if e.code == "ERR_PASTE_FAILED")
+    assert "`ctrlspeak history`" in err.message
+    assert rows(d)[0][0] == words, "the text belongs in history, and is there"
+    fault_row("#4 the clipboard cannot be set: where does the transcript go?",
+              "history only; the message says `ctrlspeak history`; no text in log, STATUS=, follow or tray")
+
+
+def test_with_history_off_the_recording_is_kept_for_retry(with_stores, monkeypatch):
+    d, events = with_stores()
+    d._history.close()
+    d._history = None
+    d._output = ClipboardBroken()
+    dictate(d)
+    err = next(e for e in events if e.code == "ERR_PASTE_FAILED")
+    assert "ctrlspeak retry last" in err.message
+    assert len(d._journal.kept()) == 1 and d._journal.leftovers() == []
+
+
+def test_service_status_is_one_line_whatever_a_message_holds(monkeypatch, tmp_path, fault_row):
+    notify = NotifySocket(monkeypatch)
+    d, _ = make_daemon()
+    d._setup_sinks()
+    model = tmp_path / "evil\nREADY=1\nMAINPID=1.nemo"
+    model.write_bytes(b"x")
+    d.switch_model(str(model))
+    sent = [m for m in notify.messages() if m.startswith("STATUS=")]
+    assert sent and all("\n" not in m for m in sent), sent
+    fault_row("#5 a model path with a newline in it (sd_notify injection)",
+              "STATUS= sanitised to one line: no READY=1 or MAINPID= smuggled in")
+
+
+def _answering(text: str):
+    from ctrlspeak.ipc import Timings, Transcript
+
+    def submit(self, audio, options=None, request_id=None) -> Future:
+        f: Future = Future()
+        f.set_result(Transcript(request_id, text, Timings(audio.size / 16000, 0, 0.01, 0.01, 0.02), "m"))
+        return f
+
+    return submit
+
+
+# -- 17: latency is what the person waits ---------------------------------------------------------
+class SlowRestore(FakeOutput):
+    """Pastes at once, then holds the clipboard for the restore wait, as Output does."""
+
+    def deliver(self, text: str):
+        self.texts.append(text)
+        inserted = time.monotonic()
+        time.sleep(0.4)
+        return SimpleNamespace(pasted=True, method="paste", detail="pasted; clipboard restored", inserted_at=inserted)
+
+
+def test_reported_latency_ends_at_the_paste_not_after_the_restore_wait(with_stores, fault_row):
+    d, _ = with_stores()
+    d._output = SlowRestore()
+    got = dictate(d)
+    done = next(e for e in got if e.state == "done")
+    assert done.latency_s < 0.3, done.latency_s
+    assert rows(d)[0][3] == pytest.approx(done.latency_s), "history's latency agrees"
+    fault_row("#17 a 0.4 s clipboard-restore wait after the paste",
+              "latency is stop to paste keystroke in done, history and bench")
+
+
+# -- 19: back to ready after a dictation ----------------------------------------------------------
+def test_the_status_channel_returns_to_ready_quietly_after_done(with_stores):
+    from ctrlspeak.notify import should_notify
+
+    d, _ = with_stores()
+    got = dictate(d)
+    assert [e.state for e in got][-2:] == ["done", "ready"]
+    assert got[-1].quiet and not should_notify(got[-1], "normal"), "no 'ctrlspeak is ready' after each dictation"
+    assert d._snapshot["last"]["state"] == "ready"
