@@ -44,13 +44,36 @@ def add_parsers(sub: Any) -> None:
     d.set_defaults(func=devices)
 
 
+class PrivateLogFile(logging.handlers.RotatingFileHandler):
+    """The daemon's log, mode 0600 like every other file it writes (it names models, devices
+    and paths), whatever the umask: created so, tightened if an older one is looser, and so is
+    each new file after a rollover (the rotated ones keep their mode through the rename)."""
+
+    def _open(self):  # noqa: ANN202 - logging's own hook
+        import os
+
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self.baseFilename, flags, 0o600)
+        try:
+            if os.fstat(fd).st_uid == os.geteuid():
+                os.fchmod(fd, 0o600)
+            return open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
+        except BaseException:
+            os.close(fd)
+            raise
+
+
 def _setup_daemon_logging(level: str) -> Path:
+    import os
+
     from platformdirs import user_log_dir
 
     log_dir = Path(user_log_dir("ctrlspeak", appauthor=False))
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if log_dir.stat().st_uid == os.geteuid():
+        os.chmod(log_dir, 0o700)
     path = log_dir / "ctrlspeak.log"
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    handler = PrivateLogFile(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
