@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config.load({"model": args.model})
     ref = registry.resolve(cfg.model)
     check_available(cfg, ref)
-    results, ready, _client, _t0 = run_batch(cfg, ref, lambda: [(entry.id, journal.read(entry))], args.progress)
+    results, ready, _client, _t0 = run_batch(cfg, ref, [(entry.id, journal.read(entry))], args.progress)
     result = results[0]
     if "error" in result:
         raise result["error"]
