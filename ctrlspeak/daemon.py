@@ -244,16 +244,17 @@ class Daemon:
         from ctrlspeak.signals import SignalRelay
         from ctrlspeak.vad import make_vad
 
-        self._setup_sinks()
-        self._vad = make_vad()
-        self._model, notice = choose_model(self.cfg)
-        self._start_worker(self._model)  # first: loading takes longest
-        if notice:
-            self._publish(StatusEvent("notice", notice, model=self._model.name))
+        # the socket first: a second daemon must stop here, before it spawns a worker of its own
         self._control = control.ControlServer(control.socket_path(self._runtime_dir), self._handle_request)
         self._control.start()
         self._closers.append(self._control.close)
+        self._setup_sinks()
         self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
+        self._vad = make_vad()
+        self._model, notice = choose_model(self.cfg)
+        self._start_worker(self._model)  # then at once: loading takes longest
+        if notice:
+            self._publish(StatusEvent("notice", notice, model=self._model.name))
         make_source = self._audio_source or functools.partial(Recorder, self.cfg.input_device)
         self._recorder = make_source(on_audio=lambda a: self._inbox.put(_Audio(a)),
                                      on_stall=lambda why: self._inbox.put(_Stall(why)), preroll_s=self.cfg.preroll_s)
@@ -419,11 +420,11 @@ class Daemon:
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
-        self.start()
         try:
+            self.start()
             self._loop()
         finally:
-            self.shutdown()
+            self.shutdown()  # also after a start that failed half way: nothing is left running
         return self.exit_status
 
     def _loop(self) -> None:

@@ -408,3 +408,23 @@ def test_the_status_channel_returns_to_ready_quietly_after_done(with_stores):
     assert [e.state for e in got][-2:] == ["done", "ready"]
     assert got[-1].quiet and not should_notify(got[-1], "normal"), "no 'ctrlspeak is ready' after each dictation"
     assert d._snapshot["last"]["state"] == "ready"
+
+
+# -- 14: a second daemon ------------------------------------------------------------------------
+def test_a_second_daemon_stops_at_the_socket_before_it_spawns_a_worker(isolated_env, fault_row):
+    import tempfile
+
+    rundir = Path(tempfile.mkdtemp(prefix="cs", dir="/tmp")) / "rt"
+    first = control.ControlServer(control.socket_path(rundir), lambda request: {"state": "ready", "pid": 4242})
+    first.start()
+    try:
+        second = daemon_mod.Daemon(Config(journal=False, history=False, sounds=False, tray=False, notify="off"),
+                                   console=False, hotkey=False, tray=False, runtime_dir=rundir)
+        with pytest.raises(errors.ServiceError, match="already running"):
+            second.run()
+        assert FakeClient.instances == [], "no stray worker (it printed a SemLock traceback)"
+        assert control.request("status", path=first.address)["pid"] == 4242, "the first one is untouched"
+    finally:
+        first.close()
+    fault_row("#14 a second `ctrlspeak run` while one runs",
+              "ERR_SERVICE 'already running (pid N)' before any worker is spawned; the first untouched")
