@@ -126,6 +126,22 @@ class Output:
         self._clock = clock
         self._kind = display_kind(self._env, platform)
 
+    def target(self) -> str | None:
+        """Which window has the keyboard focus (an opaque id), or None when that cannot be known
+        (Wayland, macOS, no xdotool): the daemon spaces consecutive dictations into one window."""
+        if self.mode == "stdout" or self._kind != "x11":
+            return None
+        xdotool = which("xdotool", self._env)
+        if not xdotool:
+            return None
+        try:
+            proc = subprocess.run([xdotool, "getwindowfocus"], stdin=subprocess.DEVNULL, capture_output=True,
+                                  env=self._env, timeout=2.0, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        window = proc.stdout.decode("ascii", "replace").strip()
+        return window if proc.returncode == 0 and window.isdigit() else None
+
     def deliver(self, text: str) -> Delivery:
         log.debug("delivering %r", text)
         if self.mode == "stdout":

@@ -162,6 +162,17 @@ def test_the_text_is_inserted_at_the_keystroke_not_after_the_restore_wait(tools)
     assert delivery.inserted_at == pytest.approx(100.0)
 
 
+def test_target_is_the_focused_x11_window_and_unknown_elsewhere(tools):
+    tools("xdotool")
+    (tools.bin / "xdotool").write_text("#!/bin/sh\n[ \"$1\" = getwindowfocus ] && echo 4194318\n")
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events, None), FAKE_X, tools)
+    assert out.target() == "4194318"
+    wayland = Output("paste", key_guard=NullKeyGuard(), env={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux")
+    assert wayland.target() is None
+    assert Output("stdout", key_guard=NullKeyGuard()).target() is None
+
+
 def test_restores_an_image(tools):
     tools("xdotool")
     events: list[str] = []
