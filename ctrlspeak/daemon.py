@@ -227,6 +227,8 @@ class Daemon:
         self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
         #: transcripts that history refused (full, locked, read-only): written before the next one
         self._unsaved: list[_Unsaved] = []
+        #: (window, text) of the last dictation inserted: the next one into that window follows it
+        self._last_insert: tuple[str | None, str] | None = None
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -748,9 +750,13 @@ class Daemon:
         delivered_note = ""
         inserted_at: float | None = None
         failed: errors.CtrlspeakError | None = None
+        target, insert = self._fit(text)
+        text = insert.strip(" ")
         try:
-            delivery = self._output.deliver(text)
+            delivery = self._output.deliver(insert)
             inserted_at = getattr(delivery, "inserted_at", None)
+            if delivery.pasted:
+                self._last_insert = (target, insert)
             if not delivery.pasted and delivery.method != "stdout":
                 self._publish(StatusEvent("error", delivery.detail, code="ERR_PASTE_FAILED",
                                           hint=errors.info_for("ERR_PASTE_FAILED").hint))
@@ -781,6 +787,21 @@ class Daemon:
         self._publish(StatusEvent("done", delivered_note, latency_s=latency, words=words, model=self._model_name(),
                                   compute_s=session.compute_after_stop_s))
         self._settle()
+
+    def _fit(self, text: str) -> tuple[str | None, str]:
+        """The window with the focus, and ``text`` as it must be inserted there: after the last
+        dictation into the same window, a space (and a capital after a sentence end). An unknown
+        window (Wayland) counts as the same one; another known window is a fresh start."""
+        from ctrlspeak import spacing
+
+        target = self._output.target()
+        before = None
+        if self._last_insert is not None and self._output.mode != "stdout":  # stdout: a line each
+            last_target, last_text = self._last_insert
+            if target is None or last_target is None or target == last_target:
+                before = last_text
+        cased = any(ch.isupper() for ch in text + (before or ""))  # the model writes case
+        return target, spacing.fit(before, text, cased=cased)
 
     def _settle(self) -> None:
         """Back to "ready" on the status channel once a dictation is over (bars follow the last event)."""
@@ -819,19 +840,34 @@ class Daemon:
         message = f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s"
         if reloaded:
             log.info("reloaded %s", message)
-            if not self._idle():  # the recording's state stays on show
+        if not self._idle():
+            # "ready" now would be a lie (and a "ctrlspeak is ready" notification while the
+            # microphone records): the recording's state stays, the worker's readiness is beside it
+            if reloaded:
                 self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
                 return
+            state = self._state()
+            listening = "listening; " if state == "recording" else ""
+            self._publish(StatusEvent(state, f"{listening}the worker is {'ready' if first else 'back'} ({message})",
+                                      model=ready.model))
+            return
+        if reloaded:
             self._publish(StatusEvent("ready", f"reloaded {message}", model=ready.model))
             return
         self._publish(StatusEvent("ready", message if first else f"worker restarted; {message}", model=ready.model))
 
     def _on_worker_trouble(self, event: _WorkerTrouble) -> None:
         self._ready, self._reloading = None, False
+        error = event.error
         if event.final:
             # the daemon stays up: the person can switch model (`ctrlspeak model NAME`)
-            self._boot_error = event.error
-        self._publish_error(event.error)
+            self._boot_error = error
+        elif not self._idle():
+            goes_on = "the recording goes on" if self._session is not None else "its audio is sent again"
+            error = type(error)(f"{error.message}; {goes_on} and nothing is lost", hint=error.hint)
+        self._publish_error(error)
+        if self._session is not None and not event.final:  # the recording's state stays on show
+            self._publish(StatusEvent("recording", "listening; the worker is restarting", model=self._model_name()))
 
     def switch_model(self, name: str) -> dict[str, Any]:
         ref = registry.resolve(name)

@@ -428,3 +428,50 @@ def test_a_second_daemon_stops_at_the_socket_before_it_spawns_a_worker(isolated_
         first.close()
     fault_row("#14 a second `ctrlspeak run` while one runs",
               "ERR_SERVICE 'already running (pid N)' before any worker is spawned; the first untouched")
+
+
+# -- 16: consecutive dictations into one window ---------------------------------------------------
+def test_consecutive_dictations_are_spaced_in_the_same_window_only(monkeypatch):
+    d, _ = make_daemon()
+    texts = iter(["We left after breakfast.", "the  train was late", "Hello there", "and more"])
+    monkeypatch.setattr(FakeClient, "submit", lambda self, audio, options=None, request_id=None:
+                        _answering(next(texts))(self, audio, options, request_id))
+    d._output.window = "101"
+    dictate(d)
+    dictate(d)  # same window, the model wrote case: a space, a capital, the double space collapsed
+    d._output.window = "202"
+    dictate(d)  # another window: a fresh start
+    d._output.window = None
+    dictate(d)  # the window cannot be known (Wayland): taken as the same one
+    assert d._output.texts == ["We left after breakfast.", " The train was late", "Hello there", " and more"]
+
+
+def test_the_stdout_output_has_a_line_per_dictation_and_no_leading_space(monkeypatch):
+    d, _ = make_daemon()
+    d._output.mode = "stdout"
+    dictate(d)
+    dictate(d)
+    assert [t[:1] for t in d._output.texts] == ["w", "w"]
+
+
+# -- 18: the worker dies mid-recording ----------------------------------------------------------
+def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fault_row):
+    d, events = make_daemon()
+    d._inbox.put(daemon_mod._Command({"cmd": "start"}, Future()))
+    _pump(d, lambda: d._session is not None)
+    n = len(events)
+    d._inbox.put(daemon_mod._Audio(_speech(1.0)))
+    FakeClient.instances[0].kill()  # the worker dies while the microphone records
+    _pump(d, lambda: len(FakeClient.instances) == 2 and d._ready is not None, timeout=10)
+    during = events[n:]
+    crash = next(e for e in during if e.state == "error")
+    assert crash.code == "ERR_WORKER_CRASHED" and "the recording goes on and nothing is lost" in crash.message
+    assert "ready" not in [e.state for e in during], "no 'ctrlspeak is ready' while the microphone records"
+    assert [e.state for e in during][-1] == "recording" and "worker is back" in during[-1].message
+    assert d._snapshot["state"] == "recording" and d._snapshot["worker_ready"] is True
+    stop = Future()
+    d._inbox.put(daemon_mod._Command({"cmd": "stop"}, stop))
+    _pump(d, lambda: d._output.texts)
+    assert d._output.texts == ["words from worker 4001"]
+    fault_row("#18 the worker dies mid-recording",
+              "state stays recording, worker readiness beside it; the notice says nothing is lost")
