@@ -154,14 +154,14 @@ class Journal:
     def find(self, which: str) -> EntryInfo:
         entries = self.kept() + self.leftovers()
         if not entries:
-            raise errors.CtrlspeakError("no recordings are kept in the journal",
-                                        hint="set keep_recordings = N in the config to keep the last N")
+            raise errors.NothingKept(f"no recordings are kept in the journal ({self.dir})")
         if which == "last":
             return max(entries, key=lambda e: (e.started_at, e.id))
         for entry in entries:
             if entry.id == which:
                 return entry
-        raise errors.CtrlspeakError(f"no kept recording {which!r}; kept: {', '.join(e.id for e in entries[-5:])}")
+        raise errors.NothingKept(f"no kept recording {which[:60]!r}; kept: {', '.join(e.id for e in entries[-5:])}",
+                                 hint="`ctrlspeak retry --list` shows the kept recordings")
 
     @staticmethod
     def read(entry: EntryInfo) -> np.ndarray:
