@@ -826,7 +826,8 @@ class Daemon:
         percent = lo + (hi - lo) * (p.fraction or 0.0)
         with self._publish_lock:
             if self._ready is None:  # checked again: ready may have been published meanwhile
-                self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name()))
+                self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name(),
+                                          stage=p.stage))
 
     def _on_worker_ready(self, event: _WorkerReady) -> None:
         from ctrlspeak import sdnotify

@@ -475,3 +475,34 @@ def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fau
     assert d._output.texts == ["words from worker 4001"]
     fault_row("#18 the worker dies mid-recording",
               "state stays recording, worker readiness beside it; the notice says nothing is lost")
+
+
+# -- 22: loading shows its stages on the console ---------------------------------------------------
+def test_the_console_shows_each_loading_stage_with_its_percentage(monkeypatch, fault_row):
+    import io
+
+    from ctrlspeak.ipc import Progress
+    from ctrlspeak.status import ConsoleLine
+
+    monkeypatch.setattr(FakeClient, "auto_boot", False)  # still loading while the test feeds progress
+    d = daemon_mod.Daemon(Config(journal=False, history=False, sounds=False, tray=False, notify="off"),
+                          console=False, hotkey=False, tray=False)
+    out = io.StringIO()  # not a terminal: journald, a log file
+    d.status.add("console", ConsoleLine(out))
+    d._model = REF
+    d._start_worker(REF)
+    steps = [("download", 0.0, "model.nemo"), ("download", 0.3, "model.nemo"), ("download", 0.6, "model.nemo"),
+             ("download", 1.0, "model.nemo"), ("import", 0.0, "importing torch"), ("import", 0.25, "importing NeMo ASR"),
+             ("import", 1.0, "imported NeMo"), ("restore", 0.0, "restoring m.nemo on cpu"),
+             ("restore", 1.0, "restored a ctc model"), ("warmup", 0.0, "one second of quiet noise"),
+             ("warmup", 1.0, "ready")]
+    for stage, fraction, message in steps:
+        d._on_progress(Progress(stage, fraction, message))
+    lines = out.getvalue().splitlines()
+    for message, percent in (("importing torch", 40), ("importing NeMo", 48), ("restoring m.nemo", 70), ("one second of quiet", 95),
+                             ("model.nemo", 12)):
+        assert any(message in line and f"{percent:3d}%" in line for line in lines), (message, lines)
+    assert len(lines) <= 14, lines  # short: stages and steps, not every event
+    d._worker.close()
+    fault_row("#22 a 13-22 s model load on a console that is not a terminal",
+              "a line per stage (download, import, restore, warmup) with its percentage, not 0 % then silence")
