@@ -283,11 +283,11 @@ class Daemon:
     def _check_microphone(self) -> None:
         """Say at start, not at the first tap, when the microphone is missing. Not fatal:
         it is looked up again at every recording, so plugging one in later just works."""
-        from ctrlspeak.recorder import resolve_device
+        from ctrlspeak.recorder import describe_input, resolve_device
 
         try:
             device = resolve_device(self.cfg.input_device)
-            log.info("microphone: %s", device.name)
+            log.info("microphone: %s", describe_input(device))
         except errors.CtrlspeakError as exc:
             self._publish_error(exc)
 
@@ -643,8 +643,9 @@ class Daemon:
     def _on_stall(self, reason: str) -> None:
         if self._session is None:
             return
-        self.stop_recording(f"the microphone stopped: {reason}")
+        # said first: the transcription may well be done before the next line is printed
         self._publish_error(errors.AudioDeviceError(f"{reason}; the audio recorded so far is being transcribed"))
+        self.stop_recording(f"the microphone stopped: {reason}")
 
     def _add_segment(self, session: Session, audio: np.ndarray) -> None:
         index = session.count
@@ -1038,7 +1039,8 @@ class Daemon:
                                        "hint": self._boot_error.hint}
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:
-        log.error("%s", exc.one_line())
+        # the console line shows it already: the log file gets it, stderr not a second time
+        log.error("%s", exc.one_line(), extra={"on_console": self._want_console})
         self._publish(StatusEvent("error", exc.message, code=exc.code, hint=exc.hint, model=self._model_name()))
 
     def _sound(self, which: str) -> None:

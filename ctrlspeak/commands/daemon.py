@@ -82,7 +82,13 @@ def _setup_daemon_logging(level: str) -> Path:
         if h is not handler and isinstance(h, logging.StreamHandler):
             # journald/terminal: keep stderr at the configured level; the file gets INFO too
             h.setLevel(getattr(logging, level.upper(), logging.WARNING))
+            h.addFilter(_not_on_console_already)
     return path
+
+
+def _not_on_console_already(record: logging.LogRecord) -> bool:
+    """Errors the status console line shows go to the log file only: not twice on stderr."""
+    return not getattr(record, "on_console", False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -99,8 +105,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = config.load(flags)
     log_path = _setup_daemon_logging(cfg.log_level)
     logging.getLogger(__name__).info("ctrlspeak daemon starting; log file %s", log_path)
-    daemon = Daemon(cfg, flags, console=True, hotkey=args.hotkey)
-    return daemon.run()
+    from ctrlspeak.native_stderr import NativeStderr
+
+    native = NativeStderr()  # PortAudio's and ALSA's raw lines off the console
+    native.install()
+    try:
+        daemon = Daemon(cfg, flags, console=True, hotkey=args.hotkey)
+        return daemon.run()
+    finally:
+        native.close()
 
 
 def control_verb(args: argparse.Namespace) -> int:
