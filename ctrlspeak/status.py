@@ -31,7 +31,8 @@ class StatusEvent:
     percent: float | None = None
     #: the loading stage ("download", "import", "restore", "warmup"; see ipc.STAGES)
     stage: str | None = None
-    #: stop tap to text delivered
+    #: the stop tap (or command) to the text at the cursor: the paste keystroke, not the
+    #: clipboard restore after it
     latency_s: float | None = None
     code: str | None = None
     hint: str | None = None
