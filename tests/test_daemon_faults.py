@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from ctrlspeak import cli, control, errors
@@ -58,7 +59,7 @@ class Running:
 
     def close(self) -> None:
         self.d._force = True
-        self.d._inbox.put(daemon_mod._Signal(0))
+        self.d._inbox.put(daemon_mod._Audio(np.zeros(0, np.float32)))  # wakes the loop; nothing records
         self.thread.join(5)
         self.server.close()
         self.d._worker.close()
@@ -278,8 +279,6 @@ def test_history_commits_are_durable_and_carry_the_journal_id(with_stores):
 
 
 def test_replay_of_an_entry_already_in_history_adds_nothing(with_stores, fault_row):
-    import numpy as np
-
     d, _ = with_stores()
     rec = d._journal.start(model="m")
     rec.append(np.zeros(16000, np.float32))
