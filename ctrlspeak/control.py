@@ -51,7 +51,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -289,15 +289,20 @@ class ControlServer:
     included, "follow" too, so the daemon can refuse it or publish a snapshot) and returns
     the reply body. It runs on one handler thread, one request at a time in arrival order,
     and may block (the daemon forwards to its main loop and waits ~2 s at most); meanwhile
-    the selector thread keeps accepting, validating and streaming events. Raising a
+    the selector thread keeps accepting, validating and streaming events. Commands named in
+    ``immediate`` are the exception: their handler call must not block (``status`` reads a
+    snapshot), and it runs on the selector thread, so a slow ``stop`` holds nobody's status up. Raising a
     CtrlspeakError sends its code to the client; any other exception is logged and sent as
     ERR_INTERNAL. Neither thread dies from anything a client or the handler does.
     """
 
     def __init__(self, path: Path, handler: Handler, max_line: int = 64 * 1024, max_clients: int = 32, *,
                  allowed_uid: int | None = None, max_buffer: int = 256 * 1024,
-                 idle_timeout: float = 30.0) -> None:
+                 idle_timeout: float = 30.0, immediate: Collection[str] = ()) -> None:
         self._path = Path(path)
+        #: commands the handler answers at once (from a snapshot, never blocking): called on the
+        #: selector thread, so they never queue behind a slow command of another client
+        self._immediate = frozenset(immediate)
         self._handler = handler
         self._max_line = max_line
         self._max_clients = max_clients
@@ -690,6 +695,9 @@ class ControlServer:
         except BadRequest as exc:
             log.debug("rejected a malformed control request: %s", exc.error.message)
             self._reply(c, _error_line(exc.error, exc.request_id))
+            return
+        if request["cmd"] in self._immediate:
+            self._reply(c, self._call_handler(request)[0])
             return
         c.inflight = True
         if request["cmd"] == "follow":

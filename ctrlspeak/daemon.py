@@ -247,7 +247,8 @@ class Daemon:
         from ctrlspeak.vad import make_vad
 
         # the socket first: a second daemon must stop here, before it spawns a worker of its own
-        self._control = control.ControlServer(control.socket_path(self._runtime_dir), self._handle_request)
+        self._control = control.ControlServer(control.socket_path(self._runtime_dir), self._handle_request,
+                                              immediate=("status",))
         self._control.start()
         self._closers.append(self._control.close)
         self._setup_sinks()
@@ -755,7 +756,7 @@ class Daemon:
         text = insert.strip(" ")
         try:
             delivery = self._output.deliver(insert)
-            inserted_at = getattr(delivery, "inserted_at", None)
+            inserted_at = delivery.inserted_at
             if delivery.pasted:
                 self._last_insert = (target, insert)
             if not delivery.pasted and delivery.method != "stdout":

@@ -559,3 +559,19 @@ def test_idle_server_does_not_spin(make_server):
     assert used < 0.05, f"idle control server used {used:.3f} s of CPU in 1 s"
     server.close()
     assert list(events) == []
+
+
+def test_immediate_commands_do_not_queue_behind_a_slow_one(make_server):
+    def handler(request: dict) -> dict:
+        if request["cmd"] == "toggle":
+            time.sleep(1.5)  # a stop waiting for a slow paste
+        return FakeHandler()(request)
+
+    server = make_server(handler, immediate=("status",))
+    slow = threading.Thread(target=control.request, args=("toggle",), kwargs={"path": server.address})
+    slow.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    assert control.request("status", path=server.address)["state"] == "idle"
+    assert time.monotonic() - t0 < 1.0
+    slow.join(5)

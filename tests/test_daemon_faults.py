@@ -49,7 +49,8 @@ class Running:
 
     def __init__(self, d: daemon_mod.Daemon, rundir: Path) -> None:
         self.d = d
-        d._control = self.server = control.ControlServer(control.socket_path(rundir), d._handle_request)
+        d._control = self.server = control.ControlServer(control.socket_path(rundir), d._handle_request,
+                                                         immediate=("status",))
         self.server.start()
         self.thread = threading.Thread(target=d._loop, daemon=True)
         self.thread.start()
@@ -117,6 +118,27 @@ def test_a_command_that_raises_anything_gets_one_internal_error_at_once(running,
     assert caught.value.code == "ERR_INTERNAL" and "ZeroDivisionError" in caught.value.message
     assert time.monotonic() - t0 < 2.0
     assert r.request("status")["state"] == "ready", "the loop lives on"
+
+
+class SlowPaste(FakeOutput):
+    def deliver(self, text: str):
+        time.sleep(2.0)  # a modifier still held, a slow paste tool
+        return super().deliver(text)
+
+
+def test_a_slow_stop_holds_no_other_clients_status_up(running):
+    d, _ = make_daemon()
+    d._output = SlowPaste()
+    r = running(d)
+    r.request("start")
+    d._inbox.put(daemon_mod._Audio(_speech(1.0)))
+    stopper = threading.Thread(target=r.request, args=("stop",), kwargs={"timeout": 15})
+    stopper.start()
+    time.sleep(0.3)  # the stop is being handled: the paste takes 2 s
+    t0 = time.monotonic()
+    assert r.request("status")["ok"]
+    assert time.monotonic() - t0 < 1.0
+    stopper.join(15)
 
 
 @pytest.mark.parametrize("name", BAD_NAMES[:2])

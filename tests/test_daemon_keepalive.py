@@ -177,6 +177,7 @@ class _Delivery:
     pasted: bool = True
     method: str = "paste"
     detail: str = ""
+    inserted_at: float | None = None
 
 
 class FakeOutput:
