@@ -94,26 +94,9 @@ def test_models_list_shows_cache_state_without_network(isolated_env):
     assert out.stdout.startswith("ctrlspeak ")
 
 
-def test_with_good_and_bad_files_the_good_are_transcribed_and_the_status_says_some_failed(
-        test_models, clip, tmp_path, isolated_env, fault_row):
-    bad = tmp_path / "notes.wav"
-    bad.write_text("not audio\n" * 20)
-    cut = tmp_path / "cut.wav"
-    cut.write_bytes(clip.read_bytes()[: len(clip.read_bytes()) // 2])  # header longer than the data
-    out = _cli("transcribe", "--model", str(test_models["ctc"]), "--json", "--progress", "none",
-               str(clip), str(bad), str(cut))
-    assert out.returncode == errors.info_for("ERR_AUDIO_FILE").exit_status, out.stderr
-    results = json.loads(out.stdout)["results"]
-    assert ["error" in r for r in results] == [False, True, False]
-    assert results[1]["error"]["code"] == "ERR_AUDIO_FILE"
-    assert "truncated" in results[2]["warning"] and results[2]["audio_s"] == pytest.approx(1.0, abs=0.05)
-    assert "cut.wav: warning: it is truncated" in out.stderr
-    assert "did not stop" not in out.stderr
-    fault_row("#13b a truncated WAV (header longer than the data) among good and bad files",
-              "transcribed with a warning; the good ones too, the bad one reported, exit status says so")
-
-
-def test_more_files_than_file_descriptors(test_models, tmp_path, isolated_env, fault_row):
+def test_many_good_and_bad_files_under_a_low_ulimit(test_models, clip, tmp_path, isolated_env, fault_row):
+    """Issue 10, items 11-13 in one worker run: more files than descriptors, a file that is no
+    audio, and a truncated WAV (its header promises more than the file holds)."""
     import resource
 
     one = tmp_path / "one.wav"
@@ -123,16 +106,27 @@ def test_more_files_than_file_descriptors(test_models, tmp_path, isolated_env, f
         name = tmp_path / f"f{i:03d}.wav"
         os.link(one, name)
         names.append(str(name))
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio\n" * 20)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(clip.read_bytes()[: len(clip.read_bytes()) // 2])
 
     def low_ulimit() -> None:
         # the CLI needs about 15 descriptors of its own: 40 files open at once would not fit
         resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
 
     out = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", str(test_models["ctc"]),
-                          "--json", "--progress", "none", *names], capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, preexec_fn=low_ulimit)
-    assert out.returncode == 0, out.stderr[-2000:]
+                          "--json", "--progress", "none", *names, str(clip), str(bad), str(cut)],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                         preexec_fn=low_ulimit)
+    assert out.returncode == errors.info_for("ERR_AUDIO_FILE").exit_status, out.stderr[-2000:]
     results = json.loads(out.stdout)["results"]
-    assert len(results) == 40 and not [r for r in results if "error" in r]
+    assert ["error" in r for r in results] == [False] * 41 + [True, False]
+    assert results[41]["error"]["code"] == "ERR_AUDIO_FILE"
+    assert "truncated" in results[42]["warning"] and results[42]["audio_s"] == pytest.approx(1.0, abs=0.05)
+    assert "cut.wav: warning: it is truncated" in out.stderr
+    assert "did not stop" not in out.stderr
     fault_row("#12 more files than file descriptors (40 under ulimit -n 32; seen: 300 under 256)",
-              "opened one at a time: all transcribed, exit 0")
+              "opened one at a time: all transcribed")
+    fault_row("#13b a truncated WAV (header longer than the data) among good and bad files",
+              "transcribed with a warning; the good ones too, the bad one reported, exit status says so")
