@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,10 @@ from ctrlspeak import errors
 from ctrlspeak.ipc import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
+
+#: sample rates a speech file may plausibly have; outside, the header is corrupt (a "1 Hz" WAV of
+#: 16 KB read as 2.2 hours of audio after resampling)
+MIN_RATE, MAX_RATE = 8_000, 384_000
 
 
 def to_mono_16k(samples: np.ndarray, rate: int) -> np.ndarray:
@@ -70,8 +76,10 @@ class FileStream:
     """A long file read block by block, so memory stays bounded (a 60-minute recording
     at 44.1 kHz stereo would be 1.3 GB as float32 if read at once).
 
-    Opening validates the file (errors come early, before any model work); :meth:`blocks`
-    yields float32 16 kHz mono blocks.
+    Opening validates the file (errors come early, before any model work): one file
+    descriptor from here until :meth:`blocks` ends or :meth:`close`. :meth:`blocks` yields
+    float32 16 kHz mono blocks. ``truncated`` says why the file holds less than its header
+    promises (it is read as far as it goes), or is None.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -86,16 +94,29 @@ class FileStream:
             raise errors.AudioFileError(f"{self.shown} is a directory, not an audio file") from None
         except PermissionError:
             raise errors.AudioFileError(f"permission denied reading {self.shown}") from None
+        except OSError as exc:  # EMFILE, EIO, ENAMETOOLONG...
+            raise errors.AudioFileError(f"cannot open {self.shown}: {exc.strerror or exc}") from None
         try:
             self._sf = sf.SoundFile(self._fh)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            empty = _is_empty_file(self._fh)
             self._fh.close()
-            raise errors.AudioFileError(f"cannot decode {self.shown}: {exc}") from exc
+            if empty:
+                raise errors.AudioInvalid(f"{self.shown} is empty (0 bytes)") from None
+            # libsndfile's own words, without soundfile's "Error opening <_io.BufferedReader ...>"
+            why = str(getattr(exc, "error_string", "") or exc).strip().rstrip(".")
+            raise errors.AudioFileError(f"cannot decode {self.shown}: {why[:1].lower() + why[1:]}") from None
         self.rate = self._sf.samplerate
         self.frames = self._sf.frames
+        if not MIN_RATE <= self.rate <= MAX_RATE:
+            self.close()
+            raise errors.AudioFileError(
+                f"{self.shown}: its header says {self.rate} Hz, which no speech recording has "
+                f"({MIN_RATE // 1000} to {MAX_RATE // 1000} kHz): the file is corrupt")
         if self.frames == 0:
             self.close()
             raise errors.AudioInvalid(f"{self.shown} is empty (0 samples)")
+        self.truncated = _truncation(self._sf.extra_info)
 
     @property
     def duration_s(self) -> float:
@@ -130,3 +151,28 @@ class FileStream:
         except Exception:
             pass
         self._fh.close()
+
+
+def _is_empty_file(fh) -> bool:
+    try:
+        st = os.fstat(fh.fileno())
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size == 0  # /dev/zero has size 0 too, and is no empty file
+
+
+# libsndfile's log for a WAV or AIFF whose data chunk runs past the end of the file:
+# "data : 64000 (should be 31978)"
+_SHORT_CHUNK = re.compile(r"^(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+def _truncation(extra_info: str) -> str | None:
+    """Why a file holds less audio than its header says, from libsndfile's log; None if it does not."""
+    match = _SHORT_CHUNK.search(extra_info or "")
+    if not match:
+        return None
+    promised, present = int(match.group(1)), int(match.group(2))
+    if present >= promised:
+        return None
+    share = present / promised
+    return f"it is truncated: {share:.0%} of the audio its header promises is there; transcribing that part"

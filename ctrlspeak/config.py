@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -35,6 +36,47 @@ def default_threads() -> int:
 
     cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     return max(1, min(4, cores))
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: more torch threads than this is a typo, not a machine
+MAX_THREADS = 256
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "compute_device": COMPUTE_DEVICES, "hotkey_mode": ("tap", "hold"), "output": ("paste", "type", "stdout"),
+    "quantize": ("off", "int8"), "notify": ("off", "errors", "normal"),
+}
+#: seconds (or minutes) that must be a finite number in (low, high]; low itself is allowed
+#: where the bool says so. NaN and infinity are refused everywhere: NaN compares false with
+#: every bound, so a NaN max_record_s silently disabled the length cap.
+_SPANS: dict[str, tuple[float, bool, float]] = {
+    "hotkey_window_s": (0.0, False, 5.0),
+    "max_record_s": (0.0, False, 24 * 3600.0),
+    "preroll_s": (0.0, True, 10.0),
+    "min_silence_s": (0.0, False, 60.0),
+    "max_segment_s": (0.0, False, 300.0),
+    "hang_margin_s": (0.0, False, 3600.0),
+    "keep_alive_minutes": (0.0, True, 7 * 24 * 60.0),
+}
+
+
+def value_problem(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the key ``name`` (its meaning, not only its type), or None."""
+    if name in _CHOICES and value not in _CHOICES[name]:
+        return f"must be one of {', '.join(_CHOICES[name])}, not {value!r}"
+    if name == "log_level" and str(value).upper() not in LOG_LEVELS:
+        return f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}"
+    if name == "threads" and not 0 <= value <= MAX_THREADS:
+        return f"must be 0 (physical cores, at most 4) or 1 to {MAX_THREADS}, not {value}"
+    if name == "hotkey_taps" and not 1 <= value <= 5:
+        return f"must be 1 to 5, not {value}"
+    if name == "keep_recordings" and value < 0:
+        return f"must be 0 or more, not {value}"
+    if name in _SPANS:
+        low, low_ok, high = _SPANS[name]
+        if not (math.isfinite(value) and (value >= low if low_ok else value > low) and value <= high):
+            least = f"{low:g} or more" if low_ok else f"more than {low:g}"
+            return f"must be a number {least} and at most {high:g}, not {value}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -101,29 +143,10 @@ class Config:
     keep_alive_minutes: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.compute_device not in COMPUTE_DEVICES:
-            raise errors.ConfigError(
-                f"compute_device must be one of {', '.join(COMPUTE_DEVICES)}, not {self.compute_device!r}"
-            )
-        if self.threads < 0:
-            raise errors.ConfigError(f"threads must be 0 (auto) or positive, not {self.threads}")
-        choices = {"hotkey_mode": ("tap", "hold"), "output": ("paste", "type", "stdout"), "quantize": ("off", "int8"),
-                   "notify": ("off", "errors", "normal")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise errors.ConfigError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        if not 1 <= self.hotkey_taps <= 5:
-            raise errors.ConfigError(f"hotkey_taps must be 1 to 5, not {self.hotkey_taps}")
-        for name in ("hotkey_window_s", "max_record_s", "min_silence_s", "max_segment_s"):
-            if getattr(self, name) <= 0:
-                raise errors.ConfigError(f"{name} must be positive, not {getattr(self, name)}")
-        if self.keep_recordings < 0:
-            raise errors.ConfigError(f"keep_recordings must be 0 or more, not {self.keep_recordings}")
-        if self.preroll_s < 0:
-            raise errors.ConfigError(f"preroll_s must be 0 or more, not {self.preroll_s}")
-        if not 0 <= self.keep_alive_minutes < math.inf:  # also refuses NaN
-            raise errors.ConfigError(
-                f"keep_alive_minutes must be 0 (never unload) or a positive number, not {self.keep_alive_minutes}")
+        for f in fields(self):
+            problem = value_problem(f.name, getattr(self, f.name))
+            if problem:
+                raise errors.ConfigError(f"{f.name} {problem}")
 
     @property
     def effective_threads(self) -> int:
@@ -154,8 +177,46 @@ def _field_types() -> dict[str, Any]:
     return {f.name: f.type for f in fields(Config)}
 
 
-def _coerce(key: str, value: Any, source: str) -> Any:
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from, for an error that says what to fix."""
+
+    #: "config file /path, line 3", "CTRLSPEAK_THREADS", "the command line"
+    where: str
+    hint: str
+
+
+def _file_source(path: Path, text: str, key: str) -> Source:
+    line = _line_of(text, key)
+    where = f"config file {path}" + (f", line {line}" if line else "")
+    return Source(where, f"fix or remove that line in {path}; without it the default applies")
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line that sets top-level ``key`` (tomllib keeps no positions; the file is flat)."""
+    pattern = re.compile(rf"""^\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("["):
+            return None  # a [table]: not a key of ours any more
+        if pattern.match(line):
+            return number
+    return None
+
+
+def _env_source(var: str) -> Source:
+    return Source(f"environment variable {var}", f"fix or unset {var}")
+
+
+_FLAGS = Source("the command line", "see `ctrlspeak --help`")
+
+
+def _coerce(key: str, value: Any, source: Source) -> Any:
+    """``value`` as the key's type, checked for what it means (value_problem)."""
     kind = _field_types()[key]
+
+    def bad(problem: str) -> errors.ConfigError:
+        return errors.ConfigError(f"{source.where}: {key} {problem}", hint=source.hint)
+
     try:
         if "bool" in kind:
             if isinstance(value, bool):
@@ -169,18 +230,29 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if "int" in kind:
             if isinstance(value, bool):
                 raise ValueError(value)
-            return int(value)
-        if "float" in kind:
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise bad(f"must be a whole number, not {value!r}")  # int(2.9) would be a silent 2
+                value = int(value)
+            result: Any = int(value)
+        elif "float" in kind:
             if isinstance(value, bool):
                 raise ValueError(value)
-            return float(value)
-        if "None" in kind and (value is None or str(value).strip() == ""):
+            result = float(value)
+        elif "None" in kind and (value is None or str(value).strip() == ""):
             return None
-        if isinstance(value, (dict, list)):
+        elif isinstance(value, (dict, list)):
             raise ValueError(value)
-        return str(value)
-    except ValueError:
-        raise errors.ConfigError(f"{source}: {key} has an invalid value {value!r} (expected {kind})") from None
+        else:
+            result = str(value)
+    except (ValueError, TypeError, OverflowError):
+        raise bad(f"has an invalid value {value!r} (expected {kind})") from None
+    if key == "log_level":
+        result = result.strip().upper()
+    problem = value_problem(key, result)
+    if problem:
+        raise bad(problem)
+    return result
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -192,7 +264,8 @@ def read_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise errors.ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise errors.ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     known = _field_types()
@@ -202,16 +275,17 @@ def read_file(path: Path) -> dict[str, Any]:
         if name not in known:
             log.warning("config file %s: unknown key %r ignored", path, key)
             continue
-        values[name] = _coerce(name, value, str(path))
+        values[name] = _coerce(name, value, _file_source(path, text, key))
     return values
 
 
 def from_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in _field_types():
-        raw = env.get(ENV_PREFIX + name.upper())
+        var = ENV_PREFIX + name.upper()
+        raw = env.get(var)
         if raw is not None:
-            values[name] = _coerce(name, raw, ENV_PREFIX + name.upper())
+            values[name] = _coerce(name, raw, _env_source(var))
     return values
 
 
@@ -226,5 +300,5 @@ def load(
     values: dict[str, Any] = {}
     values.update(read_file(path or config_path(env)))
     values.update(from_env(env))
-    values.update({k: v for k, v in (flags or {}).items() if v is not None})
+    values.update({k: _coerce(k, v, _FLAGS) for k, v in (flags or {}).items() if v is not None})
     return Config(**values)

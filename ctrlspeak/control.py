@@ -29,7 +29,11 @@ Protocol: one JSON object per line, each request answered by one line, in order.
   :class:`~ctrlspeak.errors.CtrlspeakError` gives ``ERR_INTERNAL``; refused connections
   (another user, too many clients) get one ``ERR_SERVICE`` line and are closed.
 * a line longer than ``max_line`` bytes is answered with ``ERR_USAGE`` and the connection is
-  closed; so is a connection that sends nothing, or half a line, for ``idle_timeout`` s.
+  closed; so is a connection that sends nothing, or half a line, for ``idle_timeout`` s, whether
+  or not it was served before (an idle client holds one of the ``max_clients`` slots).
+* replies a client does not read are bounded like a follower's events: once ``max_buffer / 2``
+  bytes wait for it, the server stops reading (and answering) its requests until it reads; past
+  ``max_buffer``, or after ``idle_timeout`` s without reading, it is dropped with a logged reason.
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -255,7 +259,7 @@ Handler = Callable[[dict], dict]
 class _Client:
     """One connection. Fields under "lock" are shared with publish() and the handler thread."""
 
-    __slots__ = ("sock", "fd", "inbuf", "scanned", "pending", "inflight", "served", "last_rx",
+    __slots__ = ("sock", "fd", "inbuf", "scanned", "pending", "inflight", "last_io",
                  "no_more_input", "closing", "close_at", "mask", "closed",
                  "out", "held", "following", "dropped")  # the last four: under lock
 
@@ -266,8 +270,7 @@ class _Client:
         self.scanned = 0
         self.pending: collections.deque[Any] = collections.deque()
         self.inflight = False
-        self.served = 0
-        self.last_rx = now
+        self.last_io = now  # the last byte received or sent, or the last reply queued
         self.no_more_input = False
         self.closing = False
         self.close_at = 0.0
@@ -286,15 +289,20 @@ class ControlServer:
     included, "follow" too, so the daemon can refuse it or publish a snapshot) and returns
     the reply body. It runs on one handler thread, one request at a time in arrival order,
     and may block (the daemon forwards to its main loop and waits ~2 s at most); meanwhile
-    the selector thread keeps accepting, validating and streaming events. Raising a
+    the selector thread keeps accepting, validating and streaming events. Commands named in
+    ``immediate`` are the exception: their handler call must not block (``status`` reads a
+    snapshot), and it runs on the selector thread, so a slow ``stop`` holds nobody's status up. Raising a
     CtrlspeakError sends its code to the client; any other exception is logged and sent as
     ERR_INTERNAL. Neither thread dies from anything a client or the handler does.
     """
 
     def __init__(self, path: Path, handler: Handler, max_line: int = 64 * 1024, max_clients: int = 32, *,
                  allowed_uid: int | None = None, max_buffer: int = 256 * 1024,
-                 idle_timeout: float = 30.0) -> None:
+                 idle_timeout: float = 30.0, immediate: Collection[str] = ()) -> None:
         self._path = Path(path)
+        #: commands the handler answers at once (from a snapshot, never blocking): called on the
+        #: selector thread, so they never queue behind a slow command of another client
+        self._immediate = frozenset(immediate)
         self._handler = handler
         self._max_line = max_line
         self._max_clients = max_clients
@@ -614,7 +622,7 @@ class ControlServer:
             self._close_client(c)
             return
         if data:
-            c.last_rx = time.monotonic()
+            c.last_io = time.monotonic()
             c.inbuf += data
             self._split_lines(c)
         else:
@@ -662,11 +670,13 @@ class ControlServer:
                 return
             with self._lock:
                 del c.out[:sent]
-        self._update(c)
+            if sent:
+                c.last_io = time.monotonic()
+        self._advance(c)  # requests held back while its replies piled up may go on now
 
     def _advance(self, c: _Client) -> None:
         """Answer queued lines in order; a valid request waits for the handler's reply."""
-        while c.pending and not c.inflight and not c.closing and not c.closed:
+        while c.pending and not c.inflight and not c.closing and not c.closed and not self._backed_up(c):
             item = c.pending.popleft()
             if item is _TOO_LONG:
                 self._reply(c, _error_line(errors.UsageError(
@@ -680,12 +690,14 @@ class ControlServer:
         self._update(c)
 
     def _dispatch(self, c: _Client, line: bytes) -> None:
-        c.served += 1
         try:
             request = parse_request(line)
         except BadRequest as exc:
             log.debug("rejected a malformed control request: %s", exc.error.message)
             self._reply(c, _error_line(exc.error, exc.request_id))
+            return
+        if request["cmd"] in self._immediate:
+            self._reply(c, self._call_handler(request)[0])
             return
         c.inflight = True
         if request["cmd"] == "follow":
@@ -695,11 +707,21 @@ class ControlServer:
 
     def _reply(self, c: _Client, line: bytes) -> None:
         with self._lock:
-            backlog = len(c.out)
             c.out += line
+        self._check_backlog(c)
+
+    def _check_backlog(self, c: _Client) -> None:
+        with self._lock:
+            backlog = len(c.out)
         if backlog > self._max_buffer:
-            log.warning("dropping a control client that does not read its replies")
+            log.warning("dropping a control client that does not read its replies (%d bytes unsent, at most %d)",
+                        backlog, self._max_buffer)
             self._close_client(c)
+
+    def _backed_up(self, c: _Client) -> bool:
+        """Replies pile up unread: read and answer nothing more from this client until it reads."""
+        with self._lock:
+            return len(c.out) >= self._max_buffer // 2
 
     def _start_closing(self, c: _Client) -> None:
         c.closing = True
@@ -722,7 +744,7 @@ class ControlServer:
             self._close_client(c)
             return
         mask = selectors.EVENT_WRITE if has_out else 0
-        if not c.no_more_input and len(c.pending) < _MAX_PENDING:
+        if not c.no_more_input and len(c.pending) < _MAX_PENDING and not self._backed_up(c):
             mask |= selectors.EVENT_READ
         if mask == c.mask:
             return
@@ -758,6 +780,7 @@ class ControlServer:
             c.inflight = False
             if c.closed:
                 continue
+            c.last_io = time.monotonic()  # the idle clock starts again from the answer
             if not c.closing:
                 with self._lock:
                     c.out += line
@@ -768,6 +791,9 @@ class ControlServer:
                     elif kind == "failed" and not c.following:
                         self._followers.discard(c)
                         c.held.clear()
+                self._check_backlog(c)
+                if c.closed:
+                    continue
             self._advance(c)
 
     def _drain_dirty(self) -> None:
@@ -786,11 +812,14 @@ class ControlServer:
     def _deadline(self, c: _Client) -> float | None:
         if c.closing:
             return c.close_at
-        if c.inflight or c.pending or c.no_more_input or c.following:
-            return None
-        if c.inbuf or c.served == 0:
-            return c.last_rx + self._idle_timeout
-        return None
+        if c.inflight or c.following:
+            return None  # waiting for the handler, or streaming events: not the client's doing
+        with self._lock:
+            has_out = bool(c.out)
+        if c.no_more_input and not has_out:
+            return None  # about to be closed by _update
+        # silent, half a line, served and then idle, or not reading its replies: all the same
+        return c.last_io + self._idle_timeout
 
     def _next_timeout(self) -> float | None:
         deadlines = [d for d in map(self._deadline, self._clients.values()) if d is not None]
@@ -804,6 +833,13 @@ class ControlServer:
             if deadline is None or deadline > now:
                 continue
             if c.closing:
+                self._close_client(c)
+                continue
+            with self._lock:
+                unread = len(c.out)
+            if unread:
+                log.warning("dropping a control client that has not read its replies for %g s (%d bytes unsent)",
+                            self._idle_timeout, unread)
                 self._close_client(c)
                 continue
             what = "the end of the request line" if c.inbuf else "a request"

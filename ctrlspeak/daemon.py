@@ -63,12 +63,15 @@ AUDIO_RELEASE_S = 2.0
 @dataclass(frozen=True)
 class _Hotkey:
     event: Any
+    #: when the tap happened: a stop's latency counts from here, not from when the loop got to it
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
 class _Command:
     request: dict[str, Any]
     reply: Future
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,28 @@ class Session:
     #: "dictation", or "recovered" for a journal entry left by a crash
     kind: str = "dictation"
     recording: Any = None  # the journal's Recording while it is being made
+    #: the journal entry's id; also stored with the transcript in history, so a replay of an
+    #: entry that reached history (a crash just after the commit, a failed removal) adds nothing
     journal_id: str | None = None
+    #: the audio is complete in the journal (committed at the stop, or found there at start)
+    in_journal: bool = False
 
     @property
     def complete(self) -> bool:
         return self.stopped_at is not None and len(self.texts) + len(self.failures) == self.count
+
+
+@dataclass(frozen=True)
+class _Unsaved:
+    """A transcript on its way to history; kept in memory while history cannot be written."""
+
+    text: str
+    model: str
+    duration_s: float
+    latency_s: float | None
+    source: str
+    journal_id: str | None
+    created_at: float = field(default_factory=time.time)
 
 
 def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
@@ -205,6 +225,10 @@ class Daemon:
         self._reloading = False
         self._switching = 0  # model switches in flight
         self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
+        #: transcripts that history refused (full, locked, read-only): written before the next one
+        self._unsaved: list[_Unsaved] = []
+        #: (window, text) of the last dictation inserted: the next one into that window follows it
+        self._last_insert: tuple[str | None, str] | None = None
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -222,16 +246,18 @@ class Daemon:
         from ctrlspeak.signals import SignalRelay
         from ctrlspeak.vad import make_vad
 
-        self._setup_sinks()
-        self._vad = make_vad()
-        self._model, notice = choose_model(self.cfg)
-        self._start_worker(self._model)  # first: loading takes longest
-        if notice:
-            self._publish(StatusEvent("notice", notice, model=self._model.name))
-        self._control = control.ControlServer(control.socket_path(self._runtime_dir), self._handle_request)
+        # the socket first: a second daemon must stop here, before it spawns a worker of its own
+        self._control = control.ControlServer(control.socket_path(self._runtime_dir), self._handle_request,
+                                              immediate=("status",))
         self._control.start()
         self._closers.append(self._control.close)
+        self._setup_sinks()
         self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
+        self._vad = make_vad()
+        self._model, notice = choose_model(self.cfg)
+        self._start_worker(self._model)  # then at once: loading takes longest
+        if notice:
+            self._publish(StatusEvent("notice", notice, model=self._model.name))
         make_source = self._audio_source or functools.partial(Recorder, self.cfg.input_device)
         self._recorder = make_source(on_audio=lambda a: self._inbox.put(_Audio(a)),
                                      on_stall=lambda why: self._inbox.put(_Stall(why)), preroll_s=self.cfg.preroll_s)
@@ -258,39 +284,48 @@ class Daemon:
     def _check_microphone(self) -> None:
         """Say at start, not at the first tap, when the microphone is missing. Not fatal:
         it is looked up again at every recording, so plugging one in later just works."""
-        from ctrlspeak.recorder import resolve_device
+        from ctrlspeak.recorder import describe_input, resolve_device
 
         try:
             device = resolve_device(self.cfg.input_device)
-            log.info("microphone: %s", device.name)
+            log.info("microphone: %s", describe_input(device))
         except errors.CtrlspeakError as exc:
             self._publish_error(exc)
 
-    def _open_journal(self) -> None:
+    def _open_journal(self, recover: bool = True) -> bool:
         from ctrlspeak.journal import Journal
 
         try:
-            self._journal = Journal(keep=self.cfg.keep_recordings)
-            leftovers = self._journal.leftovers()
+            journal = Journal(keep=self.cfg.keep_recordings)
+            leftovers = journal.leftovers() if recover else []
         except OSError as exc:
             self._journal_failed(exc)
-            return
+            return False
+        self._journal = journal
         for entry in leftovers:
             self._recover(entry)
+        return True
 
-    def _journal_failed(self, exc: OSError) -> None:
-        self._journal = None
-        self._publish_error(errors.CtrlspeakError(
-            f"the audio journal is unavailable ({exc.strerror or exc}); recordings stay in memory only",
-            hint="free space in, or fix the permissions of, the state directory"))
+    def _journal_failed(self, exc: OSError, session: Session | None = None) -> None:
+        """A journal write failed: this recording goes on in memory; the next one tries again."""
+        if session is not None and session.recording is not None:
+            session.recording.abandon()
+            session.recording = None
+        self._publish_error(errors.JournalError(
+            f"the audio journal is unavailable ({exc.strerror or exc}); this recording is kept in memory only"))
 
     def _recover(self, entry: Any) -> None:
         """Transcribe a recording a crash left behind; it goes to history, not the cursor."""
         from ctrlspeak.segment import split
 
+        if self._in_history(entry.id):
+            # committed, then the daemon died (or a full disk kept it) before the entry was removed
+            log.info("journal entry %s is in history already; removing it", entry.id)
+            self._forget_journal(entry.id)
+            return
         audio = self._journal.read(entry)
         session = Session(id=entry.id, started=time.monotonic(), segmenter=Segmenter(self._vad),
-                          kind="recovered", journal_id=entry.id, audio_s=audio.size / SAMPLE_RATE,
+                          kind="recovered", journal_id=entry.id, in_journal=True, audio_s=audio.size / SAMPLE_RATE,
                           stopped_at=time.monotonic())
         self._finishing[session.id] = session
         if audio.size == 0:
@@ -300,6 +335,15 @@ class Daemon:
         log.info("recovering recording %s (%.1f s) left by a crash", entry.id, session.audio_s)
         for piece in split(audio, 30.0):
             self._add_segment(session, piece)
+
+    def _in_history(self, journal_id: str) -> bool:
+        if self._history is None:
+            return False
+        try:
+            return self._history.has_journal_id(journal_id)
+        except errors.CtrlspeakError as exc:
+            log.warning("%s", exc.one_line())
+            return False  # recovered then; history's unique journal_id still refuses a second row
 
     def _setup_sinks(self) -> None:
         from ctrlspeak import sdnotify
@@ -312,7 +356,9 @@ class Daemon:
         self._notifier = notifier
         self.status.add("notify", notifier)
         self._closers.append(notifier.close)
-        self.status.add("systemd", lambda e: sdnotify.notify(f"STATUS={e.state} {e.message}"[:200]))
+        # through status(), which keeps it one line: a newline in a message (a model path) would
+        # otherwise start a KEY=value of its own, READY=1 or MAINPID= included
+        self.status.add("systemd", lambda e: sdnotify.status(f"{e.state} {e.message}"[:200]))
         if self._want_tray:
             self._setup_tray()
 
@@ -377,11 +423,11 @@ class Daemon:
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
-        self.start()
         try:
+            self.start()
             self._loop()
         finally:
-            self.shutdown()
+            self.shutdown()  # also after a start that failed half way: nothing is left running
         return self.exit_status
 
     def _loop(self) -> None:
@@ -470,7 +516,7 @@ class Daemon:
         elif isinstance(event, _SegmentDone):
             self._on_segment_done(event)
         elif isinstance(event, _Hotkey):
-            self._on_hotkey(event.event)
+            self._on_hotkey(event.event, event.at)
         elif isinstance(event, _Command):
             self._on_command(event)
         elif isinstance(event, _WorkerProgress):
@@ -490,6 +536,8 @@ class Daemon:
         from ctrlspeak import sdnotify
 
         sdnotify.stopping()
+        if self._unsaved:  # history refused them: one last try (their journal entries stay otherwise)
+            self._flush_unsaved()
         if self._worker is not None:
             self._worker.close(timeout=5.0)
         for close in reversed(self._closers):
@@ -513,6 +561,8 @@ class Daemon:
             id=uuid.uuid4().hex[:8], started=time.monotonic(),
             segmenter=Segmenter(self._vad, min_silence_s=self.cfg.min_silence_s, max_segment_s=self.cfg.max_segment_s),
         )
+        if self._journal is None and self.cfg.journal:
+            self._open_journal(recover=False)  # it failed before: try again, for this recording
         if self._journal is not None:
             try:
                 self._session.recording = self._journal.start(model=self._model_name())
@@ -527,7 +577,7 @@ class Daemon:
             self._on_audio(pre)
         return None
 
-    def stop_recording(self, reason: str = "") -> None:
+    def stop_recording(self, reason: str = "", at: float | None = None) -> None:
         session = self._session
         if session is None:
             return
@@ -538,15 +588,16 @@ class Daemon:
                         "some audio is missing", overflows)
         self._close_recorder()
         self._session = None
-        session.stopped_at = time.monotonic()
+        session.stopped_at = time.monotonic() if at is None else at
         session.reason = reason
         self._sound("stop")
         if session.recording is not None:
             try:
                 session.recording.commit(stopped_at=time.time(), audio_s=session.audio_s)
+                session.in_journal = True
+                session.recording = None
             except OSError as exc:
-                self._journal_failed(exc)
-            session.recording = None
+                self._journal_failed(exc, session)
         rest = session.segmenter.flush()
         if rest is not None and (session.count == 0 or float(np.abs(rest).max()) > _SILENT_PEAK):
             self._add_segment(session, rest)
@@ -566,11 +617,12 @@ class Daemon:
             session.recording.discard()
         log.info("recording cancelled")
         self._publish(StatusEvent("idle", "cancelled"))
+        self._settle()
 
-    def toggle(self, source: str) -> errors.CtrlspeakError | None:
+    def toggle(self, source: str, at: float | None = None) -> errors.CtrlspeakError | None:
         if self._session is None:
             return self.start_recording(source)
-        self.stop_recording()
+        self.stop_recording(at=at)
         return None
 
     def _on_audio(self, audio: np.ndarray) -> None:
@@ -582,8 +634,7 @@ class Daemon:
             try:
                 session.recording.append(audio)
             except OSError as exc:  # a full disk must not cost the recording
-                session.recording = None
-                self._journal_failed(exc)
+                self._journal_failed(exc, session)
         for segment in session.segmenter.feed(audio):
             self._add_segment(session, segment)
         if session.audio_s >= self.cfg.max_record_s:
@@ -593,8 +644,9 @@ class Daemon:
     def _on_stall(self, reason: str) -> None:
         if self._session is None:
             return
-        self.stop_recording(f"the microphone stopped: {reason}")
+        # said first: the transcription may well be done before the next line is printed
         self._publish_error(errors.AudioDeviceError(f"{reason}; the audio recorded so far is being transcribed"))
+        self.stop_recording(f"the microphone stopped: {reason}")
 
     def _add_segment(self, session: Session, audio: np.ndarray) -> None:
         index = session.count
@@ -631,57 +683,132 @@ class Daemon:
             return
         self._finishing.pop(session.id, None)
         text = join_texts([session.texts.get(i, "") for i in range(session.count)])
-        latency = time.monotonic() - (session.stopped_at or time.monotonic())
         if session.failures:
             first = next(iter(session.failures.values()))
-            kept = " (the recording is kept: `ctrlspeak retry last`)" if session.journal_id else ""
+            kept = " (the recording is kept: `ctrlspeak retry last`)" if session.in_journal else ""
             self._publish_error(type(first)(first.message + kept, hint=first.hint))
+            self._settle()
             return  # keep the journal entry: the words are not lost
         if session.kind == "recovered":
             self._finish_recovered(session, text)
             return
         if not text:
-            self._forget_journal(session)
+            self._forget_journal(session.journal_id)
             self._publish(StatusEvent("idle", "nothing was heard"))
+            self._settle()
             return
-        self._deliver(text, session, latency)
+        self._deliver(text, session)
 
-    def _forget_journal(self, session: Session) -> None:
-        if self._journal is not None and session.journal_id:
+    def _forget_journal(self, journal_id: str | None, keep: bool = False) -> None:
+        if self._journal is not None and journal_id:
             try:
-                self._journal.done(session.journal_id)
+                self._journal.done(journal_id, keep_anyway=keep)
             except OSError as exc:
-                log.warning("could not remove journal entry %s: %s", session.journal_id, exc)
+                log.warning("could not remove journal entry %s: %s", journal_id, exc)
+
+    def _store(self, item: _Unsaved) -> bool:
+        """Write ``item`` (after any earlier transcript history refused) to history durably,
+        then drop its journal entry. False when history refused it: the error is published,
+        the entry stays in the journal, and the transcript waits in memory for the next try."""
+        if self._history is None:
+            return False
+        self._unsaved.append(item)
+        return self._flush_unsaved()
+
+    def _flush_unsaved(self) -> bool:
+        while self._unsaved and self._history is not None:
+            first = self._unsaved[0]
+            try:
+                self._history.add(first.text, model=first.model, duration_s=first.duration_s,
+                                  latency_s=first.latency_s, source=first.source, created_at=first.created_at,
+                                  journal_id=first.journal_id)
+            except errors.CtrlspeakError as exc:
+                waiting = len(self._unsaved)
+                self._publish_error(type(exc)(exc.message + (f" ({waiting} transcripts wait for it)" if waiting > 1
+                                                             else ""), hint=exc.hint))
+                return False
+            self._unsaved.pop(0)
+            self._forget_journal(first.journal_id)  # only now: the transcript is committed
+        return True
 
     def _finish_recovered(self, session: Session, text: str) -> None:
-        if text and self._history is not None:
-            self._history.add(text, model=self._model_name(), duration_s=session.audio_s, latency_s=None,
-                              source="recovered")
-        self._forget_journal(session)
+        if not text:
+            self._forget_journal(session.journal_id)
+            return
+        item = _Unsaved(text, self._model_name(), session.audio_s, None, "recovered", session.journal_id)
+        if self._history is None:
+            self._forget_journal(session.journal_id, keep=True)  # no history: `ctrlspeak retry` has it
+            where = "history is off: `ctrlspeak retry --list` has it"
+        elif self._store(item):
+            where = "see `ctrlspeak history`"
+        else:
+            return  # the error is out; the entry stays in the journal
         words = len(text.split())
-        self._publish(StatusEvent("notice", f"recovered a {session.audio_s:.0f} s recording left by a crash "
-                                            f"({words} words): see `ctrlspeak history`", words=words))
+        self._publish(StatusEvent("notice", f"recovered a {session.audio_s:.0f} s recording that had not reached "
+                                            f"history ({words} words): {where}", words=words))
 
-    def _deliver(self, text: str, session: Session, latency: float) -> None:
+    def _deliver(self, text: str, session: Session) -> None:
         log.debug("transcript: %s", text)
         delivered_note = ""
+        inserted_at: float | None = None
+        failed: errors.CtrlspeakError | None = None
+        target, insert = self._fit(text)
+        text = insert.strip(" ")
         try:
-            delivery = self._output.deliver(text)
+            delivery = self._output.deliver(insert)
+            inserted_at = delivery.inserted_at
+            if delivery.pasted:
+                self._last_insert = (target, insert)
             if not delivery.pasted and delivery.method != "stdout":
                 self._publish(StatusEvent("error", delivery.detail, code="ERR_PASTE_FAILED",
                                           hint=errors.info_for("ERR_PASTE_FAILED").hint))
                 delivered_note = "on the clipboard"
         except errors.CtrlspeakError as exc:
-            # even the clipboard failed: the text is in history, and shown in the notification
-            self._publish(StatusEvent("error", f"{exc.message}. Text: {text}", code=exc.code, hint=exc.hint))
-            delivered_note = "kept in history"
-        latency = time.monotonic() - (session.stopped_at or time.monotonic())
-        if self._history is not None:
-            self._history.add(text, model=self._model_name(), duration_s=session.audio_s, latency_s=latency)
-        self._forget_journal(session)  # only now: the transcript is committed
+            failed = exc
+        # what the person waited for: the stop to the paste keystroke, not the clipboard's restore after it
+        latency = (inserted_at if inserted_at is not None else time.monotonic()) - (session.stopped_at or 0.0)
+        stored = self._store(_Unsaved(text, self._model_name(), session.audio_s, latency, "dictation",
+                                      session.journal_id))
+        if self._history is None:
+            # nowhere else to keep the words when even the clipboard failed: keep the recording
+            self._forget_journal(session.journal_id, keep=failed is not None)
+        if failed is not None:
+            # The words never go into a message: messages reach the log, journald, systemd's
+            # STATUS=, notifications and `status --follow`. Say where they are instead.
+            if stored:
+                where = "the text is in `ctrlspeak history`"
+            elif self._history is not None:
+                where = "the recording is kept in the journal and goes to history once it can"
+            elif session.in_journal:
+                where = "history is off: the recording is kept for `ctrlspeak retry last`"
+            else:
+                where = "history and the journal are off, so the text could not be kept"
+            self._publish(StatusEvent("error", f"{failed.message}; {where}", code=failed.code, hint=failed.hint))
+            delivered_note = "kept in history" if stored else "not delivered"
         words = len(text.split())
         self._publish(StatusEvent("done", delivered_note, latency_s=latency, words=words, model=self._model_name(),
                                   compute_s=session.compute_after_stop_s))
+        self._settle()
+
+    def _fit(self, text: str) -> tuple[str | None, str]:
+        """The window with the focus, and ``text`` as it must be inserted there: after the last
+        dictation into the same window, a space (and a capital after a sentence end). An unknown
+        window (Wayland) counts as the same one; another known window is a fresh start."""
+        from ctrlspeak import spacing
+
+        target = self._output.target()
+        before = None
+        if self._last_insert is not None and self._output.mode != "stdout":  # stdout: a line each
+            last_target, last_text = self._last_insert
+            if target is None or last_target is None or target == last_target:
+                before = last_text
+        cased = any(ch.isupper() for ch in text + (before or ""))  # the model writes case
+        return target, spacing.fit(before, text, cased=cased)
+
+    def _settle(self) -> None:
+        """Back to "ready" on the status channel once a dictation is over (bars follow the last event)."""
+        if self._state() == "ready":
+            self._publish(StatusEvent("ready", "", model=self._model_name(), quiet=True))
 
     # -- the worker ---------------------------------------------------------------------
     @property
@@ -701,7 +828,8 @@ class Daemon:
         percent = lo + (hi - lo) * (p.fraction or 0.0)
         with self._publish_lock:
             if self._ready is None:  # checked again: ready may have been published meanwhile
-                self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name()))
+                self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name(),
+                                          stage=p.stage))
 
     def _on_worker_ready(self, event: _WorkerReady) -> None:
         from ctrlspeak import sdnotify
@@ -715,19 +843,34 @@ class Daemon:
         message = f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s"
         if reloaded:
             log.info("reloaded %s", message)
-            if not self._idle():  # the recording's state stays on show
+        if not self._idle():
+            # "ready" now would be a lie (and a "ctrlspeak is ready" notification while the
+            # microphone records): the recording's state stays, the worker's readiness is beside it
+            if reloaded:
                 self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
                 return
+            state = self._state()
+            listening = "listening; " if state == "recording" else ""
+            self._publish(StatusEvent(state, f"{listening}the worker is {'ready' if first else 'back'} ({message})",
+                                      model=ready.model))
+            return
+        if reloaded:
             self._publish(StatusEvent("ready", f"reloaded {message}", model=ready.model))
             return
         self._publish(StatusEvent("ready", message if first else f"worker restarted; {message}", model=ready.model))
 
     def _on_worker_trouble(self, event: _WorkerTrouble) -> None:
         self._ready, self._reloading = None, False
+        error = event.error
         if event.final:
             # the daemon stays up: the person can switch model (`ctrlspeak model NAME`)
-            self._boot_error = event.error
-        self._publish_error(event.error)
+            self._boot_error = error
+        elif not self._idle():
+            goes_on = "the recording goes on" if self._session is not None else "its audio is sent again"
+            error = type(error)(f"{error.message}; {goes_on} and nothing is lost", hint=error.hint)
+        self._publish_error(error)
+        if self._session is not None and not event.final:  # the recording's state stays on show
+            self._publish(StatusEvent("recording", "listening; the worker is restarting", model=self._model_name()))
 
     def switch_model(self, name: str) -> dict[str, Any]:
         ref = registry.resolve(name)
@@ -775,11 +918,11 @@ class Daemon:
         cmd = event.request.get("cmd")
         try:
             if cmd in ("toggle", "start"):
-                failed = self.toggle("socket") if cmd == "toggle" else self.start_recording("socket")
+                failed = self.toggle("socket", event.at) if cmd == "toggle" else self.start_recording("socket")
                 if failed is not None:
                     raise failed
             elif cmd == "stop":
-                self.stop_recording()
+                self.stop_recording(at=event.at)
             elif cmd == "cancel":
                 self.cancel_recording()
             elif cmd == "model":
@@ -790,8 +933,12 @@ class Daemon:
             event.reply.set_result(dict(self._snapshot))
         except errors.CtrlspeakError as exc:
             event.reply.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - every command gets exactly one reply, at once
+            log.exception("control command %r failed", cmd)
+            event.reply.set_exception(errors.CtrlspeakError(
+                f"internal error while handling {cmd!r}: {type(exc).__name__}"))
 
-    def _on_hotkey(self, event: Any) -> None:
+    def _on_hotkey(self, event: Any, at: float | None = None) -> None:
         from ctrlspeak.hotkey import HotkeyEvent
 
         if event is HotkeyEvent.ARMED and self._session is None:
@@ -802,11 +949,11 @@ class Daemon:
         elif event is HotkeyEvent.DISARMED and self._session is None:
             self._close_recorder()
         elif event is HotkeyEvent.TRIGGER:
-            self.toggle("hotkey")
+            self.toggle("hotkey", at)
         elif event is HotkeyEvent.HOLD_START:
             self.start_recording("hotkey")
         elif event is HotkeyEvent.HOLD_END:
-            self.stop_recording()
+            self.stop_recording(at=at)
 
     # -- signals ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -893,7 +1040,8 @@ class Daemon:
                                        "hint": self._boot_error.hint}
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:
-        log.error("%s", exc.one_line())
+        # the console line shows it already: the log file gets it, stderr not a second time
+        log.error("%s", exc.one_line(), extra={"on_console": self._want_console})
         self._publish(StatusEvent("error", exc.message, code=exc.code, hint=exc.hint, model=self._model_name()))
 
     def _sound(self, which: str) -> None:

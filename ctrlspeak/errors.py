@@ -34,13 +34,16 @@ _TABLE: tuple[ErrorInfo, ...] = (
     ErrorInfo("ERR_WORKER_HUNG", 18, "the transcription worker stopped responding and was restarted; if this repeats, use a smaller model"),
     ErrorInfo("ERR_WORKER_BOOT", 19, "the transcription worker could not start; run `ctrlspeak doctor`"),
     ErrorInfo("ERR_DEVICE_UNAVAILABLE", 20, "the requested compute device is not available here; use --device auto or --device cpu"),
-    ErrorInfo("ERR_AUDIO_DEVICE", 21, "check the microphone: `ctrlspeak devices` lists input devices; set one with --device-name or in the config"),
+    ErrorInfo("ERR_AUDIO_DEVICE", 21, "check the microphone: `ctrlspeak devices` lists input devices; pick one with `ctrlspeak run --device NAME` or input_device in the config"),
     ErrorInfo("ERR_PASTE_FAILED", 22, "the text is on the clipboard: paste it by hand; `ctrlspeak doctor` shows which paste tool is missing"),
     ErrorInfo("ERR_CONFIG", 23, "fix the config file (its path is in the message) or remove it to use defaults"),
     ErrorInfo("ERR_DAEMON_NOT_RUNNING", 24, "start the daemon with `ctrlspeak run` or `ctrlspeak service install`"),
     ErrorInfo("ERR_CANCELLED", 25, "the request was cancelled"),
     ErrorInfo("ERR_HOTKEY_UNAVAILABLE", 26, "global keys need an X11 display; bind `ctrlspeak toggle` to a desktop shortcut instead"),
     ErrorInfo("ERR_SERVICE", 27, "see `ctrlspeak service status`; on Linux `journalctl --user -u ctrlspeak` has the log"),
+    ErrorInfo("ERR_JOURNAL", 28, "free space in the state directory (or fix its permissions); until then recordings are kept in memory only, and the journal is tried again at the next recording"),
+    ErrorInfo("ERR_HISTORY", 29, "free space in the data directory, or fix its permissions or lock; the recording stays in the journal and goes to history once it can"),
+    ErrorInfo("ERR_NOTHING_KEPT", 30, "set keep_recordings = N in the config to keep the last N recordings for `ctrlspeak retry`"),
 )
 
 _BY_CODE: dict[str, ErrorInfo] = {info.code: info for info in _TABLE}
@@ -164,6 +167,24 @@ class HotkeyUnavailable(CtrlspeakError):
 
 class ServiceError(CtrlspeakError):
     code = "ERR_SERVICE"
+
+
+class JournalError(CtrlspeakError):
+    """The audio journal cannot be written: recordings are then in memory only."""
+
+    code = "ERR_JOURNAL"
+
+
+class HistoryError(CtrlspeakError):
+    """The history database cannot be written (disk full, locked, read-only)."""
+
+    code = "ERR_HISTORY"
+
+
+class NothingKept(CtrlspeakError):
+    """`ctrlspeak retry` found no kept recording."""
+
+    code = "ERR_NOTHING_KEPT"
 
 
 def _most_specific() -> dict[str, type[CtrlspeakError]]:

@@ -11,6 +11,14 @@ newer ctrlspeak is refused rather than guessed at.
 
 One :class:`History` may be shared between threads (the daemon's delivery thread writes, the
 control socket reads); a lock lets one of them use the connection at a time.
+
+Exactly once: a dictation's audio journal entry is removed only after its row is committed,
+and every commit is durable before :meth:`History.add` returns (WAL with ``synchronous=FULL``:
+the WAL is fsynced at each commit, so a power cut right after cannot take the row back). The
+row carries the journal entry's id (``journal_id``, unique), so a replay after a crash between
+the commit and the entry's removal finds the row instead of writing a second one.
+
+A write that fails (disk full, locked, read-only) raises :class:`~ctrlspeak.errors.HistoryError`.
 """
 from __future__ import annotations
 
@@ -30,7 +38,7 @@ from ctrlspeak import errors
 log = logging.getLogger(__name__)
 
 FILENAME = "history.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # _MIGRATIONS[n] holds the statements that take a database from user_version n to n + 1.
 # (Statements one by one: executescript() would COMMIT the migration's transaction first.)
@@ -46,6 +54,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             source      TEXT NOT NULL DEFAULT 'dictation'
         )""",
         "CREATE INDEX transcripts_created_at ON transcripts (created_at)",
+    ),
+    (
+        # the audio journal entry a transcript came from: replay recognises what is stored already
+        "ALTER TABLE transcripts ADD COLUMN journal_id TEXT",
+        "CREATE UNIQUE INDEX transcripts_journal_id ON transcripts (journal_id) WHERE journal_id IS NOT NULL",
     ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
@@ -69,7 +82,7 @@ def default_path() -> Path:
 
 
 class History:
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, timeout: float = 5.0) -> None:
         self.path = Path(path) if path is not None else default_path()
         # Only the default directory is surely ours to chmod; a path given by hand may sit in
         # a shared directory (/tmp, ~/notes) that we create if missing but never change.
@@ -79,9 +92,10 @@ class History:
         self._db: sqlite3.Connection | None = None
         try:
             # isolation_level=None: autocommit, with explicit transactions where they matter.
-            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=5.0, isolation_level=None)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=timeout, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # FULL, not NORMAL: a commit is on disk when add() returns, before the journal entry goes
+            self._db.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except BaseException as exc:
             if self._db is not None:
@@ -131,18 +145,39 @@ class History:
         return self._db
 
     def add(self, text: str, *, model: str, duration_s: float, latency_s: float | None,
-            source: str = "dictation", created_at: float | None = None) -> int:
-        """Store one transcript; returns its id."""
+            source: str = "dictation", created_at: float | None = None, journal_id: str | None = None) -> int:
+        """Store one transcript durably; returns its id. With a ``journal_id`` already stored,
+        nothing is added and that row's id is returned (a replay of a stored recording)."""
         when = time.time() if created_at is None else created_at
-        with self._lock:
-            cur = self._conn().execute(
-                "INSERT INTO transcripts (created_at, text, model, duration_s, latency_s, source) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (when, text, model, float(duration_s), None if latency_s is None else float(latency_s), source),
-            )
-            entry_id = int(cur.lastrowid)
+        try:
+            with self._lock:
+                db = self._conn()
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO transcripts (created_at, text, model, duration_s, latency_s, source, "
+                    "journal_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (when, text, model, float(duration_s), None if latency_s is None else float(latency_s), source,
+                     journal_id),
+                )
+                if cur.rowcount == 1:
+                    entry_id = int(cur.lastrowid)
+                else:
+                    entry_id = int(db.execute("SELECT id FROM transcripts WHERE journal_id = ?",
+                                              (journal_id,)).fetchone()[0])
+                    log.info("history: journal entry %s is stored already (entry %d)", journal_id, entry_id)
+                    return entry_id
+        except sqlite3.Error as exc:
+            raise errors.HistoryError(f"cannot write to the history database {self.path}: {exc}") from exc
         log.debug("history: stored entry %d (%d characters)", entry_id, len(text))
         return entry_id
+
+    def has_journal_id(self, journal_id: str) -> bool:
+        """Whether the transcript of that journal entry is stored already."""
+        try:
+            with self._lock:
+                row = self._conn().execute("SELECT 1 FROM transcripts WHERE journal_id = ?", (journal_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise errors.HistoryError(f"cannot read the history database {self.path}: {exc}") from exc
+        return row is not None
 
     def recent(self, limit: int = 20) -> list[Entry]:
         """The newest ``limit`` entries, newest first."""

@@ -67,17 +67,22 @@ def _private_dir(path: Path) -> Path:
 
 
 class Recording:
-    """One recording being written. Methods raise errors.CtrlspeakError (ERR_AUDIO_FILE
-    family is wrong here, so ERR_INTERNAL is avoided: OSError becomes JournalError)."""
+    """One recording being written. Its methods raise OSError (a full disk, say); the caller
+    then calls :meth:`abandon` and keeps the audio in memory."""
 
     def __init__(self, journal: Journal, entry_id: str, meta: dict[str, Any]) -> None:
         self.id = entry_id
         self._journal = journal
         self._meta = meta
         self._audio = journal.dir / f"{entry_id}.partial.f32"
+        self._file: Any = None
         fd = os.open(self._audio, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
-        atomic_write(journal.dir / f"{entry_id}.partial.json", json.dumps(meta).encode())
+        try:
+            atomic_write(journal.dir / f"{entry_id}.partial.json", json.dumps(meta).encode())
+        except OSError:
+            self.abandon()
+            raise
         self._last_flush = time.monotonic()
         self.samples = 0
 
@@ -106,6 +111,22 @@ class Recording:
         _unlink(self._audio)
         _unlink(self._journal.dir / f"{self.id}.partial.json")
 
+    def abandon(self) -> None:
+        """After a write failed: close and remove what was written, as far as the disk lets us.
+
+        The recording goes on in memory. Left on disk, its partial files would be "recovered"
+        at the next start as if a crash had left them, and its words stored twice; what cannot
+        be removed now is recognised then by its id in history (see Daemon._recover)."""
+        try:
+            self._file.close()  # flushing the buffer fails again on a full disk; the fd is closed anyway
+        except (OSError, AttributeError):
+            pass
+        for path in (self._audio, self._journal.dir / f"{self.id}.partial.json"):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("could not remove the unfinished journal file %s: %s", path, exc)
+
 
 def _unlink(path: Path) -> None:
     try:
@@ -133,14 +154,14 @@ class Journal:
     def find(self, which: str) -> EntryInfo:
         entries = self.kept() + self.leftovers()
         if not entries:
-            raise errors.CtrlspeakError("no recordings are kept in the journal",
-                                        hint="set keep_recordings = N in the config to keep the last N")
+            raise errors.NothingKept(f"no recordings are kept in the journal ({self.dir})")
         if which == "last":
             return max(entries, key=lambda e: (e.started_at, e.id))
         for entry in entries:
             if entry.id == which:
                 return entry
-        raise errors.CtrlspeakError(f"no kept recording {which!r}; kept: {', '.join(e.id for e in entries[-5:])}")
+        raise errors.NothingKept(f"no kept recording {which[:60]!r}; kept: {', '.join(e.id for e in entries[-5:])}",
+                                 hint="`ctrlspeak retry --list` shows the kept recordings")
 
     @staticmethod
     def read(entry: EntryInfo) -> np.ndarray:
@@ -148,11 +169,15 @@ class Journal:
         raw = raw[: len(raw) // 4 * 4]  # a crash may leave half a sample at the end
         return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
-    def done(self, entry_id: str) -> None:
-        """The transcript is in history: drop the entry, or keep it within the retention."""
+    def done(self, entry_id: str, keep_anyway: bool = False) -> None:
+        """The transcript is in history: drop the entry, or keep it within the retention.
+
+        ``keep_anyway`` keeps it even with no retention set (as the newest of at least one):
+        the words could not be delivered or stored, and `ctrlspeak retry` is where they are."""
         audio, meta = self.dir / f"{entry_id}.f32", self.dir / f"{entry_id}.json"
         partial_audio, partial_meta = self.dir / f"{entry_id}.partial.f32", self.dir / f"{entry_id}.partial.json"
-        if self.keep > 0:
+        keep = max(self.keep, 1) if keep_anyway else self.keep
+        if keep > 0:
             kept = _private_dir(self.dir / "kept")
             for src, name in ((audio, f"{entry_id}.f32"), (partial_audio, f"{entry_id}.f32")):
                 if src.exists():
@@ -160,7 +185,7 @@ class Journal:
             for src in (meta, partial_meta):
                 if src.exists():
                     os.replace(src, kept / f"{entry_id}.json")
-            for old in self.kept()[: -self.keep]:
+            for old in self.kept()[: -keep]:
                 _unlink(old.audio_path)
                 _unlink(old.audio_path.with_suffix(".json"))
         for path in (audio, meta, partial_audio, partial_meta):

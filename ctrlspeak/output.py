@@ -73,11 +73,15 @@ class Delivery:
         left on the clipboard for the person to paste);
     pasted: True when the text was inserted at the cursor (pasted, typed or printed);
     detail: one line for logs and notifications; never contains the transcript.
+    inserted_at: ``time.monotonic()`` when the text reached the cursor (the paste keystroke was
+        sent, the text typed or printed): the end of what the person waits for. The clipboard's
+        restore comes after it. None when it was not inserted.
     """
 
     method: str
     pasted: bool
     detail: str
+    inserted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -103,9 +107,10 @@ class Output:
         clipboard: Clipboard | None = None,
         platform: str = sys.platform,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``clipboard`` defaults to :func:`detect_clipboard` for ``env``, looked up when needed;
-        ``platform`` and ``sleep`` exist for tests."""
+        ``platform``, ``sleep`` and ``clock`` exist for tests."""
         if mode not in MODES:
             raise errors.UsageError(f"unknown output mode {mode!r}; choose one of {', '.join(MODES)}")
         self.mode = mode
@@ -118,7 +123,24 @@ class Output:
         self._clipboard = clipboard
         self._platform = platform
         self._sleep = sleep
+        self._clock = clock
         self._kind = display_kind(self._env, platform)
+
+    def target(self) -> str | None:
+        """Which window has the keyboard focus (an opaque id), or None when that cannot be known
+        (Wayland, macOS, no xdotool): the daemon spaces consecutive dictations into one window."""
+        if self.mode == "stdout" or self._kind != "x11":
+            return None
+        xdotool = which("xdotool", self._env)
+        if not xdotool:
+            return None
+        try:
+            proc = subprocess.run([xdotool, "getwindowfocus"], stdin=subprocess.DEVNULL, capture_output=True,
+                                  env=self._env, timeout=2.0, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        window = proc.stdout.decode("ascii", "replace").strip()
+        return window if proc.returncode == 0 and window.isdigit() else None
 
     def deliver(self, text: str) -> Delivery:
         log.debug("delivering %r", text)
@@ -132,7 +154,7 @@ class Output:
     def _print(self, text: str) -> Delivery:
         stream = self._stdout if self._stdout is not None else sys.stdout
         print(" ".join(text.splitlines()), file=stream, flush=True)
-        return Delivery("stdout", True, f"printed {len(text)} characters")
+        return Delivery("stdout", True, f"printed {len(text)} characters", self._clock())
 
     def _paste(self, text: str) -> Delivery:
         clipboard = self._require_clipboard()
@@ -153,12 +175,13 @@ class Output:
         failure = self._synthesize(synth)
         if failure:
             return self._left_on_clipboard(failure)
+        inserted_at = self._clock()
         log.info("pasted %d characters with %s", len(text), synth.name)
         detail = f"pasted {len(text)} characters with {synth.name}"
         if can_restore:
             self._sleep(self.restore_delay_s)
             detail += self._restore(clipboard, saved, text)
-        return Delivery("paste", True, detail)
+        return Delivery("paste", True, detail, inserted_at)
 
     def _type(self, text: str) -> Delivery:
         synth, why_not = self._type_synth(text)
@@ -166,7 +189,7 @@ class Output:
             failure = self._synthesize(synth)
             if not failure:
                 log.info("typed %d characters with %s", len(text), synth.name)
-                return Delivery("type", True, f"typed {len(text)} characters with {synth.name}")
+                return Delivery("type", True, f"typed {len(text)} characters with {synth.name}", self._clock())
             why_not = failure
         self._require_clipboard().set_text(text)
         return self._left_on_clipboard(why_not)

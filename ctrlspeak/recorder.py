@@ -88,6 +88,50 @@ def list_input_devices() -> list[InputDevice]:
     return out
 
 
+#: ALSA device names that stand for "the sound server's default input", whatever that is
+_SERVER_DEFAULTS = ("default", "pulse", "pipewire", "sysdefault")
+
+
+def describe_input(device: InputDevice) -> str:
+    """The microphone as a person knows it. PortAudio's ALSA "default" (or "pulse") is the
+    sound server's default source, so ask the server (PulseAudio or PipeWire, through pactl)
+    which that is; messages then name it rather than saying "default"."""
+    if device.name.lower() not in _SERVER_DEFAULTS:
+        return device.name
+    source = _default_source()
+    return f"{source} (the default input)" if source else "the default input"
+
+
+def _default_source() -> str | None:
+    import json
+    import shutil
+    import subprocess
+
+    pactl = shutil.which("pactl")
+    if pactl is None:
+        return None
+
+    def run(*args: str) -> str | None:
+        try:
+            out = subprocess.run([pactl, *args], capture_output=True, text=True, timeout=1.0,
+                                 stdin=subprocess.DEVNULL, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout if out.returncode == 0 else None
+
+    name = (run("get-default-source") or "").strip()
+    if not name:
+        return None
+    listing = run("--format=json", "list", "sources")
+    try:
+        for source in json.loads(listing or "[]"):
+            if source.get("name") == name and source.get("description"):
+                return str(source["description"])
+    except (ValueError, AttributeError, TypeError):
+        pass
+    return name
+
+
 def resolve_device(spec: str | int | None) -> InputDevice:
     """Pick the input device from a config value: None (default), an index, or a name
     (a case-insensitive substring)."""
@@ -132,6 +176,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._overflows = 0  # input overflows PortAudio reported since begin()
         self.device: InputDevice | None = None
+        #: the device as messages name it (describe_input), found while the stream runs
+        self.label = "the microphone"
 
     @property
     def is_open(self) -> bool:
@@ -161,8 +207,10 @@ class Recorder:
                                         blocksize=int(rate * self._block_s), callback=callback)
                 stream.start()
             except Exception as exc:
-                raise errors.AudioDeviceError(f"cannot open input device {device.name!r}: {exc}") from exc
-            self.device, self._stream = device, stream
+                raise errors.AudioDeviceError(f"cannot open input device {describe_input(device)}: {exc}") from exc
+            self.device, self._stream, self.label = device, stream, device.name
+            # asking the sound server takes a few ms: not on the way to the first audio block
+            threading.Thread(target=self._name_device, args=(device,), name="recorder-name", daemon=True).start()
             self._preroll.clear()
             self._thread = threading.Thread(target=self._convert, args=(stream, resampler), name="recorder", daemon=True)
             self._thread.start()
@@ -206,6 +254,11 @@ class Recorder:
         if self._thread is not None:
             self._thread.join(2.0)
 
+    def _name_device(self, device: InputDevice) -> None:
+        label = describe_input(device)
+        if self.device is device:
+            self.label = label
+
     def _convert(self, stream: Any, resampler: Any) -> None:
         last_audio = time.monotonic()
         while True:
@@ -213,8 +266,7 @@ class Recorder:
                 block = self._raw.get(timeout=STALL_S if self._recording.is_set() else None)
             except queue.Empty:
                 if self._stream is stream and self._recording.is_set():
-                    self._on_stall(f"no audio from {self.device.name if self.device else 'the microphone'} "
-                                   f"for {time.monotonic() - last_audio:.1f} s")
+                    self._on_stall(f"no audio from {self.label} for {time.monotonic() - last_audio:.1f} s")
                     last_audio = time.monotonic()
                 continue
             if block is None:

@@ -29,7 +29,10 @@ class StatusEvent:
     message: str = ""
     #: model loading progress, 0-100
     percent: float | None = None
-    #: stop tap to text delivered
+    #: the loading stage ("download", "import", "restore", "warmup"; see ipc.STAGES)
+    stage: str | None = None
+    #: the stop tap (or command) to the text at the cursor: the paste keystroke, not the
+    #: clipboard restore after it
     latency_s: float | None = None
     code: str | None = None
     hint: str | None = None
@@ -40,6 +43,9 @@ class StatusEvent:
     #: segment's), so latency_s minus this is the daemon's own overhead (queues, IPC,
     #: segmentation, joining, output)
     compute_s: float | None = None
+    #: a state change for bars and the tray that is not announced to the person: no
+    #: notification, no line in a log (back to "ready" after a dictation)
+    quiet: bool | None = None
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
@@ -126,11 +132,18 @@ def describe(event: StatusEvent) -> str:
 
 
 class ConsoleLine:
-    """A live one-line status on a terminal; plain lines when not a terminal."""
+    """A live one-line status on a terminal; plain lines when not a terminal.
+
+    Plain lines (journald, a log file) show loading as one line per stage, and one more
+    each time it moves on by ``LOADING_STEP`` percent within a stage (a long download), so
+    a slow start is never a silent 0 %."""
+
+    LOADING_STEP = 5.0
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
+        self._loading_shown: tuple[str | None, float] | None = None  # (stage, percent) last written
 
     def __call__(self, event: StatusEvent) -> None:
         line = f"{_ICONS.get(event.state, ' ')} ctrlspeak: {describe(event)}"
@@ -138,7 +151,20 @@ class ConsoleLine:
             keep = event.state in ("error", "notice", "done")
             self._stream.write("\r\x1b[2K" + line + ("\n" if keep else ""))
         else:
-            if event.state == "loading" and event.percent not in (None, 0.0, 100.0):
-                return  # keep logs short: loading start and end only
+            if event.quiet:
+                return
+            if event.state != "loading":
+                self._loading_shown = None  # the next load (a restart, a switch) starts afresh
+            elif not self._loading_news(event):
+                return  # keep logs short: a line per stage, and per step in a long one
             self._stream.write(line + "\n")
         self._stream.flush()
+
+    def _loading_news(self, event: StatusEvent) -> bool:
+        percent = event.percent if event.percent is not None else 0.0
+        last = self._loading_shown
+        news = (last is None or event.stage != last[0] or percent >= last[1] + self.LOADING_STEP
+                or (percent >= 100.0 > last[1]))
+        if news:
+            self._loading_shown = (event.stage, percent)
+        return news

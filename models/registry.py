@@ -84,7 +84,7 @@ def bundled_path(spec: ModelSpec) -> Path:
 
 def _unknown(name: str) -> errors.ModelNotFound:
     return errors.ModelNotFound(
-        f"unknown model {name!r}; valid names: {', '.join(available_models())}, "
+        f"unknown model {_shown(name)}; valid names: {', '.join(available_models())}, "
         "any org/name Hugging Face id, or a path to a .nemo file"
     )
 
@@ -114,16 +114,35 @@ def resolve(name: str) -> ModelRef:
         or (os.sep in name and not _HF_ID.match(name))
     )
     if looks_like_path:
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise errors.ModelNotFound(
-                f"no model file at {os.fsdecode(path)!r}",
-                hint="check the path, or run `ctrlspeak models list` for the named models",
-            )
-        return ModelRef(name=os.fsdecode(path), source="file", path=os.fsdecode(path.resolve()))
+        return _file_ref(name)
     if _HF_ID.match(name):
         return ModelRef(name=name, source="hf", hf_id=name, filename=name.split("/", 1)[1] + ".nemo")
     raise _unknown(name)
+
+
+def _file_ref(name: str) -> ModelRef:
+    # Every way a path can be unusable is "not found", never a raw error: `~nosuchuser/x`
+    # raises RuntimeError, an over-long name OSError(ENAMETOOLONG), a NUL byte ValueError.
+    hint = "check the path, or run `ctrlspeak models list` for the named models"
+    try:
+        path = Path(name).expanduser()
+        found = path.is_file()
+        resolved = path.resolve() if found else path
+    except RuntimeError:
+        raise errors.ModelNotFound(f"no model file at {_shown(name)}: cannot expand '~' (no such user)",
+                                   hint=hint) from None
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a usable path"
+        raise errors.ModelNotFound(f"no model file at {_shown(name)}: {why}", hint=hint) from None
+    if not found:
+        raise errors.ModelNotFound(f"no model file at {_shown(os.fsdecode(path))}", hint=hint)
+    return ModelRef(name=os.fsdecode(path), source="file", path=os.fsdecode(resolved))
+
+
+def _shown(name: str, limit: int = 120) -> str:
+    """A name as an error message shows it: quoted, on one line, and not kilobytes long."""
+    text = repr(name)
+    return text if len(text) <= limit else f"{text[:limit - 20]}...{text[-16:]} ({len(name)} characters)"
 
 
 def cached_path(ref: ModelRef, cache_dir: str | None = None) -> Path | None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults import SCENARIOS, record
+
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 CACHE = REPO / ".cache"
@@ -59,3 +61,20 @@ def isolated_env(tmp_path, monkeypatch) -> Path:
         if key.startswith("CTRLSPEAK_"):
             monkeypatch.delenv(key)
     return tmp_path
+
+
+@pytest.fixture
+def fault_row():
+    """``fault_row(scenario, outcome)``: call it at the end of a fault-injection test, after
+    its assertions, to add the scenario to the table printed at the end of the run."""
+    return record
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The fault-injection table (issues: nothing is lost; nothing lost, round two)."""
+    if not SCENARIOS:
+        return
+    terminalreporter.section("fault injection: scenario -> result")
+    width = max(len(name) for name, _ in SCENARIOS)
+    for name, outcome in SCENARIOS:
+        terminalreporter.write_line(f"{name.ljust(width)}  {outcome}")

@@ -57,3 +57,47 @@ def test_env_values_are_checked():
 def test_default_threads_is_bounded():
     assert 1 <= config.default_threads() <= 4
     assert config.Config(threads=0).effective_threads == config.default_threads()
+
+
+# -- values checked for what they mean (issue 10, item 10) ----------------------------------
+MEANINGLESS = [
+    ("max_record_s", "nan"), ("max_segment_s", "nan"), ("hotkey_window_s", "nan"), ("preroll_s", "nan"),
+    ("min_silence_s", "inf"), ("hang_margin_s", "-1000"), ("hang_margin_s", "nan"), ("threads", "99999999"),
+    ("log_level", '"bogus"'), ("threads", "2.9"), ("max_record_s", "-inf"), ("keep_alive_minutes", "inf"),
+]
+
+
+@pytest.mark.parametrize("key, toml_value", MEANINGLESS)
+def test_a_meaningless_file_value_names_the_key_the_file_and_the_line(tmp_path, key, toml_value, fault_row):
+    path = tmp_path / "c.toml"
+    path.write_text(f'model = "tiny-en"\n\n{key} = {toml_value}\n')
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load(path=path, env={})
+    err = caught.value
+    assert f"config file {path}, line 3: {key} " in err.message, err.message
+    assert str(path) in err.hint and "remove that line" in err.hint
+    fault_row("#10 config value that means nothing (NaN, inf, -1000, 2.9 threads, a bogus level)",
+              "ERR_CONFIG naming the key and its file and line (or its variable)")
+
+
+@pytest.mark.parametrize("key, value", [(k, v.strip('"')) for k, v in MEANINGLESS])
+def test_a_meaningless_env_value_names_the_variable(key, value):
+    var = "CTRLSPEAK_" + key.upper()
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load(path=None, env={var: value, "CTRLSPEAK_CONFIG": "/nonexistent/x.toml"})
+    assert caught.value.message.startswith(f"environment variable {var}: {key} "), caught.value.message
+    assert var in caught.value.hint
+
+
+def test_meaningful_edge_values_are_accepted(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('threads = 4.0\nlog_level = "info"\npreroll_s = 0\nkeep_alive_minutes = 0\nhang_margin_s = 3\n')
+    cfg = config.load(path=path, env={"CTRLSPEAK_MAX_RECORD_S": "1e3"})
+    assert (cfg.threads, cfg.log_level, cfg.preroll_s, cfg.hang_margin_s, cfg.max_record_s) == (4, "INFO", 0.0, 3.0, 1e3)
+
+
+def test_flags_and_direct_construction_are_checked_too():
+    with pytest.raises(errors.ConfigError, match="the command line: threads"):
+        config.load({"threads": 10**9}, path=None, env={"CTRLSPEAK_CONFIG": "/nonexistent/x.toml"})
+    with pytest.raises(errors.ConfigError, match="max_record_s"):
+        config.Config(max_record_s=float("nan"))

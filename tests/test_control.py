@@ -240,16 +240,37 @@ def test_half_line_then_eof_gets_an_error(make_server):
 
 def test_silent_and_stalled_clients_time_out(make_server):
     server = make_server(idle_timeout=0.3)
-    silent, stalled, persistent = Raw(server.address), Raw(server.address), Raw(server.address)
+    silent, stalled = Raw(server.address), Raw(server.address)
     stalled.send(b'{"cmd":')
-    persistent.send(b'{"cmd":"status"}\n')
-    assert persistent.line()["ok"] is True
     assert "waiting for a request" in silent.line()["error"]["message"]
     assert "end of the request line" in stalled.line()["error"]["message"]
     assert silent.line() is None and stalled.line() is None
-    time.sleep(0.4)
-    persistent.send(b'{"cmd":"status"}\n')  # a client that finished a request may stay idle
-    assert persistent.line()["ok"] is True
+
+
+def test_a_client_that_keeps_talking_is_never_idle(make_server):
+    server = make_server(idle_timeout=0.3)
+    chatty = Raw(server.address)
+    for _ in range(6):  # 0.6 s in all, never 0.3 s quiet
+        chatty.send(b'{"cmd":"status"}\n')
+        assert chatty.line()["ok"] is True
+        time.sleep(0.1)
+
+
+def test_served_clients_that_idle_time_out_and_free_their_slot(make_server, fault_row):
+    """Issue 10, item 3: 32 clients that each sent one request and then idled locked
+    `ctrlspeak toggle` out for as long as they stayed."""
+    server = make_server(idle_timeout=0.5, max_clients=4)
+    idlers = [Raw(server.address) for _ in range(4)]
+    for raw in idlers:
+        raw.send(b'{"cmd":"status"}\n')
+        assert raw.line()["ok"] is True
+    with pytest.raises(errors.ServiceError, match="too many"):
+        control.request("toggle", path=server.address)
+    for raw in idlers:  # each gets the same timeout line as a silent new client, then EOF
+        assert "timed out after 0.5 s waiting for a request" in raw.line()["error"]["message"]
+        assert raw.line() is None
+    assert control.request("toggle", path=server.address) == {"ok": True, "did": "toggle"}
+    fault_row("#3 32 clients send one request each, then idle", "each times out like a new idle one; toggle works")
 
 
 def test_too_many_clients_are_refused(make_server):
@@ -457,6 +478,48 @@ def test_slow_handler_does_not_delay_events(make_server):
     slow.join()
 
 
+class BigReplies(FakeHandler):
+    def __call__(self, request: dict) -> dict:
+        return {**super().__call__(request), "pad": "x" * 4000}
+
+
+def test_a_client_that_never_reads_its_replies_is_bounded_then_dropped(make_server, caplog, fault_row):
+    """Issue 10, item 1: pipelining status without reading grew the daemon linearly."""
+    handler = BigReplies()
+    server = make_server(handler, max_buffer=64 * 1024, idle_timeout=1.5)
+    writer = Raw(server.address, timeout=0.2)
+    line = b'{"cmd":"status"}\n'
+    stop = threading.Event()
+
+    def pipeline() -> None:  # as fast as the server takes them, never reading a reply
+        while not stop.is_set():
+            try:
+                writer.send(line * 64)
+            except (TimeoutError, OSError):
+                time.sleep(0.01)
+
+    threading.Thread(target=pipeline, daemon=True).start()
+    with caplog.at_level(logging.WARNING, logger="ctrlspeak.control"):
+        time.sleep(0.6)
+        answered = len(handler.calls)
+        unsent = [len(c.out) for c in list(server._clients.values())]
+        time.sleep(0.6)
+        assert len(handler.calls) == answered, "it stopped answering a client whose replies pile up"
+        assert unsent and max(unsent) <= 64 * 1024
+        # ~200 KB fit in the kernel's socket buffers; a 4 KB reply each: a few hundred at most
+        assert answered < 200, answered
+        deadline = time.monotonic() + 5
+        while server._clients and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+    assert not server._clients, "dropped once it did not read for idle_timeout"
+    assert any("has not read its replies" in r.getMessage() for r in caplog.records)
+    assert control.request("status", path=server.address)["ok"], "everyone else is still served"
+    writer.close()
+    fault_row("#1 a client pipelines requests and never reads the replies",
+              "stops reading it at max_buffer/2, drops it with a logged reason; memory bounded")
+
+
 # -- shutdown and idling ----------------------------------------------------------------------
 
 def test_close_leaves_no_thread_and_no_socket(make_server):
@@ -496,3 +559,19 @@ def test_idle_server_does_not_spin(make_server):
     assert used < 0.05, f"idle control server used {used:.3f} s of CPU in 1 s"
     server.close()
     assert list(events) == []
+
+
+def test_immediate_commands_do_not_queue_behind_a_slow_one(make_server):
+    def handler(request: dict) -> dict:
+        if request["cmd"] == "toggle":
+            time.sleep(1.5)  # a stop waiting for a slow paste
+        return FakeHandler()(request)
+
+    server = make_server(handler, immediate=("status",))
+    slow = threading.Thread(target=control.request, args=("toggle",), kwargs={"path": server.address})
+    slow.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    assert control.request("status", path=server.address)["state"] == "idle"
+    assert time.monotonic() - t0 < 1.0
+    slow.join(5)

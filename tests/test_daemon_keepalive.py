@@ -177,11 +177,18 @@ class _Delivery:
     pasted: bool = True
     method: str = "paste"
     detail: str = ""
+    inserted_at: float | None = None
 
 
 class FakeOutput:
+    mode = "paste"
+    window: str | None = None  # what target() says has the focus
+
     def __init__(self) -> None:
         self.texts: list[str] = []
+
+    def target(self) -> str | None:
+        return self.window
 
     def deliver(self, text: str) -> _Delivery:
         self.texts.append(text)

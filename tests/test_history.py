@@ -175,3 +175,24 @@ def test_command_with_no_history(isolated_env, capsys):
 def test_command_rejects_bad_limit():
     with pytest.raises(SystemExit):
         _parse(["history", "--limit", "0"])
+
+
+def test_a_version_1_file_gains_journal_ids_and_keeps_its_rows(tmp_path):
+    from ctrlspeak.history import _MIGRATIONS
+
+    path = tmp_path / "h.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in _MIGRATIONS[0]:  # the schema as ctrlspeak wrote it before journal ids
+        db.execute(statement)
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO transcripts (created_at, text, model, duration_s) VALUES (1.0, 'old', 'm', 1.0)")
+    db.close()
+    with History(path) as h:
+        assert [e.text for e in h.recent()] == ["old"]
+        first = h.add("new", model="m", duration_s=1, latency_s=None, journal_id="20260101-000000-abcdef")
+        again = h.add("new", model="m", duration_s=1, latency_s=None, journal_id="20260101-000000-abcdef")
+        assert again == first and len(h.recent()) == 2, "one row per journal entry"
+        assert h.has_journal_id("20260101-000000-abcdef") and not h.has_journal_id("other")
+        h.add("no id", model="m", duration_s=1, latency_s=None)
+        h.add("no id", model="m", duration_s=1, latency_s=None)  # rows without a journal id never clash
+        assert len(h.recent()) == 4

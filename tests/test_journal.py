@@ -62,3 +62,15 @@ def test_discard(tmp_path):
     rec.append(np.zeros(10, np.float32))
     rec.discard()
     assert j.leftovers() == []
+
+
+def test_retry_with_nothing_kept_says_how_to_keep_recordings(isolated_env, capsys, fault_row):
+    from ctrlspeak import cli
+
+    assert cli.main(["retry"]) == errors.info_for("ERR_NOTHING_KEPT").exit_status
+    err = capsys.readouterr().err
+    assert err.startswith("ctrlspeak: ERR_NOTHING_KEPT: no recordings are kept") and "keep_recordings = N" in err
+    assert err.count("\n") == 1
+    assert errors.info_for("ERR_NOTHING_KEPT").exit_status not in (0, 1)
+    fault_row("#21 `ctrlspeak retry` with no kept recordings",
+              "ERR_NOTHING_KEPT (exit 30) saying to set keep_recordings, not ERR_INTERNAL / exit 1")

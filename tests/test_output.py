@@ -113,8 +113,8 @@ def make_output(mode: str, events: list[str], clipboard, env: dict, tools, *, re
 
 def test_stdout_mode_prints_one_line_and_flushes():
     stream = io.StringIO()
-    out = Output("stdout", key_guard=NullKeyGuard(), stdout=stream)
-    assert out.deliver("hello\nworld") == Delivery("stdout", True, "printed 11 characters")
+    out = Output("stdout", key_guard=NullKeyGuard(), stdout=stream, clock=lambda: 7.0)
+    assert out.deliver("hello\nworld") == Delivery("stdout", True, "printed 11 characters", 7.0)
     assert stream.getvalue() == "hello world\n"
 
 
@@ -141,6 +141,36 @@ def test_paste_saves_sets_waits_pastes_inside_guard_then_restores(tools):
     ]
     assert tools.log.read_text() == "xdotool key --clearmodifiers ctrl+v\n"
     assert clipboard.content == previous
+
+
+def test_the_text_is_inserted_at_the_keystroke_not_after_the_restore_wait(tools):
+    """Issue 10, item 17: latency included the 0.4 s clipboard-restore wait after the paste."""
+    tools("xdotool")
+    events: list[str] = []
+    now = [100.0]
+
+    def sleep(seconds: float) -> None:  # the restore wait passes on the fake clock
+        events.append(f"sleep({seconds})")
+        now[0] += seconds
+
+    out = Output("paste", key_guard=RecordingGuard(events, tools.log, True),
+                 clipboard=FakeClipboard(events, ClipboardContent.from_text("mine")),
+                 env={**FAKE_X, "PATH": str(tools.bin)}, platform="linux", sleep=sleep, clock=lambda: now[0],
+                 restore_delay_s=0.4)
+    delivery = out.deliver("hello")
+    assert delivery.pasted and "restored" in delivery.detail and now[0] == pytest.approx(100.4)
+    assert delivery.inserted_at == pytest.approx(100.0)
+
+
+def test_target_is_the_focused_x11_window_and_unknown_elsewhere(tools):
+    tools("xdotool")
+    (tools.bin / "xdotool").write_text("#!/bin/sh\n[ \"$1\" = getwindowfocus ] && echo 4194318\n")
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events, None), FAKE_X, tools)
+    assert out.target() == "4194318"
+    wayland = Output("paste", key_guard=NullKeyGuard(), env={"WAYLAND_DISPLAY": "wayland-0"}, platform="linux")
+    assert wayland.target() is None
+    assert Output("stdout", key_guard=NullKeyGuard()).target() is None
 
 
 def test_restores_an_image(tools):

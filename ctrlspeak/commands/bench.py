@@ -8,7 +8,8 @@ real-time pacing, started and stopped over its control socket as ``ctrlspeak sta
 * load time: the daemon spawning its worker to the worker being ready;
 * warm RTFx: audio seconds per second of round trip through the daemon's worker
   :class:`~ctrlspeak.supervisor.Supervisor`, on 5 s and 30 s clips (each sent once untimed);
-* stop to text: the daemon's own ``latency_s`` (the stop handled to the text delivered) for a
+* stop to text: the daemon's own ``latency_s`` (the stop command to the text at the cursor, not
+  counting the clipboard restore after it: what a person waits for) for a
   ~3 s and a ~30 s dictation, interleaved;
 * overhead: stop to text minus the worker's compute it waited for (the done event's
   ``compute_s``, normally the last segment's): queues, IPC, segmentation, joining, output;
@@ -139,7 +140,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 @dataclass(frozen=True)
 class Dictation:
     audio_s: float
-    #: the stop handled to the text delivered (the done event's latency_s)
+    #: the stop command to the text at the cursor (the done event's latency_s)
     latency_s: float
     #: the worker's compute that latency_s waited for (the done event's compute_s)
     compute_s: float

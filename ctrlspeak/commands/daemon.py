@@ -44,13 +44,36 @@ def add_parsers(sub: Any) -> None:
     d.set_defaults(func=devices)
 
 
+class PrivateLogFile(logging.handlers.RotatingFileHandler):
+    """The daemon's log, mode 0600 like every other file it writes (it names models, devices
+    and paths), whatever the umask: created so, tightened if an older one is looser, and so is
+    each new file after a rollover (the rotated ones keep their mode through the rename)."""
+
+    def _open(self):  # noqa: ANN202 - logging's own hook
+        import os
+
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self.baseFilename, flags, 0o600)
+        try:
+            if os.fstat(fd).st_uid == os.geteuid():
+                os.fchmod(fd, 0o600)
+            return open(fd, self.mode, encoding=self.encoding, errors=self.errors)  # noqa: SIM115
+        except BaseException:
+            os.close(fd)
+            raise
+
+
 def _setup_daemon_logging(level: str) -> Path:
+    import os
+
     from platformdirs import user_log_dir
 
     log_dir = Path(user_log_dir("ctrlspeak", appauthor=False))
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if log_dir.stat().st_uid == os.geteuid():
+        os.chmod(log_dir, 0o700)
     path = log_dir / "ctrlspeak.log"
-    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
+    handler = PrivateLogFile(path, maxBytes=1_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -59,7 +82,13 @@ def _setup_daemon_logging(level: str) -> Path:
         if h is not handler and isinstance(h, logging.StreamHandler):
             # journald/terminal: keep stderr at the configured level; the file gets INFO too
             h.setLevel(getattr(logging, level.upper(), logging.WARNING))
+            h.addFilter(_not_on_console_already)
     return path
+
+
+def _not_on_console_already(record: logging.LogRecord) -> bool:
+    """Errors the status console line shows go to the log file only: not twice on stderr."""
+    return not getattr(record, "on_console", False)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,8 +105,15 @@ def run(args: argparse.Namespace) -> int:
     cfg = config.load(flags)
     log_path = _setup_daemon_logging(cfg.log_level)
     logging.getLogger(__name__).info("ctrlspeak daemon starting; log file %s", log_path)
-    daemon = Daemon(cfg, flags, console=True, hotkey=args.hotkey)
-    return daemon.run()
+    from ctrlspeak.native_stderr import NativeStderr
+
+    native = NativeStderr()  # PortAudio's and ALSA's raw lines off the console
+    native.install()
+    try:
+        daemon = Daemon(cfg, flags, console=True, hotkey=args.hotkey)
+        return daemon.run()
+    finally:
+        native.close()
 
 
 def control_verb(args: argparse.Namespace) -> int:

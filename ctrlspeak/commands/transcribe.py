@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import queue
@@ -48,21 +49,25 @@ def _wait(future: Future[Any], events: queue.Queue[Progress], view: ProgressView
             return future.result()
 
 
+def check_file(name: str) -> Any:
+    """Open, validate and close ``name`` (a fraction of a second, no worker): a callable that
+    opens it again when its turn comes, or the CtrlspeakError that says why it cannot be read.
+    Only one input file is open at a time, so any number of them works under a low ulimit."""
+    try:
+        audio.FileStream(name).close()
+    except errors.CtrlspeakError as exc:
+        return exc
+    return functools.partial(audio.FileStream, name)
+
+
 def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
     cfg = config.load(flags)
     ref = registry.resolve(cfg.model)
     check_available(cfg, ref)
-
-    def decode() -> list[tuple[str, Any]]:
-        inputs: list[tuple[str, Any]] = []
-        for name in args.files:
-            try:
-                inputs.append((name, audio.FileStream(name)))
-            except errors.CtrlspeakError as exc:
-                inputs.append((name, exc))
-        return inputs
-
-    batch = run_batch(cfg, ref, decode, args.progress)
+    # every input checked before the worker starts: a bad file fails at once, not after the
+    # model's load (and a worker told to stop while it still imports NeMo)
+    inputs = [(name, check_file(name)) for name in args.files]
+    batch = run_batch(cfg, ref, inputs, args.progress)
     if batch is None:
         return 0
     results, ready, client, t_start = batch
@@ -71,25 +76,26 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
     return failures[0].exit_status if failures else 0
 
 
-def run_batch(cfg: config.Config, ref: Any, decode: Any, progress: str = "auto"):
-    """Start a worker, decode the inputs while it loads, transcribe them in order.
+def run_batch(cfg: config.Config, ref: Any, inputs: list[tuple[str, Any]], progress: str = "auto"):
+    """Start a worker and transcribe the inputs in order.
 
-    ``decode()`` returns [(name, array or CtrlspeakError)]. Returns (results, ready,
-    client, start time); raises the first input's error when no input is usable.
+    ``inputs`` is [(name, an array, a callable that opens a FileStream, or the
+    CtrlspeakError that says why the input is unusable)]. Returns (results, ready, client,
+    start time). When no input is usable, their errors are printed and the first is raised
+    before any worker is started.
     """
     options = TranscribeOptions(cfg.language, cfg.target_language, cfg.punctuation)
     # our own bars may be drawn from this process too; give tqdm a thread lock first
     apply_tqdm_lock()
     view = ProgressView(bars=None if progress == "auto" else progress == "bar", quiet=progress == "none")
     events: queue.Queue[Progress] = queue.Queue()
+    if all(isinstance(data, errors.CtrlspeakError) for _, data in inputs):
+        _print_errors([{"file": audio.display_path(n), "error": e} for n, e in inputs[1:]])
+        raise inputs[0][1]
     client = WorkerClient(settings_from_config(cfg, ref), on_progress=events.put)
     t_start = time.monotonic()
     client.start()
     try:
-        inputs = decode()  # while the worker imports NeMo
-        if all(isinstance(data, errors.CtrlspeakError) for _, data in inputs):
-            _print_errors([{"file": audio.display_path(n), "error": e} for n, e in inputs[1:]])
-            raise inputs[0][1]
         ready: WorkerReady = _wait(client.ready, events, view)
         results = [_transcribe_one(client, name, data, options, events, view) for name, data in inputs]
     finally:
@@ -112,6 +118,15 @@ def _transcribe_one(client: WorkerClient, name: str, data: Any, options: Transcr
     shown = audio.display_path(name)
     if isinstance(data, errors.CtrlspeakError):
         return {"file": shown, "error": data}
+    warning = None
+    if callable(data):
+        try:
+            data = data()  # the file is opened only now, and closed when it is read
+        except errors.CtrlspeakError as exc:
+            return {"file": shown, "error": exc}
+        warning = data.truncated
+        if warning:
+            print(f"ctrlspeak: {shown}: warning: {warning}", file=sys.stderr)
     t0 = time.monotonic()
     blocks = data.blocks() if isinstance(data, audio.FileStream) else [data]
     segmenter = segment.Segmenter(make_vad(), min_silence_s=0.3, min_segment_s=MIN_PIECE_S, max_segment_s=MAX_PIECE_S)
@@ -138,6 +153,7 @@ def _transcribe_one(client: WorkerClient, name: str, data: Any, options: Transcr
         return {"file": shown, "error": exc}
     return {
         "file": shown,
+        **({"warning": warning} if warning else {}),
         "text": segment.join_texts([t.text for t in transcripts]),
         "audio_s": round(samples / 16000, 3),
         "pieces": len(transcripts),

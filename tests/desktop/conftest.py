@@ -75,16 +75,3 @@ def start_daemon(desktop: Desktop, tmp_path: Path) -> Iterator:
                 daemon.proc.kill()
                 daemon.proc.wait()
 
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """The fault-injection table (issue: nothing is lost)."""
-    try:
-        from tests.desktop.daemon_proc import SCENARIOS
-    except ImportError:
-        return
-    if not SCENARIOS:
-        return
-    terminalreporter.section("fault injection: scenario -> result")
-    width = max(len(name) for name, _ in SCENARIOS)
-    for name, outcome in SCENARIOS:
-        terminalreporter.write_line(f"{name.ljust(width)}  {outcome}")

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.desktop.harness import Desktop, speak, wait_until
+from tests.faults import SCENARIOS  # noqa: F401 - the fault-injection table, printed by tests/conftest.py
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CTRLSPEAK_ARTIFACTS", REPO / "artifacts"))
 MODEL = os.environ.get("CTRLSPEAK_E2E_MODEL", "tiny-en")
-#: fault-injection scenarios and their outcomes, printed at the end of the run (conftest)
-SCENARIOS: list[tuple[str, str]] = []
 
 #: spoken by espeak-ng, and expected word for word (a held-out sentence for tiny-en)
 #: every word is in tiny-en's vocabulary and none is a homophone (see train_tiny_model.homophones)

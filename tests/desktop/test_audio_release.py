@@ -29,7 +29,7 @@ def test_portaudio_is_released_between_recordings_and_comes_back(desktop, paste_
     for round_ in (1, 2):
         dictate(desktop, daemon, lambda: daemon.ctl("start"), lambda: daemon.ctl("stop"))
         text = paste_target.wait_for_text(lambda t: t.count(SENTENCE) >= round_, timeout=120)
-        assert text.strip() == SENTENCE * round_, text  # each paste lands as it is, no separator added
+        assert text.strip() == " ".join([SENTENCE] * round_), text  # word for word, one space between
         wait_until(lambda: daemon.log_text().count(RELEASED) >= round_ + 1, 30,
                    f"the release after dictation {round_}")
         assert not _alsa_plugins(daemon.proc.pid)

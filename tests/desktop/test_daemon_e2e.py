@@ -39,7 +39,7 @@ def test_triple_ctrl_dictation_lands_in_the_window(desktop: Desktop, paste_targe
 
 
 def test_toggle_over_the_socket_and_status_follow(desktop: Desktop, paste_target: PasteTarget, start_daemon,
-                                                   tmp_path: Path):
+                                                   tmp_path: Path, fault_row):
     daemon = start_daemon()
     daemon.wait_ready()
     paste_target.focus()
@@ -53,13 +53,20 @@ def test_toggle_over_the_socket_and_status_follow(desktop: Desktop, paste_target
         text = paste_target.wait_for_text(lambda t: t.strip() != "", timeout=60)
         assert text.strip() == SENTENCE
         wait_until(lambda: '"done"' in events_file.read_text(), 20, "a done event on status --follow")
+
+        def back_to_ready() -> bool:
+            states = [json.loads(line)["state"] for line in events_file.read_text().splitlines() if line.strip()]
+            return states[-1] == "ready" and "done" in states
+        wait_until(back_to_ready, 20, "status --follow back to ready after done")
     finally:
         follower.terminate()
         follower.wait(10)
     states = [json.loads(line)["state"] for line in events_file.read_text().splitlines() if line.strip()]
     assert states[0] == "ready"
     tail = states[states.index("recording"):]
-    assert tail[:3] == ["recording", "transcribing", "done"], states
+    assert tail == ["recording", "transcribing", "done", "ready"], states
+    assert daemon.status()["last"]["state"] == "ready"
+    fault_row("#19 status --follow after a dictation", "returns to ready after done (the last event stayed done)")
 
 
 def test_without_a_display_the_daemon_runs_and_says_how_to_bind_toggle(desktop: Desktop, start_daemon):

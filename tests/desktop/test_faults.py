@@ -164,3 +164,39 @@ def test_missing_microphone_at_start_is_an_error_with_a_hint(desktop, start_daem
     assert out.returncode == 21 and "ERR_AUDIO_DEVICE" in out.stderr  # `start` says why it cannot
     assert daemon.status()["state"] == "ready"  # still up, still answering
     scenario["outcome"] = "ERR_AUDIO_DEVICE with a hint at start; the daemon stays up"
+
+
+def test_two_dictations_into_one_window_do_not_run_together(desktop, paste_target, start_daemon, scenario):
+    daemon = start_daemon()
+    daemon.wait_ready()
+    paste_target.focus()
+    _dictate(desktop, daemon, lambda: daemon.ctl("start"), lambda: daemon.ctl("stop"))
+    paste_target.wait_for_text(lambda t: t.strip() == SENTENCE, timeout=60)
+    _dictate(desktop, daemon, lambda: daemon.ctl("start"), lambda: daemon.ctl("stop"))
+    text = paste_target.wait_for_text(lambda t: len(t.strip()) > len(SENTENCE), timeout=60)
+    assert text.rstrip("\n") == f"{SENTENCE} {SENTENCE}", repr(text)  # was "...the reportcall my mother..."
+    scenario["name"] = "#16 two dictations into one window"
+    scenario["outcome"] = "one space between them (none at the start of the field)"
+
+
+def test_worker_sigkill_mid_recording(desktop, paste_target, start_daemon, scenario):
+    daemon = start_daemon()
+    worker = daemon.wait_ready()["worker_pid"]
+    paste_target.focus()
+    daemon.ctl("start")
+    daemon.wait_state("recording")
+    desktop.mic.play(speak(SENTENCE), lead_s=0.3, tail_s=0.8)
+    time.sleep(1.0)
+    os.kill(worker, signal.SIGKILL)  # mid-sentence, the microphone still recording
+    note = desktop.wait_for_notification(lambda n: "ERR_WORKER_CRASHED" in n.summary, timeout=20)
+    assert "the recording goes on and nothing is lost" in note.body
+    assert desktop.mic.wait_played(timeout=60)
+    back = wait_until(lambda: (s := daemon.status()).get("worker_ready") and s["worker_pid"] != worker and s, 180,
+                      "the restarted worker, while still recording")
+    assert back["state"] == "recording"
+    readies = [n for n in desktop.notifications() if n.summary == "ctrlspeak is ready"]
+    assert len(readies) == 1, "only the first start says ready; never while the microphone records"
+    daemon.ctl("stop")
+    assert paste_target.wait_for_text(lambda t: t.strip() != "", timeout=120).strip() == SENTENCE
+    scenario["name"] = "#18 worker SIGKILL mid-recording"
+    scenario["outcome"] = "state stays recording, no 'ready' notice, crash notice says nothing is lost; words at the cursor"

@@ -41,9 +41,10 @@ def test_private_files_and_directories(desktop, paste_target, start_daemon):
     data = Path(daemon.env["XDG_DATA_HOME"]) / "ctrlspeak"
     journal = Path(daemon.env["XDG_STATE_HOME"]) / "ctrlspeak" / "journal"
     runtime = Path(daemon.env["CTRLSPEAK_RUNTIME_DIR"])
-    for directory in (data, journal, runtime):
+    logs = Path(daemon.env["XDG_STATE_HOME"]) / "ctrlspeak" / "log"
+    for directory in (data, journal, runtime, logs):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
-    for file in (data / "history.sqlite3", runtime / "control.sock"):
+    for file in (data / "history.sqlite3", runtime / "control.sock", logs / "ctrlspeak.log"):
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
 
 

@@ -37,6 +37,15 @@ def test_pulseaudio_killed_mid_recording(desktop, paste_target, start_daemon):
     assert pulse
     os.kill(pulse[0], signal.SIGKILL)
     assert paste_target.wait_for_text(lambda t: t.strip() != "", timeout=60).strip() == SENTENCE
-    desktop.wait_for_notification(lambda n: "ERR_AUDIO_DEVICE" in n.summary, timeout=30)
+    note = desktop.wait_for_notification(lambda n: "ERR_AUDIO_DEVICE" in n.summary, timeout=30)
     assert daemon.proc.poll() is None
+    # what the console (journald under systemd) shows: one clear line (issue 10, item 20)
+    console = daemon.log_text()
+    assert "Expression '" not in console and "ALSA lib" not in console, console
+    errors = [line for line in console.splitlines() if "ERR_AUDIO_DEVICE" in line]
+    assert len(errors) == 1, errors
+    assert "--device-name" not in console and "ctrlspeak run --device NAME" in errors[0]
+    assert "no audio from default" not in console and "(the default input)" in note.body, note.body
     SCENARIOS.append(("sound server killed mid recording", "audio so far transcribed, words at the cursor, told"))
+    SCENARIOS.append(("#20 sound server killed: what the console shows",
+                      "one ERR_AUDIO_DEVICE line naming the source and the real --device flag; no raw ALSA lines"))

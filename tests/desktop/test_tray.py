@@ -30,7 +30,10 @@ def test_icon_docks_and_follows_the_state(desktop, start_daemon):
     daemon.ctl("start")
     wait_until(lambda: _icon_title(desktop).startswith("ctrlspeak: recording"), 20, "the icon to say recording")
     daemon.ctl("cancel")
-    wait_until(lambda: "cancelled" in _icon_title(desktop), 20, "the icon to leave recording")
+    # "idle: cancelled", then back to "ready" (the quiet event after a dictation ends)
+    wait_until(lambda: _icon_title(desktop).startswith(("ctrlspeak: idle: cancelled", "ctrlspeak: ready")), 20,
+               "the icon to leave recording")
+    wait_until(lambda: _icon_title(desktop).startswith("ctrlspeak: ready"), 20, "the icon to say ready again")
 
 
 def test_without_a_tray_host_the_daemon_runs_quietly():

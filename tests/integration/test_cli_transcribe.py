@@ -92,3 +92,41 @@ def test_models_list_shows_cache_state_without_network(isolated_env):
     assert doc["compute_device"]["device"] in ("cpu", "cuda", "mps")
     out = _cli("--version")
     assert out.stdout.startswith("ctrlspeak ")
+
+
+def test_many_good_and_bad_files_under_a_low_ulimit(test_models, clip, tmp_path, isolated_env, fault_row):
+    """Issue 10, items 11-13 in one worker run: more files than descriptors, a file that is no
+    audio, and a truncated WAV (its header promises more than the file holds)."""
+    import resource
+
+    one = tmp_path / "one.wav"
+    sf.write(one, np.zeros(1600, np.int16), 16000, subtype="PCM_16")
+    names = []
+    for i in range(40):
+        name = tmp_path / f"f{i:03d}.wav"
+        os.link(one, name)
+        names.append(str(name))
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio\n" * 20)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(clip.read_bytes()[: len(clip.read_bytes()) // 2])
+
+    def low_ulimit() -> None:
+        # the CLI needs about 15 descriptors of its own: 40 files open at once would not fit
+        resource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))
+
+    out = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", str(test_models["ctc"]),
+                          "--json", "--progress", "none", *names, str(clip), str(bad), str(cut)],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                         preexec_fn=low_ulimit)
+    assert out.returncode == errors.info_for("ERR_AUDIO_FILE").exit_status, out.stderr[-2000:]
+    results = json.loads(out.stdout)["results"]
+    assert ["error" in r for r in results] == [False] * 41 + [True, False]
+    assert results[41]["error"]["code"] == "ERR_AUDIO_FILE"
+    assert "truncated" in results[42]["warning"] and results[42]["audio_s"] == pytest.approx(1.0, abs=0.05)
+    assert "cut.wav: warning: it is truncated" in out.stderr
+    assert "did not stop" not in out.stderr
+    fault_row("#12 more files than file descriptors (40 under ulimit -n 32; seen: 300 under 256)",
+              "opened one at a time: all transcribed")
+    fault_row("#13b a truncated WAV (header longer than the data) among good and bad files",
+              "transcribed with a warning; the good ones too, the bad one reported, exit status says so")
