@@ -4,8 +4,9 @@ head (decoded like Parakeet TDT) and an auxiliary CTC head, NeMo's hybrid TDT-CT
 The encoder is cache-aware (as NVIDIA's streaming FastConformers are): causal convolutions and
 downsampling, attention limited to 70 frames on the left and a few on the right, trained with
 several right contexts so the same weights serve a whole file and 160/560/1120 ms chunks
-through ``conformer_stream_step``. The preprocessor does not normalise per utterance: a
-whole-clip normalisation cannot be reproduced while the clip is still being spoken.
+through ``conformer_stream_step``. The preprocessor does not normalise: a whole-clip
+normalisation cannot be reproduced while the clip is still being spoken, and NeMo's fixed
+normalisation (``fixed_mean``/``fixed_std``) only works for a batch of one in NeMo 3.0.
 """
 from __future__ import annotations
 
