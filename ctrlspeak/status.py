@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ctrlspeak.transfer import LineThrottle, Transfer
+from ctrlspeak.transfer import describe as describe_transfer
+
 log = logging.getLogger(__name__)
 
 STATES = ("loading", "ready", "idle", "recording", "transcribing", "done", "error", "notice")
@@ -40,6 +43,12 @@ class StatusEvent:
     #: segment's), so latency_s minus this is the daemon's own overhead (queues, IPC,
     #: segmentation, joining, output)
     compute_s: float | None = None
+    #: a model download (state "loading"): bytes so far, the file's size, bytes per second
+    #: and seconds left, the last two once they can be told (ctrlspeak.transfer)
+    done_bytes: int | None = None
+    total_bytes: int | None = None
+    rate_bps: float | None = None
+    eta_s: float | None = None
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +121,11 @@ _ICONS = {"loading": "…", "ready": "✓", "idle": "·", "recording": "●", "t
 def describe(event: StatusEvent) -> str:
     """The one-line, human form of an event (the console line, the tray tooltip)."""
     text = event.state
+    if event.state == "loading" and event.done_bytes is not None:
+        t = Transfer(event.done_bytes, event.total_bytes, event.rate_bps, event.eta_s)
+        what = event.message or f"downloading {event.model or 'the model'}"
+        complete = t.total is not None and t.done >= t.total
+        return what if complete and event.message else f"{what}: {describe_transfer(t)}"
     if event.state == "loading" and event.percent is not None:
         text = f"loading {event.model or 'model'} {event.percent:3.0f}%"
     elif event.state == "done" and event.latency_s is not None:
@@ -128,9 +142,12 @@ def describe(event: StatusEvent) -> str:
 class ConsoleLine:
     """A live one-line status on a terminal; plain lines when not a terminal."""
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
+        self._clock = clock
+        self._download_lines = LineThrottle()
+        self._download_message = ""
 
     def __call__(self, event: StatusEvent) -> None:
         line = f"{_ICONS.get(event.state, ' ')} ctrlspeak: {describe(event)}"
@@ -138,7 +155,13 @@ class ConsoleLine:
             keep = event.state in ("error", "notice", "done")
             self._stream.write("\r\x1b[2K" + line + ("\n" if keep else ""))
         else:
-            if event.state == "loading" and event.percent not in (None, 0.0, 100.0):
+            if event.state == "loading" and event.done_bytes is not None:
+                # a download may take minutes: a line every 10 % (or 15 s), and every new step
+                due = self._download_lines.due(self._clock(), event.percent)
+                changed, self._download_message = event.message != self._download_message, event.message
+                if not (due or changed):
+                    return
+            elif event.state == "loading" and event.percent not in (None, 0.0, 100.0):
                 return  # keep logs short: loading start and end only
             self._stream.write(line + "\n")
         self._stream.flush()
