@@ -44,11 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list, download or choose models")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION")
-    ml = msub.add_parser("list", help="show the known models and whether each is cached")
+    ml = msub.add_parser("list", help="show the known models, whether each is cached, and its size on disk")
     ml.add_argument("--json", action="store_true")
     md = msub.add_parser("download", help="fetch a model into the local cache")
     md.add_argument("name")
     md.add_argument("--force", action="store_true", help="download again even if cached")
+    mr = msub.add_parser("remove", help="delete a downloaded model and its fast-start cache")
+    mr.add_argument("name")
     mu = msub.add_parser("use", help="make a model the default (writes the config file)")
     mu.add_argument("name")
 

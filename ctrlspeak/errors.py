@@ -41,6 +41,7 @@ _TABLE: tuple[ErrorInfo, ...] = (
     ErrorInfo("ERR_CANCELLED", 25, "the request was cancelled"),
     ErrorInfo("ERR_HOTKEY_UNAVAILABLE", 26, "global keys need an X11 display; bind `ctrlspeak toggle` to a desktop shortcut instead"),
     ErrorInfo("ERR_SERVICE", 27, "see `ctrlspeak service status`; on Linux `journalctl --user -u ctrlspeak` has the log"),
+    ErrorInfo("ERR_DISK_SPACE", 28, "free some disk space, or point HF_HUB_CACHE at a bigger disk, then run the download again"),
 )
 
 _BY_CODE: dict[str, ErrorInfo] = {info.code: info for info in _TABLE}
@@ -100,6 +101,10 @@ class ModelLoadError(ModelError):
 
 class ModelDownloadError(ModelError):
     code = "ERR_MODEL_DOWNLOAD"
+
+
+class DiskSpaceError(ModelError):
+    code = "ERR_DISK_SPACE"
 
 
 class AudioError(CtrlspeakError):
