@@ -117,5 +117,5 @@ def describe(t: Transfer) -> str:
     if t.rate is not None:
         text += f", {human_bytes(t.rate)}/s"
     if t.eta_s is not None and t.total and t.done < t.total:
-        text += f", {human_duration(t.eta_s)} left"
+        text += f", {human_duration(t.eta_s)} left" if t.eta_s >= 1 else ", almost done"
     return text

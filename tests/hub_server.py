@@ -361,6 +361,8 @@ class TestHub:
 
     def stop(self) -> None:
         """Stop listening and cut every open connection (a download in flight sees it drop)."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         for s in self._servers:
             s.shutdown()
