@@ -121,7 +121,7 @@ _ICONS = {"loading": "…", "ready": "✓", "idle": "·", "recording": "●", "t
 def describe(event: StatusEvent) -> str:
     """The one-line, human form of an event (the console line, the tray tooltip)."""
     text = event.state
-    if event.state == "loading" and event.done_bytes is not None:
+    if event.done_bytes is not None:  # a download: "loading", or a recording "transcribing" waits for it
         t = Transfer(event.done_bytes, event.total_bytes, event.rate_bps, event.eta_s)
         what = event.message or f"downloading {event.model or 'the model'}"
         complete = t.total is not None and t.done >= t.total
@@ -155,7 +155,7 @@ class ConsoleLine:
             keep = event.state in ("error", "notice", "done")
             self._stream.write("\r\x1b[2K" + line + ("\n" if keep else ""))
         else:
-            if event.state == "loading" and event.done_bytes is not None:
+            if event.done_bytes is not None:
                 # a download may take minutes: a line every 10 % (or 15 s), and every new step
                 due = self._download_lines.due(self._clock(), event.percent)
                 changed, self._download_message = event.message != self._download_message, event.message

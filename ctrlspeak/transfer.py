@@ -39,6 +39,8 @@ class TransferMeter:
         self.window_s, self.min_span_s = window_s, min_span_s
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
         self.started: float | None = None
+        #: when the last sample came (the download's end, once it is complete)
+        self.last_at: float | None = None
         self.first_done: int | None = None
         self.last: Transfer | None = None
 
@@ -48,6 +50,7 @@ class TransferMeter:
         if self.started is None:
             self.started, self.first_done = now, done
         self._samples.append((now, done))
+        self.last_at = now
         while len(self._samples) > 2 and now - self._samples[1][0] >= self.window_s:
             self._samples.popleft()
         (t0, d0), (t1, d1) = self._samples[0], self._samples[-1]
