@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -76,6 +77,11 @@ def _config_flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # huggingface_hub's user agent otherwise reports the torch version and fetches
+    # {HF_ENDPOINT}/api/agent-harnesses (once a day) on the first request: an offline
+    # dictation tool sends nothing it does not need. Read when huggingface_hub is imported,
+    # so set here, before any import of it; spawned workers inherit it.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

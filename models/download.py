@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctrlspeak import errors
+from ctrlspeak import __version__, errors
 from ctrlspeak.backoff import Backoff
 from ctrlspeak.ipc import ModelRef, Progress
 from ctrlspeak.models import cache, hub, registry
@@ -225,7 +225,7 @@ def _link(ref: ModelRef, cache_dir: str | None, url_base: str) -> Path:
 
     try:
         return Path(hf_hub_download(repo_id=ref.hf_id, filename=ref.filename, cache_dir=cache_dir,
-                                    endpoint=url_base))
+                                    endpoint=url_base, library_name="ctrlspeak", library_version=__version__))
     except (OSError, hf_errors.HfHubHTTPError) as exc:
         raise errors.ModelDownloadError(
             f"{ref.name} was downloaded, but the hub stopped answering before it could be recorded in "

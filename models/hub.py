@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctrlspeak import errors
+from ctrlspeak import __version__, errors
 from ctrlspeak.ipc import ModelRef
 
 #: the quick probe's bound: an unplugged machine is told within this, not after retries
@@ -85,11 +85,11 @@ def probe(url: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | Non
     proxy's route too.
     """
     import httpx2
-    from huggingface_hub.utils import build_hf_headers, get_session
+    from huggingface_hub.utils import get_session
 
     url = url or endpoint()
     try:
-        get_session().head(url + "/", headers=build_hf_headers(), timeout=timeout, follow_redirects=False)
+        get_session().head(url + "/", headers=_headers(), timeout=timeout, follow_redirects=False)
     except httpx2.HTTPError as exc:
         proxy = proxy_for(url)
         return f"{_why(exc)} (through the proxy {proxy})" if proxy else _why(exc)
@@ -107,6 +107,12 @@ def proxy_for(url: str) -> str | None:
     if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return proxy
+
+
+def _headers() -> dict[str, str]:
+    from huggingface_hub.utils import build_hf_headers
+
+    return build_hf_headers(library_name="ctrlspeak", library_version=__version__)
 
 
 def _retry_after(headers: object) -> float | None:
@@ -146,7 +152,8 @@ def remote_file(ref: ModelRef, url_base: str) -> RemoteFile:
     assert ref.hf_id and ref.filename
     url = hf_hub_url(ref.hf_id, ref.filename, endpoint=url_base)
     try:
-        meta = get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT, endpoint=url_base)
+        meta = get_hf_file_metadata(url, timeout=constants.HF_HUB_ETAG_TIMEOUT, endpoint=url_base,
+                                    library_name="ctrlspeak", library_version=__version__)
     except httpx2.TransportError as exc:
         raise Transient(f"the hub did not answer ({_why(exc)})") from exc
     except (hf_errors.HfHubHTTPError, hf_errors.FileMetadataError) as exc:
@@ -171,11 +178,11 @@ def fetch(ref: ModelRef, remote: RemoteFile, partial: Path, on_bytes: Callable[[
     import httpx2
     from huggingface_hub import constants
     from huggingface_hub import errors as hf_errors
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+    from huggingface_hub.utils import get_session, hf_raise_for_status
 
     offset = partial.stat().st_size if partial.exists() else 0
     size = remote.size
-    headers = build_hf_headers()
+    headers = _headers()
     headers["Accept-Encoding"] = "identity"  # the size on the wire must be the file's
     if offset:
         headers["Range"] = f"bytes={offset}-"

@@ -21,7 +21,6 @@ def cli_env(home: Path, endpoint: str | None = None, **extra: str) -> dict[str, 
         env[var] = str(home / sub)
     env["HF_HUB_CACHE"] = str(home / "hf")
     env["CTRLSPEAK_RUNTIME_DIR"] = str(home / "run")  # never the developer's own running daemon
-    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     if endpoint:
         env["HF_ENDPOINT"] = endpoint

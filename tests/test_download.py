@@ -80,6 +80,10 @@ def test_download_shows_bytes_percent_speed_and_time_left_then_list_says_cached_
     again = run_cli(env, "models", "download", "parakeet")
     assert again.returncode == 0 and "already downloaded (13 MB)" in again.stderr
     assert len(test_hub.served("cdn", "GET")) == 1
+    # only the probe and the file were asked for (no telemetry), as ctrlspeak
+    assert {s.path for s in test_hub.served("hub")} == {"/", "/nvidia/parakeet-tdt-0.6b-v3/resolve/main/"
+                                                             "parakeet-tdt-0.6b-v3.nemo"}
+    assert all(s.user_agent.startswith("ctrlspeak/") and "torch" not in s.user_agent for s in test_hub.log)
 
 
 def test_a_dropped_connection_resumes_from_the_byte_it_stopped_at(env, test_hub):
