@@ -49,6 +49,9 @@ def test_first_run_downloads_with_progress_everywhere_and_a_dictation_meanwhile_
         status = wait_until(lambda: (s := daemon.status()).get("last", {}).get("done_bytes") and s, 60,
                             "download progress on `ctrlspeak status`")
         assert status["state"] == "loading" and status["last"]["total_bytes"] == SIZE
+        plain = daemon.ctl("status").stdout
+        assert plain.startswith("loading  model=parakeet") and "\ndownloading parakeet: " in plain, plain
+        assert " of 13 MB (" in plain
         wait_until(lambda: " of 13 MB (" in _icon_title(desktop)
                    and _icon_title(desktop).startswith("ctrlspeak: downloading parakeet: "), 30,
                    "the tray icon to show the download")
