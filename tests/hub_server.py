@@ -239,10 +239,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _send_body(self, served: Served, body: bytes, fault: Fault | None) -> None:
         hub = self.server.hub
-        rate = fault.bytes_per_s if fault is not None and fault.kind == "slow" else hub.bytes_per_s
         cut = fault.after if fault is not None and fault.kind in ("drop", "stall") else None
         pos = 0
-        t0 = time.monotonic()
         while pos < len(body):
             if hub._stopping.is_set():
                 raise ConnectionResetError("the hub is stopping")
@@ -255,15 +253,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 hub._stopping.wait(fault.seconds)
                 cut = None
                 continue
-            end = min(len(body), pos + _BLOCK, len(body) if cut is None else cut)
+            # the pace is read for every block: a test may change hub.bytes_per_s mid-transfer
+            rate = fault.bytes_per_s if fault is not None and fault.kind == "slow" else hub.bytes_per_s
+            block = min(_BLOCK, int(rate / 10) or _BLOCK) if rate else _BLOCK  # ~10 blocks a second
+            end = min(len(body), pos + block, len(body) if cut is None else cut)
+            t0 = time.monotonic()
             self.wfile.write(body[pos:end])
             self.wfile.flush()
             served.sent += end - pos
-            pos = end
             if rate:
-                ahead = pos / rate - (time.monotonic() - t0)
+                ahead = (end - pos) / rate - (time.monotonic() - t0)
                 if ahead > 0:
                     hub._stopping.wait(ahead)
+            pos = end
 
 
 class TestHub:
@@ -277,7 +279,8 @@ class TestHub:
         for repo_id, filename, source in files:
             self.add(repo_id, filename, source)
         self.missing: set[tuple[str, str]] = set()
-        #: every body is sent at this pace (0: as fast as possible) unless a fault says otherwise
+        #: every body is sent at this pace (0: as fast as possible) unless a fault says otherwise;
+        #: read for every block, so it may change while a body is being sent
         self.bytes_per_s = 0.0
         self.log: list[Served] = []
         self.public_host = public_host
@@ -358,6 +361,16 @@ class TestHub:
             t.start()
             self._threads.append(t)
         return self
+
+    def cut(self) -> None:
+        """A network blip: every open connection is cut; the hub goes on listening."""
+        with self._lock:
+            conns, self._conns = list(self._conns), set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def stop(self) -> None:
         """Stop listening and cut every open connection (a download in flight sees it drop)."""
