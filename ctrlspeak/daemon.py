@@ -41,14 +41,13 @@ import numpy as np
 
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
+from ctrlspeak.download_view import DownloadView
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
 from ctrlspeak.keepalive import KeepAlive
 from ctrlspeak.models import download, registry
 from ctrlspeak.segment import Segmenter, join_texts
 from ctrlspeak.status import StatusBus, StatusEvent
 from ctrlspeak.supervisor import SpeedEstimate, Supervisor
-from ctrlspeak.transfer import TransferMeter, human_bytes, human_duration
-from ctrlspeak.transfer import describe as describe_transfer
 from ctrlspeak.worker_client import settings_from_config
 
 log = logging.getLogger(__name__)
@@ -59,10 +58,6 @@ _STAGE_SPAN = {"download": (0.0, 40.0), "import": (40.0, 70.0), "restore": (70.0
 _SILENT_PEAK = 0.003
 #: PortAudio is shut down this long after the microphone closes (release_portaudio)
 AUDIO_RELEASE_S = 2.0
-#: a download's status is published at most this often (the worker reports up to 20/s)
-DOWNLOAD_PUBLISH_S = 0.25
-#: "retrying the download" becomes a notification at most this often (the line shows each)
-DOWNLOAD_RETRY_NOTICE_S = 60.0
 #: after these boot errors a new dictation tries the download again (the partial is kept):
 #: the network or the disk may have been fixed meanwhile
 _RETRY_DOWNLOAD_ON = ("ERR_MODEL_DOWNLOAD", "ERR_DISK_SPACE", "ERR_MODEL_NOT_CACHED")
@@ -214,12 +209,7 @@ class Daemon:
         self._reloading = False
         self._switching = 0  # model switches in flight
         self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
-        # the model's download, while the worker fetches it (first run, or a switch)
-        self._download: TransferMeter | None = None
-        self._download_step = ""  # the download's current message: a new one is a new step
-        self._download_published = -1e9
-        self._download_announced = False
-        self._retry_noticed: float | None = None
+        self._download = DownloadView()  # the model's download, while the worker fetches it
         self._switch_name = ""  # the model a switch in flight loads
         self.exit_status = 0
         # parts created in start()
@@ -737,12 +727,10 @@ class Daemon:
 
     # -- the model's download ----------------------------------------------------------
     def _reset_download(self) -> None:
-        self._download, self._download_step, self._download_announced = None, "", False
-        self._download_published, self._retry_noticed = -1e9, None
+        self._download = DownloadView()
 
     def _downloading(self) -> bool:
-        last = self._download.last if self._download else None
-        return last is not None and (last.total is None or last.done < last.total) and self._ready is None
+        return self._download.active and self._ready is None
 
     def _waiting_for(self) -> str:
         """What a recording made now waits for ("" when the model is ready to transcribe it)."""
@@ -750,50 +738,32 @@ class Daemon:
             return ""
         name = self._model_name()
         if self._downloading():
-            t = self._download.last  # type: ignore[union-attr]
-            known = [f"{t.percent:.0f}%" if t.percent is not None else "",
-                     f"about {human_duration(t.eta_s)} left" if t.eta_s is not None else ""]
-            detail = ", ".join(k for k in known if k)
-            return f"{name} is still downloading" + (f" ({detail})" if detail else "")
+            return self._download.waiting(name)
         if self._boot_error is not None:
             return f"{name} could not be loaded ({self._boot_error.code})"
         return f"{name} is still loading"
 
     def _on_download(self, p: Progress) -> None:
-        """Bytes of the model arriving: the live line (tray, console, followers) and, once
-        the time left is known, a notice saying how long and that dictation works meanwhile."""
-        if self._download is None:
-            self._download = TransferMeter()
-        t = self._download.update(self._clock(), int(p.done or 0), None if p.total is None else int(p.total))
-        now = self._clock()
-        new_step, self._download_step = p.message != self._download_step, p.message
-        complete = t.total is not None and t.done >= t.total
-        if not (new_step or complete or p.retry_in_s is not None or now - self._download_published >= DOWNLOAD_PUBLISH_S):
-            return
-        self._download_published = now
+        """Bytes of the model arriving: the live line (tray, console, followers) and the
+        notices :class:`DownloadView` decides on. A recording keeps its own state on show."""
         name = self._switch_name if self._switching else self._model_name()
-        fields = dict(percent=None if t.percent is None else round(t.percent, 1), model=name, done_bytes=t.done,
-                      total_bytes=t.total, rate_bps=None if t.rate is None else round(t.rate),
-                      eta_s=None if t.eta_s is None else round(t.eta_s, 1))
         with self._publish_lock:
             if self._ready is not None and not self._switching:
                 return  # ready was published meanwhile
-            if self._session is not None:
-                return  # "recording" stays on show; the meter keeps counting
+            said = self._download.feed(p, self._clock(), name, quiet=self._session is not None)
+            if not said.line:
+                return
+            t = said.transfer
+            fields: dict[str, Any] = dict(
+                model=name, percent=None if t.percent is None else round(t.percent, 1), done_bytes=t.done,
+                total_bytes=t.total, rate_bps=None if t.rate is None else round(t.rate),
+                eta_s=None if t.eta_s is None else round(t.eta_s, 1))
             if self._finishing:
-                self._publish(StatusEvent("transcribing", f"your recording is kept and waits for {name}",
-                                          **fields))  # type: ignore[arg-type]
+                self._publish(StatusEvent("transcribing", f"your recording is kept and waits for {name}", **fields))
             else:
-                self._publish(StatusEvent("loading", p.message, **fields))  # type: ignore[arg-type]
-            if p.retry_in_s is not None:
-                if self._retry_noticed is None or now - self._retry_noticed >= DOWNLOAD_RETRY_NOTICE_S:
-                    self._retry_noticed = now
-                    self._publish(StatusEvent("notice", f"downloading {name}: {p.message}", model=name))
-            elif not self._download_announced and t.eta_s is not None and not complete:
-                self._download_announced = True
-                self._publish(StatusEvent("notice", f"downloading {name}: {describe_transfer(t)}. You can dictate "
-                                                    "meanwhile: what you say is kept and typed once it is ready",
-                                          model=name))
+                self._publish(StatusEvent("loading", p.message, **fields))
+            if said.notice:
+                self._publish(StatusEvent("notice", said.notice, model=name))
 
     def _retry_download(self) -> None:
         """A dictation after the download gave up tries it again (it continues where it stopped)."""
@@ -802,12 +772,6 @@ class Daemon:
         self._boot_error = None
         self._reset_download()
         self._worker.switch(self._model)  # a fresh worker on the same model; ready arrives as usual
-
-    def _download_summary(self) -> str:
-        meter = self._download
-        if meter is None or meter.started is None or meter.last_at is None or not meter.fetched():
-            return ""
-        return f"; downloaded {human_bytes(meter.fetched())} in {human_duration(meter.last_at - meter.started)}"
 
     def _on_worker_ready(self, event: _WorkerReady) -> None:
         from ctrlspeak import sdnotify
@@ -819,7 +783,7 @@ class Daemon:
         self._model = self._worker.model if self._worker else self._model
         sdnotify.ready()
         message = f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s"
-        message += self._download_summary()
+        message += self._download.summary()
         self._reset_download()
         if reloaded:
             log.info("reloaded %s", message)

@@ -30,6 +30,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import filelock
 
 from ctrlspeak import __version__, errors
 from ctrlspeak.backoff import Backoff
@@ -40,6 +43,7 @@ from ctrlspeak.transfer import human_bytes, human_duration
 log = logging.getLogger(__name__)
 
 ProgressSink = Callable[[Progress], None]
+T = TypeVar("T")
 #: attempts in a row that bring no new byte before giving up (waits 1+2+4+8+16 s between)
 MAX_TRIES = 6
 #: a server's Retry-After is honoured up to this
@@ -109,7 +113,7 @@ class _Reporter:
         self.done = 0
         self._at = -1e9
 
-    def bytes(self, done: int, force: bool = False) -> None:
+    def count(self, done: int, force: bool = False) -> None:
         self.done = done
         now = self.clock()
         if self.sink is None or (not force and now - self._at < _EMIT_EVERY_S):
@@ -135,8 +139,8 @@ def _kept(reporter: _Reporter) -> str:
     return f"; the {human_bytes(reporter.done)}{of} fetched so far are kept"
 
 
-def _retrying(what: Callable[[], object], reporter: _Reporter, progress_mark: Callable[[], int],
-              sleep: Callable[[float], None]) -> object:
+def _retrying(what: Callable[[], T], reporter: _Reporter, progress_mark: Callable[[], int],
+              sleep: Callable[[float], None]) -> T:
     """Run ``what`` until it stops raising Transient; an attempt that brought bytes resets the count."""
     backoff = Backoff(1.0, 30.0)
     failures = 0
@@ -186,36 +190,34 @@ def _fetch_blob(ref: ModelRef, remote: hub.RemoteFile, blob: Path, reporter: _Re
     if partial.exists() and remote.size is not None and partial.stat().st_size > remote.size:
         partial.unlink()  # longer than the file: not its start
     have = partial.stat().st_size if partial.exists() else 0
-    reporter.bytes(have, force=True)
+    reporter.count(have, force=True)
     if remote.size is None or have < remote.size:
         if have:
             log.info("continuing %s at %s", ref.name, human_bytes(have))
         try:
-            _retrying(lambda: hub.fetch(ref, remote, partial, reporter.bytes), reporter,
+            _retrying(lambda: hub.fetch(ref, remote, partial, reporter.count), reporter,
                       lambda: partial.stat().st_size if partial.exists() else 0, sleep)
         except hub.CorruptPartial as exc:
             partial.unlink(missing_ok=True)
             raise errors.ModelDownloadError(
                 f"downloading {ref.name} failed: {exc}; the partial download was discarded",
                 hint=f"run `ctrlspeak models download {ref.name}` again") from exc
-        reporter.bytes(partial.stat().st_size, force=True)
+        reporter.count(partial.stat().st_size, force=True)
     _verify(ref, remote, partial, reporter)
     os.replace(partial, blob)
 
 
-def _wait_for_other(ref: ModelRef, lock: object, blob: Path, reporter: _Reporter) -> None:
+def _wait_for_other(ref: ModelRef, lock: filelock.FileLock, blob: Path, reporter: _Reporter) -> None:
     """Another process holds the download: show its bytes arriving until it lets go."""
-    import filelock
-
     partial = cache.partial_path(blob)
     reporter.note(f"another ctrlspeak process is downloading {ref.name}; waiting for it")
     while True:
         try:
-            lock.acquire(timeout=0.5)  # type: ignore[attr-defined]
+            lock.acquire(timeout=0.5)
             return
         except filelock.Timeout:
             if partial.exists():
-                reporter.bytes(partial.stat().st_size)
+                reporter.count(partial.stat().st_size)
 
 
 def _link(ref: ModelRef, cache_dir: str | None, url_base: str) -> Path:
@@ -268,12 +270,10 @@ def download(
         raise registry.not_cached_error(ref, f"and the Hugging Face hub ({url_base}) cannot be reached: {why}")
 
     reporter = _Reporter(ref, on_progress, clock)
-    remote: hub.RemoteFile = _retrying(lambda: hub.remote_file(ref, url_base), reporter, lambda: 0, sleep)  # type: ignore[assignment]
+    remote = _retrying(lambda: hub.remote_file(ref, url_base), reporter, lambda: 0, sleep)
     reporter.total = remote.size
     blob = cache.blob_path(ref, cache_dir, remote.etag)
     blob.parent.mkdir(parents=True, exist_ok=True)
-    import filelock
-
     lock = filelock.FileLock(str(cache.lock_path(ref, cache_dir, remote.etag)))
     try:
         lock.acquire(timeout=0)
