@@ -751,13 +751,10 @@ class Daemon:
             if self._ready is not None and not self._switching:
                 return  # ready was published meanwhile
             said = self._download.feed(p, self._clock(), name, quiet=self._session is not None)
-            if not said.line:
+            if not said.line:  # `ctrlspeak status` still gets the latest numbers
+                self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
                 return
-            t = said.transfer
-            fields: dict[str, Any] = dict(
-                model=name, percent=None if t.percent is None else round(t.percent, 1), done_bytes=t.done,
-                total_bytes=t.total, rate_bps=None if t.rate is None else round(t.rate),
-                eta_s=None if t.eta_s is None else round(t.eta_s, 1))
+            fields: dict[str, Any] = {"model": name, **self._download.to_json()}
             if self._finishing:
                 self._publish(StatusEvent("transcribing", f"your recording is kept and waits for {name}", **fields))
             else:
@@ -965,6 +962,8 @@ class Daemon:
         if self._boot_error is not None and self._ready is None:
             self._snapshot["error"] = {"code": self._boot_error.code, "message": self._boot_error.message,
                                        "hint": self._boot_error.hint}
+        if self._downloading() or (self._switching and self._download.active):
+            self._snapshot["download"] = self._download.to_json()
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:
         log.error("%s", exc.one_line())

@@ -53,6 +53,13 @@ class DownloadView:
                       "and typed once it is ready")
         return Said(t, line=True, notice=notice)
 
+    def to_json(self) -> dict[str, float | int | None]:
+        """The latest numbers, as StatusEvent fields (and the daemon's status snapshot)."""
+        t = self.meter.last or Transfer(0)
+        return {"percent": None if t.percent is None else round(t.percent, 1), "done_bytes": t.done,
+                "total_bytes": t.total, "rate_bps": None if t.rate is None else round(t.rate),
+                "eta_s": None if t.eta_s is None else round(t.eta_s, 1)}
+
     @property
     def active(self) -> bool:
         """Bytes are still to come."""

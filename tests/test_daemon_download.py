@@ -44,7 +44,8 @@ def test_download_progress_goes_to_the_status_line_and_a_notice_says_how_long(do
     notices = [e.message for e in events if e.state == "notice"]
     assert notices == ["downloading parakeet: 10 MB of 100 MB (10%), 10 MB/s, 9 s left. You can dictate meanwhile: "
                        "what you say is kept and typed once it is ready"]
-    assert d._snapshot["last"]["done_bytes"] == 40 * MB  # `ctrlspeak status` sees it too
+    assert d._snapshot["download"]["done_bytes"] == 40 * MB  # `ctrlspeak status` sees it too
+    assert d._snapshot["download"]["eta_s"] == 6.0
     clock.now += 6.0
     _bytes(d, clock, 100 * MB)
     clock.now += 30.0  # importing NeMo and loading: not download time

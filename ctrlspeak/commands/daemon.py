@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import logging.handlers
@@ -98,12 +97,13 @@ def control_verb(args: argparse.Namespace) -> int:
     state = reply.get("state", "?")
     model = reply.get("model", "")
     line = f"{state}" + (f"  model={model}" if model else "") + (f"  pid={reply['pid']}" if "pid" in reply else "")
-    last = reply.get("last") or {}
-    if last.get("done_bytes") is not None:  # a model download in progress: say how far and how long
-        from ctrlspeak.status import StatusEvent, describe
+    download = reply.get("download")
+    if download:  # a model download in progress: say how far and how long
+        from ctrlspeak.transfer import Transfer, describe
 
-        known = {f.name for f in dataclasses.fields(StatusEvent)}
-        line += "\n" + describe(StatusEvent(**{k: v for k, v in last.items() if k in known}))
+        t = Transfer(download["done_bytes"], download.get("total_bytes"), download.get("rate_bps"),
+                     download.get("eta_s"))
+        line += f"\ndownloading {model or 'the model'}: {describe(t)}"
     err = reply.get("error")
     if err:
         line += f"\n{err['code']}: {err['message']} ({err['hint']})"

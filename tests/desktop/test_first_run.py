@@ -45,9 +45,9 @@ def test_first_run_downloads_with_progress_everywhere_and_a_dictation_meanwhile_
                                     stdout=out, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         # status, the tray icon and a notification say what is happening and how long it takes
-        status = wait_until(lambda: (s := daemon.status()).get("last", {}).get("done_bytes") and s, 60,
+        status = wait_until(lambda: (s := daemon.status()).get("download") and s, 60,
                             "download progress on `ctrlspeak status`")
-        assert status["state"] == "loading" and status["last"]["total_bytes"] == SIZE
+        assert status["state"] == "loading" and status["download"]["total_bytes"] == SIZE
         plain = daemon.ctl("status").stdout
         assert plain.startswith("loading  model=parakeet") and "\ndownloading parakeet: " in plain, plain
         assert " of 13 MB (" in plain
