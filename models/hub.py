@@ -93,6 +93,8 @@ def probe(url: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | Non
     except httpx2.HTTPError as exc:
         proxy = proxy_for(url)
         return f"{_why(exc)} (through the proxy {proxy})" if proxy else _why(exc)
+    except (ImportError, ValueError) as exc:  # e.g. ALL_PROXY=socks5://... without socksio installed
+        return f"the proxy setting cannot be used ({exc})"
     return None
 
 
