@@ -53,7 +53,12 @@ _EMIT_EVERY_S = 0.1
 
 
 def is_offline(config_offline: bool) -> bool:
-    return config_offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """The config's ``offline``, ``HF_HUB_OFFLINE`` now, or huggingface_hub's own offline mode
+    (read when it was imported; its client refuses every request then)."""
+    from huggingface_hub import constants
+
+    env = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return config_offline or env or constants.is_offline_mode()
 
 
 def hub_reachable(timeout: float = hub.PROBE_TIMEOUT_S) -> bool:

@@ -85,6 +85,7 @@ def probe(url: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | Non
     proxy's route too.
     """
     import httpx2
+    from huggingface_hub import errors as hf_errors
     from huggingface_hub.utils import get_session
 
     url = url or endpoint()
@@ -95,6 +96,8 @@ def probe(url: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> str | Non
         return f"{_why(exc)} (through the proxy {proxy})" if proxy else _why(exc)
     except (ImportError, ValueError) as exc:  # e.g. ALL_PROXY=socks5://... without socksio installed
         return f"the proxy setting cannot be used ({exc})"
+    except hf_errors.OfflineModeIsEnabled:
+        return "huggingface_hub's offline mode is on (HF_HUB_OFFLINE)"
     return None
 
 

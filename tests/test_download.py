@@ -48,7 +48,28 @@ def env(tmp_path, test_hub):
     return cli_env(tmp_path, test_hub.endpoint)
 
 
-def test_huggingface_hub_itself_takes_the_test_hub_for_the_hub(tmp_path, test_hub):
+@pytest.fixture
+def hf_online(monkeypatch):
+    """For the tests that download in this process: huggingface_hub reads HF_HUB_OFFLINE once,
+    when first imported, and another test of the session may have set it then."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+def test_offline_mode_of_huggingface_hub_itself_is_offline(monkeypatch, tmp_path, test_hub):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as if imported with HF_HUB_OFFLINE=1
+    assert download.is_offline(False)
+    with pytest.raises(errors.ModelNotCached, match="ctrlspeak is offline"):
+        download.download(PARAKEET, cache_dir=str(tmp_path), endpoint=test_hub.endpoint)
+    assert not test_hub.log
+
+
+def test_huggingface_hub_itself_takes_the_test_hub_for_the_hub(tmp_path, test_hub, hf_online):
     # the library's own download, no ctrlspeak code: the protocol is the real client's
     from huggingface_hub import hf_hub_download
 
@@ -144,7 +165,7 @@ def test_a_hub_that_keeps_failing_ends_in_err_model_download_with_a_hint(env, te
     assert not test_hub.served("cdn")
 
 
-def test_dropped_connections_back_off_then_fail_keeping_what_arrived(tmp_path, test_hub):
+def test_dropped_connections_back_off_then_fail_keeping_what_arrived(tmp_path, test_hub, hf_online):
     # in-process, so the waits can be recorded instead of slept
     data, _ = _served(test_hub)
     test_hub.fault("drop", after=1_000_000, times=1)
@@ -270,7 +291,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_an_unreachable_hub_fails_fast_as_not_cached(tmp_path):
+def test_an_unreachable_hub_fails_fast_as_not_cached(tmp_path, hf_online):
     t0 = time.monotonic()
     with pytest.raises(errors.ModelNotCached, match="cannot be reached: could not connect"):
         download.download(registry.resolve("canary-180m"), cache_dir=str(tmp_path),
