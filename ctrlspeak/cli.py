@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -44,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list, download or choose models")
     msub = m.add_subparsers(dest="models_command", metavar="ACTION")
-    ml = msub.add_parser("list", help="show the known models and whether each is cached")
+    ml = msub.add_parser("list", help="show the known models, whether each is cached, and its size on disk")
     ml.add_argument("--json", action="store_true")
     md = msub.add_parser("download", help="fetch a model into the local cache")
     md.add_argument("name")
     md.add_argument("--force", action="store_true", help="download again even if cached")
+    mr = msub.add_parser("remove", help="delete a downloaded model and its fast-start cache")
+    mr.add_argument("name")
     mu = msub.add_parser("use", help="make a model the default (writes the config file)")
     mu.add_argument("name")
 
@@ -74,6 +77,11 @@ def _config_flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # huggingface_hub's user agent otherwise reports the torch version and fetches
+    # {HF_ENDPOINT}/api/agent-harnesses (once a day) on the first request: an offline
+    # dictation tool sends nothing it does not need. Read when huggingface_hub is imported,
+    # so set here, before any import of it; spawned workers inherit it.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)

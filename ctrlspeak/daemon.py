@@ -41,6 +41,7 @@ import numpy as np
 
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
+from ctrlspeak.download_view import DownloadView
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
 from ctrlspeak.keepalive import KeepAlive
 from ctrlspeak.models import download, registry
@@ -57,6 +58,9 @@ _STAGE_SPAN = {"download": (0.0, 40.0), "import": (40.0, 70.0), "restore": (70.0
 _SILENT_PEAK = 0.003
 #: PortAudio is shut down this long after the microphone closes (release_portaudio)
 AUDIO_RELEASE_S = 2.0
+#: after these boot errors a new dictation tries the download again (the partial is kept):
+#: the network or the disk may have been fixed meanwhile
+_RETRY_DOWNLOAD_ON = ("ERR_MODEL_DOWNLOAD", "ERR_DISK_SPACE", "ERR_MODEL_NOT_CACHED")
 
 
 # -- events posted to the main loop ---------------------------------------------------
@@ -229,6 +233,8 @@ class Daemon:
         self._unsaved: list[_Unsaved] = []
         #: (window, text) of the last dictation inserted: the next one into that window follows it
         self._last_insert: tuple[str | None, str] | None = None
+        self._download = DownloadView()  # the model's download, while the worker fetches it
+        self._switch_name = ""  # the model a switch in flight loads
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -411,6 +417,7 @@ class Daemon:
         return settings_from_config(self.cfg, ref)
 
     def _start_worker(self, ref: ModelRef) -> None:
+        self._reset_download()
         self._worker = Supervisor(
             self._worker_settings, ref,
             on_progress=lambda p: self._inbox.put(_WorkerProgress(p)),
@@ -571,7 +578,13 @@ class Daemon:
                 self._journal_failed(exc)
         self._sound("start")
         log.info("recording started (%s)", source)
-        self._publish(StatusEvent("recording", "listening", model=self._model_name()))
+        retry = (self._boot_error is not None and self._boot_error.code in _RETRY_DOWNLOAD_ON
+                 and self._model is not None and self._model.source == "hf")
+        if retry:
+            self._retry_download()
+        waiting = f"trying to download {self._model_name()} again" if retry else self._waiting_for()
+        listening = f"listening; {waiting}: the text comes once it is ready" if waiting else "listening"
+        self._publish(StatusEvent("recording", listening, model=self._model_name()))
         self._reload_worker()  # after the recording started: its segments wait for the worker
         if pre.size:
             self._on_audio(pre)
@@ -603,7 +616,13 @@ class Daemon:
             self._add_segment(session, rest)
         self._finishing[session.id] = session
         log.info("recording stopped after %.1f s in %d segment(s)", session.audio_s, session.count)
-        self._publish(StatusEvent("transcribing", reason or f"{session.audio_s:.1f} s of audio", model=self._model_name()))
+        waiting = self._waiting_for()
+        what = reason or f"{session.audio_s:.1f} s of audio"
+        self._publish(StatusEvent("transcribing", f"{what}; kept, waiting: {waiting}" if waiting else what,
+                                  model=self._model_name()))
+        if waiting and self._downloading():
+            self._publish(StatusEvent("notice", f"your {session.audio_s:.0f} s recording is kept and is transcribed "
+                                                f"as soon as the model is ready: {waiting}", model=self._model_name()))
         self._maybe_finish(session)
 
     def cancel_recording(self) -> None:
@@ -820,6 +839,9 @@ class Daemon:
         return self._model.name if self._model else ""
 
     def _on_progress(self, p: Progress) -> None:
+        if p.stage == "download" and p.unit == "B" and p.done is not None and (self._ready is None or self._switching):
+            self._on_download(p)
+            return
         if p.stage == "transcribe" or self._ready is not None:
             return
         if self._reloading and not self._idle():
@@ -831,6 +853,51 @@ class Daemon:
                 self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name(),
                                           stage=p.stage))
 
+    # -- the model's download ----------------------------------------------------------
+    def _reset_download(self) -> None:
+        self._download = DownloadView()
+
+    def _downloading(self) -> bool:
+        return self._download.active and self._ready is None
+
+    def _waiting_for(self) -> str:
+        """What a recording made now waits for ("" when the model is ready to transcribe it)."""
+        if self._ready is not None or self._unloaded:
+            return ""
+        name = self._model_name()
+        if self._downloading():
+            return self._download.waiting(name)
+        if self._boot_error is not None:
+            return f"{name} could not be loaded ({self._boot_error.code})"
+        return f"{name} is still loading"
+
+    def _on_download(self, p: Progress) -> None:
+        """Bytes of the model arriving: the live line (tray, console, followers) and the
+        notices :class:`DownloadView` decides on. A recording keeps its own state on show."""
+        name = self._switch_name if self._switching else self._model_name()
+        with self._publish_lock:
+            if self._ready is not None and not self._switching:
+                return  # ready was published meanwhile
+            said = self._download.feed(p, self._clock(), name, quiet=self._session is not None)
+            if not said.line:  # `ctrlspeak status` still gets the latest numbers
+                self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
+                return
+            fields: dict[str, Any] = {"model": name, **self._download.to_json()}
+            if self._finishing:
+                self._publish(StatusEvent("transcribing", f"your recording is kept and waits for {name}", **fields))
+            else:
+                self._publish(StatusEvent("loading", p.message, **fields))
+            if said.notice:
+                self._publish(StatusEvent("notice", said.notice, model=name))
+
+    def _retry_download(self) -> None:
+        """A dictation after the download gave up tries it again (it continues where it stopped)."""
+        assert self._worker is not None and self._model is not None
+        log.info("dictation while %s is not downloaded: trying the download again", self._model.name)
+        self._boot_error = None
+        self._reset_download()
+        self._worker.switch(self._model)  # a fresh worker on the same model; ready arrives as usual
+
     def _on_worker_ready(self, event: _WorkerReady) -> None:
         from ctrlspeak import sdnotify
 
@@ -841,6 +908,8 @@ class Daemon:
         self._model = self._worker.model if self._worker else self._model
         sdnotify.ready()
         message = f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s"
+        message += self._download.summary()
+        self._reset_download()
         if reloaded:
             log.info("reloaded %s", message)
         if not self._idle():
@@ -877,6 +946,8 @@ class Daemon:
         assert self._worker is not None
         self._publish(StatusEvent("loading", f"switching to {ref.name}", percent=0.0, model=ref.name))
         was_unloaded = self._unloaded
+        self._reset_download()
+        self._switch_name = ref.name
         future = self._worker.switch(ref)
         if was_unloaded:  # switch() started a fresh worker on the new model
             self._reloading = True
@@ -1038,6 +1109,8 @@ class Daemon:
         if self._boot_error is not None and self._ready is None:
             self._snapshot["error"] = {"code": self._boot_error.code, "message": self._boot_error.message,
                                        "hint": self._boot_error.hint}
+        if self._downloading() or (self._switching and self._download.active):
+            self._snapshot["download"] = self._download.to_json()
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:
         # the console line shows it already: the log file gets it, stderr not a second time

@@ -44,6 +44,7 @@ _TABLE: tuple[ErrorInfo, ...] = (
     ErrorInfo("ERR_JOURNAL", 28, "free space in the state directory (or fix its permissions); until then recordings are kept in memory only, and the journal is tried again at the next recording"),
     ErrorInfo("ERR_HISTORY", 29, "free space in the data directory, or fix its permissions or lock; the recording stays in the journal and goes to history once it can"),
     ErrorInfo("ERR_NOTHING_KEPT", 30, "set keep_recordings = N in the config to keep the last N recordings for `ctrlspeak retry`"),
+    ErrorInfo("ERR_DISK_SPACE", 31, "free some disk space, or point HF_HUB_CACHE at a bigger disk, then run the download again"),
 )
 
 _BY_CODE: dict[str, ErrorInfo] = {info.code: info for info in _TABLE}
@@ -103,6 +104,10 @@ class ModelLoadError(ModelError):
 
 class ModelDownloadError(ModelError):
     code = "ERR_MODEL_DOWNLOAD"
+
+
+class DiskSpaceError(ModelError):
+    code = "ERR_DISK_SPACE"
 
 
 class AudioError(CtrlspeakError):

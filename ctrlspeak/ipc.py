@@ -58,6 +58,8 @@ class WorkerSettings:
     threads: int = 2
     offline: bool = False
     hf_cache_dir: str | None = None
+    #: the hub the daemon probed (HF_ENDPOINT when it started), so the worker asks the same one
+    hf_endpoint: str | None = None
     #: where restored models keep a fast-start copy (models/fastload.py); None = no cache
     weights_cache_dir: str | None = None
     #: switch the encoder's attention to torch's scaled_dot_product_attention
@@ -137,6 +139,9 @@ class Progress:
     done: float | None = None
     total: float | None = None
     unit: str = ""
+    #: set when a download attempt failed and the next starts in this many seconds
+    #: (``message`` says why); such a step is never rate-limited away
+    retry_in_s: float | None = None
 
 
 @dataclass(frozen=True)

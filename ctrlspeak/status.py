@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from ctrlspeak.transfer import LineThrottle, Transfer
+from ctrlspeak.transfer import describe as describe_transfer
+
 log = logging.getLogger(__name__)
 
 STATES = ("loading", "ready", "idle", "recording", "transcribing", "done", "error", "notice")
@@ -46,6 +49,12 @@ class StatusEvent:
     #: a state change for bars and the tray that is not announced to the person: no
     #: notification, no line in a log (back to "ready" after a dictation)
     quiet: bool | None = None
+    #: a model download (state "loading"): bytes so far, the file's size, bytes per second
+    #: and seconds left, the last two once they can be told (ctrlspeak.transfer)
+    done_bytes: int | None = None
+    total_bytes: int | None = None
+    rate_bps: float | None = None
+    eta_s: float | None = None
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
@@ -118,6 +127,11 @@ _ICONS = {"loading": "…", "ready": "✓", "idle": "·", "recording": "●", "t
 def describe(event: StatusEvent) -> str:
     """The one-line, human form of an event (the console line, the tray tooltip)."""
     text = event.state
+    if event.done_bytes is not None:  # a download: "loading", or a recording "transcribing" waits for it
+        t = Transfer(event.done_bytes, event.total_bytes, event.rate_bps, event.eta_s)
+        what = event.message or f"downloading {event.model or 'the model'}"
+        complete = t.total is not None and t.done >= t.total
+        return what if complete and event.message else f"{what}: {describe_transfer(t)}"
     if event.state == "loading" and event.percent is not None:
         text = f"loading {event.model or 'model'} {event.percent:3.0f}%"
     elif event.state == "done" and event.latency_s is not None:
@@ -140,10 +154,13 @@ class ConsoleLine:
 
     LOADING_STEP = 5.0
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    def __init__(self, stream: IO[str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
         self._loading_shown: tuple[str | None, float] | None = None  # (stage, percent) last written
+        self._clock = clock
+        self._download_lines = LineThrottle()
+        self._download_message = ""
 
     def __call__(self, event: StatusEvent) -> None:
         line = f"{_ICONS.get(event.state, ' ')} ctrlspeak: {describe(event)}"
@@ -153,7 +170,13 @@ class ConsoleLine:
         else:
             if event.quiet:
                 return
-            if event.state != "loading":
+            if event.done_bytes is not None:
+                # a download may take minutes: a line every 10 % (or 15 s), and every new step
+                due = self._download_lines.due(self._clock(), event.percent)
+                changed, self._download_message = event.message != self._download_message, event.message
+                if not (due or changed):
+                    return
+            elif event.state != "loading":
                 self._loading_shown = None  # the next load (a restart, a switch) starts afresh
             elif not self._loading_news(event):
                 return  # keep logs short: a line per stage, and per step in a long one

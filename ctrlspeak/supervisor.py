@@ -34,25 +34,11 @@ from typing import Any
 import numpy as np
 
 from ctrlspeak import errors
+from ctrlspeak.backoff import Backoff
 from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
 from ctrlspeak.worker_client import WorkerClient, describe_exit
 
 log = logging.getLogger(__name__)
-
-
-class Backoff:
-    """Restart delays that double from ``first`` up to ``cap``; pure, so tests drive it."""
-
-    def __init__(self, first: float = 1.0, cap: float = 30.0) -> None:
-        self.first, self.cap = first, cap
-        self._next = first
-
-    def next(self) -> float:
-        delay, self._next = self._next, min(self.cap, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.first
 
 
 class SpeedEstimate:
@@ -267,11 +253,17 @@ class Supervisor:
     def _boot_failed(self, exc: errors.CtrlspeakError) -> None:
         self._boot_failures += 1
         permanent = isinstance(exc, (errors.ModelNotFound, errors.ModelNotCached, errors.ModelLoadError,
-                                     errors.DeviceUnavailable))
+                                     errors.DeviceUnavailable, errors.DiskSpaceError))
         if permanent or self._boot_failures >= self._max_boot_failures:
             # gunicorn's rule: a worker that cannot boot is not respawned in a loop
-            self.gave_up = exc if permanent else errors.WorkerBootError(
-                f"the worker failed to start {self._boot_failures} times in a row: {exc.message}")
+            if permanent:
+                self.gave_up = exc
+            elif isinstance(exc, errors.ModelDownloadError):  # its code and hint say what to do
+                self.gave_up = errors.ModelDownloadError(f"{exc.message} (gave up after {self._boot_failures} "
+                                                         "workers tried)", hint=exc.hint)
+            else:
+                self.gave_up = errors.WorkerBootError(
+                    f"the worker failed to start {self._boot_failures} times in a row: {exc.message}")
             log.error("not restarting the worker: %s", self.gave_up.one_line())
             waiter, self._switch_waiter = self._switch_waiter, None
             for request in list(self._requests.values()):

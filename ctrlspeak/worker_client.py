@@ -251,6 +251,7 @@ class WorkerClient:
 
 def settings_from_config(cfg: Any, ref: Any) -> WorkerSettings:
     """The worker's settings from the one ``Config`` (the CLI and the daemon share this)."""
+    from ctrlspeak.models import hub
     from ctrlspeak.models.download import is_offline
 
     return WorkerSettings(
@@ -259,6 +260,7 @@ def settings_from_config(cfg: Any, ref: Any) -> WorkerSettings:
         threads=cfg.effective_threads,
         offline=is_offline(cfg.offline),
         hf_cache_dir=cfg.hf_cache_dir,
+        hf_endpoint=hub.endpoint(),
         weights_cache_dir=cfg.weights_cache_dir,
         sdpa=cfg.sdpa,
         quantize=cfg.quantize,

@@ -42,13 +42,14 @@ from typing import Any
 import torch
 
 from ctrlspeak.models import int8
+from ctrlspeak.models.cache import WEIGHTS_SOURCE
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 WEIGHTS = "weights.pt"
 WEIGHTS_INT8 = "weights-int8.pt"
-SOURCE = "source.json"
+SOURCE = WEIGHTS_SOURCE
 _INIT_FUNCTIONS = (
     "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
     "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_",

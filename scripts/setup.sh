@@ -4,13 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: audio I/O, speech synthesis for the demo and tests, and the virtual
-# desktop the end-to-end tests run on (Xvfb, PulseAudio, D-Bus, a notification server).
+# System packages: audio I/O, speech synthesis for the demo and tests, the virtual
+# desktop the end-to-end tests run on (Xvfb, PulseAudio, D-Bus, a notification server),
+# and openssl for the download tests' HTTPS hub certificate.
 APT_PACKAGES=(
   python3-venv gcc linux-libc-dev libsndfile1 libportaudio2 espeak-ng sox
   xvfb x11-utils xdotool xclip xsel imagemagick
   pulseaudio pulseaudio-utils libasound2-plugins dbus libnotify-bin dunst trayer
-  systemd libplist-utils
+  systemd libplist-utils openssl
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -78,3 +78,31 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     width = max(len(name) for name, _ in SCENARIOS)
     for name, outcome in SCENARIOS:
         terminalreporter.write_line(f"{name.ljust(width)}  {outcome}")
+
+
+# -- the test hub (tests/hub_server.py) -------------------------------------------------
+#: which of our own models the test hub serves under each registry repo id: the bundled
+#: tiny-en stands in for Parakeet v3 (the default), so a "downloaded parakeet" really
+#: transcribes; the tiny random-weight models fill the other families' places
+HUB_MODELS = {"parakeet": "tiny-en", "parakeet-v2": "tdt", "parakeet-1.1b": "tdt", "parakeet-ctc": "ctc",
+              "canary": "canary", "canary-180m": "canary", "canary-v2": "canary"}
+
+
+@pytest.fixture(scope="session")
+def hub_files(test_models) -> list[tuple[str, str, Path]]:
+    from ctrlspeak.models import registry
+
+    files = []
+    for alias, model in HUB_MODELS.items():
+        ref = registry.resolve(alias)
+        source = registry.bundled_path(registry.spec_for("tiny-en")) if model == "tiny-en" else test_models[model]
+        files.append((ref.hf_id, ref.filename, source))
+    return files
+
+
+@pytest.fixture
+def test_hub(hub_files):
+    from tests.hub_server import TestHub
+
+    with TestHub(hub_files) as hub:
+        yield hub

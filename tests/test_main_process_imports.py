@@ -15,6 +15,8 @@ def test_daemon_side_modules_do_not_import_torch():
         import ctrlspeak.models.registry, ctrlspeak.models.download, ctrlspeak.workers.main
         from ctrlspeak.cli import main
         main(["models", "list"])
+        from ctrlspeak.models import hub
+        assert hub.probe("http://127.0.0.1:9", timeout=1) is not None  # the first run's reachability check
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "nemo", "lightning"))
         print("HEAVY:", heavy)
         """

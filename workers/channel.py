@@ -33,8 +33,8 @@ class Channels:
     def emit(self, progress: Progress) -> None:
         now = time.monotonic()
         stage, last_t = self._last
-        final = progress.fraction is not None and progress.fraction >= 1.0
-        # rate-limit within a stage; stage changes and completions always go out
+        final = (progress.fraction is not None and progress.fraction >= 1.0) or progress.retry_in_s is not None
+        # rate-limit within a stage; stage changes, completions and retries always go out
         if stage == progress.stage and not final and now - last_t < self._min_interval_s:
             return
         self._last = (progress.stage, now)

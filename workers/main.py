@@ -7,8 +7,10 @@ Start-up order matters and is the reason this module imports nothing heavy at th
    can create a bar;
 3. a watchdog thread waits on the parent's sentinel, so the worker never outlives the
    daemon;
-4. torch and NeMo are imported, the model restored and warmed up, ``WorkerReady`` sent;
-5. requests are served until ``Shutdown`` arrives or the parent dies.
+4. the model is downloaded if it is not cached yet (before the slow NeMo import, so a
+   download's progress or failure comes first);
+5. torch and NeMo are imported, the model restored and warmed up, ``WorkerReady`` sent;
+6. requests are served until ``Shutdown`` arrives or the parent dies.
 
 The queues and messages are drawn in :mod:`ctrlspeak.ipc`.
 """
@@ -118,19 +120,9 @@ class Worker:
     def model_path(self, ref: ModelRef) -> str:
         from ctrlspeak.models import download
 
-        def on_bytes(done: int, total: int | None) -> None:
-            self.channels.progress(
-                "download",
-                None if not total else done / total,
-                f"downloading {ref.name}",
-                done=float(done),
-                total=None if total is None else float(total),
-                unit="B",
-            )
-
-        path = download.download(
-            ref, cache_dir=self.settings.hf_cache_dir, offline=self.settings.offline, on_bytes=on_bytes
-        )
+        s = self.settings
+        path = download.download(ref, cache_dir=s.hf_cache_dir, offline=s.offline, on_progress=self.channels.emit,
+                                 endpoint=s.hf_endpoint, weights_dir=s.weights_cache_dir, int8=s.quantize == "int8")
         return str(path)
 
     def load(self, ref: ModelRef) -> WorkerReady:
@@ -213,6 +205,9 @@ def run_worker(settings: WorkerSettings, requests: Any, results: Any, events: An
     channels = Channels(results, events)
     worker = Worker(settings, channels)
     try:
+        # the model first: a first run's download (or its failure: disk space, a 404) is not
+        # kept waiting behind the NeMo import; load() then finds the file in the cache
+        worker.model_path(settings.model)
         worker.import_runtime()
         channels.send_result(worker.load(settings.model))
     except Exception as exc:

@@ -133,6 +133,13 @@ def control_verb(args: argparse.Namespace) -> int:
     state = reply.get("state", "?")
     model = reply.get("model", "")
     line = f"{state}" + (f"  model={model}" if model else "") + (f"  pid={reply['pid']}" if "pid" in reply else "")
+    download = reply.get("download")
+    if download:  # a model download in progress: say how far and how long
+        from ctrlspeak.transfer import Transfer, describe
+
+        t = Transfer(download["done_bytes"], download.get("total_bytes"), download.get("rate_bps"),
+                     download.get("eta_s"))
+        line += f"\ndownloading {model or 'the model'}: {describe(t)}"
     err = reply.get("error")
     if err:
         line += f"\n{err['code']}: {err['message']} ({err['hint']})"

@@ -1,14 +1,18 @@
-"""``ctrlspeak models list|download|use``."""
+"""``ctrlspeak models list|download|remove|use``."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from ctrlspeak import compute, config, errors
 from ctrlspeak.fileutil import atomic_write
-from ctrlspeak.models import download, registry
+from ctrlspeak.ipc import ModelRef
+from ctrlspeak.models import cache, download, registry
+from ctrlspeak.progress_view import ProgressView
+from ctrlspeak.transfer import human_bytes, human_duration
 
 
 def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
@@ -18,6 +22,8 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
         return list_models(cfg, args.json)
     if action == "download":
         return download_model(cfg, args.name, args.force)
+    if action == "remove":
+        return remove_model(cfg, args.name)
     if action == "use":
         return use_model(args.name)
     raise errors.UsageError(f"unknown models action {action!r}")
@@ -26,13 +32,17 @@ def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
 def _rows(cfg: config.Config) -> list[dict[str, Any]]:
     rows = []
     for spec in registry.REGISTRY:
-        ref = registry.resolve(spec.alias) if spec.hf_id else None
         if spec.hf_id is None:
             path = registry.bundled_path(spec)
             cached = "bundled" if path.is_file() else "missing"
+            ref = registry.resolve(spec.alias) if path.is_file() else None
         else:
+            ref = registry.resolve(spec.alias)
             path = registry.cached_path(ref, cfg.hf_cache_dir)
             cached = "yes" if path else "no"
+        used = cache.usage(ref, cfg.hf_cache_dir, cfg.weights_cache_dir) if ref else cache.Usage()
+        if cached == "no" and used.partial_bytes:
+            cached = "partial"  # `models download` continues it
         rows.append({
             "alias": spec.alias,
             "id": spec.display_id,
@@ -40,6 +50,10 @@ def _rows(cfg: config.Config) -> list[dict[str, Any]]:
             "languages": list(spec.languages),
             "cached": cached,
             "path": str(path) if path else None,
+            "size_bytes": used.total,
+            "download_bytes": used.download_bytes,
+            "partial_bytes": used.partial_bytes,
+            "weights_cache_bytes": used.weights_bytes,
             "default": spec.alias == cfg.model,
             "description": spec.description,
         })
@@ -56,8 +70,9 @@ def list_models(cfg: config.Config, as_json: bool) -> int:
         return 0
     def langs(r: dict[str, Any]) -> str:
         return ",".join(r["languages"]) if len(r["languages"]) <= 4 else f"{len(r['languages'])} (EU)"
-    table = [("", "ALIAS", "ID", "FAMILY", "LANGUAGES", "CACHED")]
-    table += [("*" if r["default"] else "", r["alias"], r["id"], r["family"], langs(r), r["cached"]) for r in rows]
+    table = [("", "ALIAS", "ID", "FAMILY", "LANGUAGES", "CACHED", "ON DISK")]
+    table += [("*" if r["default"] else "", r["alias"], r["id"], r["family"], langs(r), r["cached"],
+               human_bytes(r["size_bytes"]) if r["size_bytes"] else "-") for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -70,25 +85,81 @@ def download_model(cfg: config.Config, name: str, force: bool) -> int:
     if ref.source == "file":
         print(ref.path)
         return 0
+    found = registry.cached_path(ref, cfg.hf_cache_dir)
+    if found is not None and not force:
+        print(f"ctrlspeak: {ref.name} is already downloaded ({human_bytes(found.stat().st_size)})", file=sys.stderr)
+        print(found)
+        return 0
     from ctrlspeak.patches.tqdm_lock import apply_tqdm_lock
-    from tqdm.std import tqdm
 
     apply_tqdm_lock()
-    bar = tqdm(desc=f"downloading {ref.hf_id}", unit="B", unit_scale=True, unit_divisor=1024,
-               file=sys.stderr, disable=None)
+    view = ProgressView()
+    started = time.monotonic()
+    try:
+        path = download.download(ref, cache_dir=cfg.hf_cache_dir, force=force, offline=cfg.offline,
+                                 on_progress=view.handle, weights_dir=cfg.weights_cache_dir,
+                                 int8=cfg.quantize == "int8")
+    except KeyboardInterrupt:
+        view.close()
+        last = view.meter.last if view.meter else None
+        kept = f"{human_bytes(last.done)}" + (f" of {human_bytes(last.total)}" if last and last.total else "") \
+            if last and last.done else "nothing"
+        print(f"ctrlspeak: download interrupted; {kept} kept: run `ctrlspeak models download {ref.name}` "
+              "again to continue from there", file=sys.stderr)
+        return 130
+    finally:
+        view.close()
+    print(f"ctrlspeak: {_summary(ref.name, view, time.monotonic() - started)}", file=sys.stderr)
+    print(path)
+    return 0
 
-    def on_bytes(done: int, total: int | None) -> None:
-        if total and bar.total != total:
-            bar.total = total
-        bar.n = done
-        bar.refresh()
+
+def _summary(name: str, view: ProgressView, elapsed: float) -> str:
+    meter = view.meter
+    if meter is None or meter.last is None:
+        return f"{name} is downloaded"
+    fetched = meter.fetched()
+    text = f"downloaded {name}: {human_bytes(fetched)} in {human_duration(elapsed)}"
+    if elapsed > 0 and fetched:
+        text += f" ({human_bytes(fetched / elapsed)}/s)"
+    if meter.first_done:
+        text += f", continuing the {human_bytes(meter.first_done)} kept from before"
+    return text
+
+
+def _in_use_by_daemon(ref: ModelRef) -> str | None:
+    """The running daemon's pid when its model is ``ref`` (same file), else None."""
+    from ctrlspeak import control
 
     try:
-        path = download.download(ref, cache_dir=cfg.hf_cache_dir, force=force,
-                                 offline=cfg.offline, on_bytes=on_bytes)
-    finally:
-        bar.close()
-    print(path)
+        reply = control.request("status", timeout=3)
+    except errors.CtrlspeakError:
+        return None  # no daemon (or one that does not answer: it cannot be asked to switch either)
+    try:
+        theirs = registry.resolve(str(reply.get("model") or ""))
+    except errors.CtrlspeakError:
+        return None
+    same = (theirs.hf_id == ref.hf_id) if ref.source == "hf" else (theirs.path == ref.path)
+    return str(reply.get("pid", "?")) if same else None
+
+
+def remove_model(cfg: config.Config, name: str) -> int:
+    ref = registry.resolve(name)
+    pid = _in_use_by_daemon(ref)
+    if pid is not None:
+        raise errors.UsageError(
+            f"{ref.name} is the running daemon's model (pid {pid}); removing it would break its next start",
+            hint="switch the daemon to another model first (`ctrlspeak models use NAME`), or stop it")
+    freed = cache.remove(ref, cfg.hf_cache_dir, cfg.weights_cache_dir)
+    parts = [f"{human_bytes(b)} {what}" for b, what in ((freed.download_bytes, "download"),
+                                                         (freed.partial_bytes, "partial download"),
+                                                         (freed.weights_bytes, "fast-start cache")) if b]
+    kept = " (the model file itself stays)" if ref.source == "file" else ""
+    if not parts:
+        print(f"ctrlspeak: {ref.name} takes no space in the caches: nothing to remove{kept}", file=sys.stderr)
+        return 0
+    print(f"ctrlspeak: removed {ref.name}: {human_bytes(freed.total)} freed ({', '.join(parts)}){kept}",
+          file=sys.stderr)
     return 0
 
 

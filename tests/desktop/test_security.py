@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import socket
 import stat
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from tests.desktop.daemon_proc import SENTENCE, dictate
+from tests.netaudit import attempts, audit_env, guarded_pids
 
 pytestmark = pytest.mark.desktop
 
@@ -48,41 +48,15 @@ def test_private_files_and_directories(desktop, paste_target, start_daemon):
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
 
 
-AUDIT = textwrap.dedent(
-    """
-    import os, socket, sys
-    _log = os.environ["CTRLSPEAK_NET_AUDIT"]
-    with open(_log + ".loaded", "a") as f:  # which processes the guard is active in
-        f.write(f"{os.getpid()}\\n")
-    def _hook(event, args):
-        if event == "socket.connect":
-            family = getattr(args[0], "family", None)
-            if family in (socket.AF_INET, socket.AF_INET6):
-                with open(_log, "a") as f:
-                    f.write(f"{os.getpid()} connect {args[1]!r}\\n")
-        elif event == "socket.getaddrinfo":
-            with open(_log, "a") as f:
-                f.write(f"{os.getpid()} getaddrinfo {args[0]!r}\\n")
-    sys.addaudithook(_hook)
-    """
-)
-
-
 def test_no_network_at_run_time_once_the_model_is_cached(desktop, paste_target, start_daemon, tmp_path):
-    hook_dir = tmp_path / "audit"
-    hook_dir.mkdir()
-    (hook_dir / "sitecustomize.py").write_text(AUDIT)
-    audit_log = tmp_path / "net.log"
-    audit_log.write_text("")
-    daemon = start_daemon(env_overrides={"PYTHONPATH": str(hook_dir), "CTRLSPEAK_NET_AUDIT": str(audit_log),
-                                         "HF_HUB_OFFLINE": None})  # not forced offline: it must not need to be
+    overrides, audit_log = audit_env(tmp_path)
+    daemon = start_daemon(env_overrides={**overrides, "HF_HUB_OFFLINE": None})  # not forced offline: it must not need to be
     status = daemon.wait_ready()
     paste_target.focus()
     dictate(desktop, daemon, lambda: daemon.ctl("start"), lambda: daemon.ctl("stop"))
     assert paste_target.wait_for_text(lambda t: t.strip() != "", timeout=60).strip() == SENTENCE
     # the guard really ran in the daemon and in its spawned worker...
-    loaded = {int(pid) for pid in Path(f"{audit_log}.loaded").read_text().split()}
-    assert {daemon.proc.pid, status["worker_pid"]} <= loaded
+    assert {daemon.proc.pid, status["worker_pid"]} <= guarded_pids(audit_log)
     # ...and it does see a connection when one happens (a positive control, on loopback)
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -92,6 +66,6 @@ def test_no_network_at_run_time_once_the_model_is_cached(desktop, paste_target, 
     import sys
     subprocess.run([sys.executable, "-c", probe], env=daemon.env, check=True, timeout=30)
     server.close()
-    lines = audit_log.read_text().splitlines()
+    lines = attempts(audit_log)
     assert lines and all("127.0.0.1" in line for line in lines), lines
     # so the daemon and the worker made no connection and no DNS lookup at all
