@@ -912,9 +912,11 @@ class Daemon:
         self._reset_download()
         if reloaded:
             log.info("reloaded %s", message)
-        if not self._idle():
+        if self._session is not None:
             # "ready" now would be a lie (and a "ctrlspeak is ready" notification while the
-            # microphone records): the recording's state stays, the worker's readiness is beside it
+            # microphone records): the recording's state stays, the worker's readiness is beside it.
+            # A kept recording that only waited for the model is different: the person who waited
+            # through a download is told it is ready, and the text follows.
             if reloaded:
                 self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
                 return

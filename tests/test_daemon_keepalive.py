@@ -351,10 +351,16 @@ class _CountingQueue(queue.Queue):
     def __init__(self) -> None:
         super().__init__()
         self.gets = 0
+        self.blocked_for_good = threading.Event()  # set while a get waits with no timeout
 
     def get(self, block=True, timeout=None):
         self.gets += 1
-        return super().get(block, timeout)
+        if timeout is None:
+            self.blocked_for_good.set()
+        try:
+            return super().get(block, timeout)
+        finally:
+            self.blocked_for_good.clear()
 
 
 def test_the_main_loop_wakes_by_itself_to_unload_and_does_not_poll(monkeypatch):
@@ -364,6 +370,8 @@ def test_the_main_loop_wakes_by_itself_to_unload_and_does_not_poll(monkeypatch):
     loop.start()
     _wait(lambda: d._unloaded, timeout=10, what="the unload")
     _wait(FakeClient.instances[0].closed.is_set, what="the worker to be stopped")
+    # the loop goes round once more after the unload; count from when it blocks for good
+    _wait(inbox.blocked_for_good.is_set, what="the loop to block with nothing due")
     gets = inbox.gets
     time.sleep(0.5)
     assert inbox.gets == gets, "an unloaded, idle daemon blocks: no wake-ups"
