@@ -5,7 +5,6 @@ a channel mix-up, words dropped or doubled where pieces are joined, and text man
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,18 +16,13 @@ import pytest
 import soundfile as sf
 import soxr
 
+from tests.conftest import load_tinyen
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "models" / "data" / "sample-en.wav"
 EXPECTED_FILE = REPO / "models" / "data" / "sample-en.txt"
-
-
-def _trainer():
-    spec = importlib.util.spec_from_file_location("train_tiny_model", REPO / "scripts" / "train_tiny_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _transcribe(*files: Path) -> dict:
@@ -72,24 +66,34 @@ def test_exact_text_in_every_format_and_layout(tmp_path):
 
 
 def test_long_utterance_with_pauses_comes_out_whole(tmp_path):
-    trainer = _trainer()
-    _, heldout, _ = trainer.build_datasets(0, 40, 0)
+    """The long-file path (cut at pauses, pieces joined) says what each sentence alone says.
+
+    Measured against the same model on each sentence by itself, so that what the path loses
+    (a piece dropped or doubled, words cut at a join) is not drowned by the model's own errors."""
+    load_tinyen()
+    from tinyen import datasets, scoring, speech
+
+    heldout = datasets.build_datasets(0, 0, 40, 0).heldout_random
     texts = [item["text"] for item in heldout if len(item["text"].split()) >= 6][:6]
-    parts = []
-    for text in texts:  # about 25-35 s, cut by the VAD segmenter at the pauses
-        parts += [trainer.synth(text, voice="en-us", rate=160, pitch=50), np.zeros(int(0.8 * 16000), np.float32)]
+    parts, singles = [], []
+    for i, text in enumerate(texts):  # about 25-35 s, cut by the VAD segmenter at the pauses
+        audio = speech.synth(text, voice="en-us", rate=160, pitch=50)
+        singles.append(tmp_path / f"sentence{i}.wav")
+        sf.write(singles[-1], audio, 16000, subtype="PCM_16")
+        parts += [audio, np.zeros(int(0.8 * 16000), np.float32)]
     path = tmp_path / "long.wav"
     sf.write(path, np.concatenate(parts), 16000, subtype="PCM_16")
-    doc = _transcribe(path)
-    result = doc["results"][0]
-    # homophones (to/two, ...) cannot be told apart in random word sequences: compare spellings
-    # through one canonical member of each group; what this test is about is dropped words
-    canon = trainer.homophones()
-    hyp = trainer.canonical(result["text"], canon).split()
-    ref = trainer.canonical(" ".join(texts), canon).split()
-    errors = trainer.error_rates([" ".join(ref)], [" ".join(hyp)])
-    assert errors["wer"] <= 0.05, (result["text"], " ".join(ref))
-    assert hyp[:2] == ref[:2] and hyp[-2:] == ref[-2:], "nothing dropped at the ends"
+    result = _transcribe(path)["results"][0]
+    alone = [r["text"] for r in _transcribe(*singles)["results"]]
+    hyp = result["text"].split()
+    ref = " ".join(alone).split()
+    errors = scoring.error_rates([" ".join(ref)], [" ".join(hyp)])
+    # the model hears a sentence a little differently beside its neighbours (tiny-en v1: 3 words
+    # in 44 here); a dropped sentence would cost 6 or more
+    assert errors["wer"] <= 0.08, (result["text"], " ".join(ref))
+    written = " ".join(texts).split()
+    ends = [(hyp[i], {ref[i], written[i]}) for i in (0, 1, -2, -1)]
+    assert all(word in heard for word, heard in ends), f"nothing dropped at the ends: {ends}"
     # a dropped or doubled piece would shift the count by a sentence (6+ words), not by a word
-    assert abs(len(hyp) - len(ref)) <= 2, "nothing dropped or doubled where pieces were joined"
+    assert abs(len(hyp) - len(ref)) <= 1, "nothing dropped or doubled where pieces were joined"
     assert result["pieces"] >= 2, "the file was cut at its pauses"
