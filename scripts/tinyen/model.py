@@ -31,7 +31,9 @@ def train_tokenizer(sentences: list[str], out_dir: Path, vocab_size: int) -> Pat
     spm.SentencePieceTrainer.train(
         input=str(corpus), model_prefix=str(out_dir / "tokenizer"), vocab_size=vocab_size,
         model_type="bpe", character_coverage=1.0, bos_id=-1, eos_id=-1, unk_id=0,
-        num_threads=1, minloglevel=2, input_sentence_size=0, shuffle_input_sentence=False)
+        num_threads=1, minloglevel=2, input_sentence_size=0, shuffle_input_sentence=False,
+        # a smoke run's few sentences cannot fill 1024 pieces: fewer, instead of an error
+        hard_vocab_limit=False)
     with open(out_dir / "vocab.txt", "w", encoding="utf-8") as f:
         sp = spm.SentencePieceProcessor(model_file=str(out_dir / "tokenizer.model"))
         for i in range(sp.get_piece_size()):
