@@ -502,22 +502,22 @@ def test_a_client_that_never_reads_its_replies_is_bounded_then_dropped(make_serv
     with caplog.at_level(logging.WARNING, logger="ctrlspeak.control"):
         time.sleep(0.6)
         answered = len(handler.calls)
-        unsent = [len(c.out) for c in list(server._clients.values())]
+        unsent = [c.unsent for c in server.clients()]
         time.sleep(0.6)
         assert len(handler.calls) == answered, "it stopped answering a client whose replies pile up"
         assert unsent and max(unsent) <= 64 * 1024
         # ~200 KB fit in the kernel's socket buffers; a 4 KB reply each: a few hundred at most
         assert answered < 200, answered
         deadline = time.monotonic() + 5
-        while server._clients and time.monotonic() < deadline:
+        while server.clients() and time.monotonic() < deadline:
             time.sleep(0.05)
         stop.set()
-    assert not server._clients, "dropped once it did not read for idle_timeout"
+    assert not server.clients(), "dropped once it did not read for idle_timeout"
     assert any("has not read its replies" in r.getMessage() for r in caplog.records)
     assert control.request("status", path=server.address)["ok"], "everyone else is still served"
     writer.close()
     fault_row("#1 a client pipelines requests and never reads the replies",
-              "stops reading it at max_buffer/2, drops it with a logged reason; memory bounded")
+              "stops reading it while a reply waits, drops it with a logged reason; memory bounded")
 
 
 # -- shutdown and idling ----------------------------------------------------------------------
@@ -528,7 +528,10 @@ def test_close_leaves_no_thread_and_no_socket(make_server):
     clients = [Raw(server.address) for _ in range(3)]
     clients[0].send(b'{"cmd":"follow"}\n')
     assert clients[0].line()["ok"]
-    assert len(control_threads()) == before + 2
+    for raw in clients[1:]:  # served once, so each has its thread
+        raw.send(b'{"cmd":"status"}\n')
+        assert raw.line()["ok"]
+    assert len(control_threads()) == before + 1 + 3, "the accepting thread and one per client"
     server.close()
     server.close()  # idempotent
     assert not server.address.exists()

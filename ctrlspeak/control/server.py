@@ -1,0 +1,429 @@
+"""The control server: a threaded Unix server whose connections hand requests to the daemon.
+
+::
+
+    clients (same uid only)      "ctrlspeak-control"        "ctrlspeak-control-conn", one per client
+    request() -- request\\n -->  accept; check the peer's -> read a line, validate, handler(request):
+                                 uid and the client limit    the daemon posts it to its inbox and
+              <-- reply\\n ---------------------------------  waits up to 10 s for its loop's reply
+    follow()  <-- event lines ------------------------------  the events publish() queued for it
+
+Only a connection's own thread touches its socket; publish() (from any thread) appends to each
+follower's bounded queue and wakes its thread through a socketpair, so every thread sleeps in
+poll() until something happens (an idle server uses no CPU). The protocol and its limits are
+in :mod:`ctrlspeak.control.protocol`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import selectors
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ctrlspeak import errors
+from ctrlspeak.control.protocol import (IDLE_TIMEOUT, MAX_BUFFER, MAX_CLIENTS, MAX_LINE, READ_CHUNK, BadRequest,
+                                        encode, error_line, ok_line, parse_request)
+from ctrlspeak.control.runtime import (check_path_length, claim_socket_path, ensure_private_dir, peer_credentials,
+                                       release_socket_path)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict], dict]
+
+_CLOSE_GRACE = 2.0  # seconds a closing client gets to read its last error line
+_JOIN = 5.0  # close() waits this long for its threads, a handler call still in progress included
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    """One connected client, as :meth:`ControlServer.clients` sees it at one moment."""
+
+    following: bool
+    unsent: int  #: bytes of the reply or events being written to it and not yet taken by the kernel
+
+
+class ControlServer(socketserver.ThreadingUnixStreamServer):
+    """Serve the control socket at ``path`` from :meth:`start` until :meth:`close`.
+
+    ``handler(request) -> dict`` gets every valid request (the parsed object, "id" included,
+    "follow" too, so the daemon can refuse it or publish a snapshot) and returns the reply body.
+    It runs on the client's connection thread, one call at a time, and may block: the daemon
+    posts the request to its loop's inbox and waits up to 10 s for the reply. Commands named in
+    ``immediate`` skip that turn-taking, so their handler must answer at once (``status`` reads
+    a snapshot) and a slow ``stop`` holds nobody's status up. Raising a CtrlspeakError sends its
+    code to the client; any other exception is logged and sent as ERR_INTERNAL. No thread dies
+    from anything a client or the handler does.
+    """
+
+    daemon_threads = True
+    block_on_close = False  # close() joins the connection threads itself, within a bound
+    request_queue_size = 128
+
+    def __init__(self, path: Path, handler: Handler, max_line: int = MAX_LINE, max_clients: int = MAX_CLIENTS, *,
+                 allowed_uid: int | None = None, max_buffer: int = MAX_BUFFER, idle_timeout: float = IDLE_TIMEOUT,
+                 immediate: Collection[str] = ()) -> None:
+        super().__init__(os.fspath(path), _Connection, bind_and_activate=False)
+        self.timeout = 0  # handle_request() takes the connection that is waiting and never blocks
+        self.path = Path(path)
+        self.max_line, self.max_buffer, self.idle_timeout = max_line, max_buffer, idle_timeout
+        self._handler = handler
+        self._immediate = frozenset(immediate)
+        self._max_clients = max_clients
+        self._allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
+        self.lock = threading.Lock()  # the client table, the closed flag and every follower's queue
+        self._turn = threading.Lock()  # one blocking handler call at a time, as the daemon's loop takes them
+        self._clients: dict[socket.socket, _Connection | None] = {}  # None: admitted, its thread not started
+        self._closed = False
+        self._identity: tuple[int, int] | None = None
+        self.stop_r, self._stop_w = socket.socketpair()  # written once by close(), never read
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> Path:
+        return self.path
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def running(self) -> bool:
+        return not self._closed and self._thread is not None and self._thread.is_alive()
+
+    def __enter__(self) -> ControlServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        with self.lock:
+            if self._thread is not None or self._closed:
+                raise RuntimeError("a ControlServer can be started once")
+        ensure_private_dir(self.path.parent)
+        check_path_length(self.path)
+        try:
+            self._identity = claim_socket_path(self.socket, self.path, self.request_queue_size)
+        except BaseException:
+            self.server_close()
+            raise
+        self.socket.setblocking(False)
+        self._thread = threading.Thread(target=self._serve, name="ctrlspeak-control", daemon=True)
+        self._thread.start()
+        log.info("control socket listening at %s", self.path)
+
+    def close(self) -> None:
+        """Stop serving: remove the socket file, end every connection, join the threads (bounded)."""
+        with self.lock:
+            if self._closed:
+                return
+            self._closed = True
+            threads = [c.thread for c in self._clients.values() if c is not None]
+        release_socket_path(self.path, self._identity)
+        try:
+            self._stop_w.send(b"\0")  # stays readable: every thread's poll() wakes up and sees _closed
+        except OSError:  # closed already: start() failed
+            pass
+        deadline = time.monotonic() + _JOIN
+        for thread in (self._thread, *threads):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in threads):
+            log.warning("a control handler call is still running after close(); not waiting for it")
+        self.server_close()
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Send ``event`` to every follower. Thread-safe, never blocks on a client.
+
+        A follower with more than ``max_buffer`` bytes of events waiting is dropped.
+        Raises TypeError/ValueError at once if ``event`` is not JSON-serializable.
+        """
+        line = encode(event)
+        with self.lock:
+            followers = [c for c in self._clients.values() if c is not None and c.events is not None]
+            for c in followers:
+                if len(c.events) + c.unsent > self.max_buffer:  # type: ignore[arg-type]
+                    c.dropped = True
+                elif not c.dropped:
+                    c.events += line  # type: ignore[operator]
+        for c in followers:
+            c.wake()
+
+    def clients(self) -> list[ClientInfo]:
+        with self.lock:
+            return [ClientInfo(c.events is not None, c.unsent + len(c.events or b""))
+                    for c in self._clients.values() if c is not None]
+
+    # -- socketserver's hooks, called on the accepting thread --
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return self.socket.accept()
+        except (BlockingIOError, InterruptedError):
+            raise
+        except OSError as exc:  # EMFILE and friends: the listener stays readable, so slow down
+            log.warning("cannot accept a control connection: %s", exc)
+            time.sleep(0.1)
+            raise
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        try:
+            creds = peer_credentials(request)
+        except OSError as exc:
+            log.warning("closing a control connection whose peer is unknown: %s", exc)
+            return False
+        if creds.uid != self._allowed_uid:
+            log.warning("rejected a control connection from uid %d (pid %s): only uid %d may use it",
+                        creds.uid, creds.pid, self._allowed_uid)
+            _refuse(request, errors.ServiceError("permission denied: the control socket accepts only its owner"))
+            return False
+        with self.lock:
+            count = len(self._clients)
+            admitted = count < self._max_clients and not self._closed
+            if admitted:
+                self._clients[request] = None
+        if not admitted and not self._closed:
+            log.warning("refused a control connection: %d clients are connected already", count)
+            _refuse(request, errors.ServiceError(f"too many control connections (at most {self._max_clients})",
+                                                 hint="close idle `ctrlspeak follow` clients and retry"))
+        return admitted
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.lock:
+            self._clients.pop(request, None)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("control connection failed; closing it")
+
+    def server_close(self) -> None:
+        super().server_close()
+        if not any(c is not None and c.thread.is_alive() for c in self._clients.values()):
+            self.stop_r.close()
+            self._stop_w.close()
+
+    # -- for the connections --
+
+    def register(self, conn: _Connection) -> bool:
+        with self.lock:
+            if self._closed:
+                return False
+            self._clients[conn.request] = conn
+            return True
+
+    def answer(self, line: bytes, conn: _Connection) -> bytes:
+        """The reply line to one request line of ``conn``."""
+        try:
+            request = parse_request(line)
+        except BadRequest as exc:
+            log.debug("rejected a malformed control request: %s", exc.error.message)
+            return error_line(exc.error, exc.request_id)
+        was_following = conn.events is not None
+        if request["cmd"] == "follow":
+            conn.follow(True)  # from now on events are held, and sent right after this reply
+        if request["cmd"] in self._immediate:
+            reply, ok = self._call(request)
+        else:
+            with self._turn:
+                reply, ok = self._call(request)
+        if request["cmd"] == "follow" and not ok and not was_following:
+            conn.follow(False)
+        return reply
+
+    def _call(self, request: dict) -> tuple[bytes, bool]:
+        cmd = request["cmd"]
+        try:
+            body = self._handler(request)
+            if not isinstance(body, Mapping):
+                raise TypeError(f"the handler returned {type(body).__name__}, not a dict")
+            return ok_line(request, body), True
+        except errors.CtrlspeakError as exc:
+            log.debug("control request %r failed with %s", cmd, exc.code)
+            return error_line(exc, request.get("id")), False
+        except BaseException as exc:  # noqa: BLE001 - SystemExit included: the client must get its answer
+            log.exception("control handler failed on %r", cmd)
+            err = errors.CtrlspeakError(f"internal error while handling {cmd!r}: {type(exc).__name__}: {exc}")
+            return error_line(err, request.get("id")), False
+
+    def _serve(self) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.socket, selectors.EVENT_READ)
+            selector.register(self.stop_r, selectors.EVENT_READ)
+            while not self._closed:
+                try:
+                    selector.select()
+                    if not self._closed:
+                        self.handle_request()
+                except Exception:
+                    log.exception("control socket accept loop error; continuing")
+                    time.sleep(0.05)  # a repeating failure must not become a busy loop
+
+
+class _Drop(Exception):
+    """End this connection now (the reason is logged where it is raised, if it needs saying)."""
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    """One client on its own thread: read a line, answer it, and so on; a follower's events between."""
+
+    server: ControlServer
+    request: socket.socket
+
+    def setup(self) -> None:
+        self.thread = threading.current_thread()
+        self.thread.name = "ctrlspeak-control-conn"
+        self.inbuf = bytearray()
+        self.events: bytearray | None = None  # a follower's queue: publish() fills it under the server's lock
+        self.dropped = False
+        self.unsent = 0
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+    def finish(self) -> None:
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def handle(self) -> None:
+        srv = self.server
+        if not srv.register(self):
+            return
+        self.request.setblocking(False)
+        try:
+            while (line := self._next_line()) is not None:
+                if not line.strip():
+                    continue
+                reply = srv.answer(line, self)
+                if len(reply) > srv.max_buffer:
+                    log.warning("dropping a control client that does not read its replies "
+                                "(%d bytes unsent, at most %d)", len(reply), srv.max_buffer)
+                    return
+                self._send(reply, srv.idle_timeout)
+        except _Drop:
+            pass
+        if srv.closed:  # what is queued goes out if it fits at once (e.g. a last event)
+            with srv.lock:
+                last, self.events = bytes(self.events or b""), None
+            try:
+                self.request.send(last)
+            except OSError:
+                pass
+
+    def follow(self, on: bool) -> None:
+        with self.server.lock:
+            self.events = (self.events if self.events is not None else bytearray()) if on else None
+
+    def wake(self) -> None:
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # full (a wake-up is pending already) or closed (the connection ended)
+            pass
+
+    def _next_line(self) -> bytes | None:
+        """The next request line; None once the client is done or has had its last (error) word."""
+        srv, eof, scanned = self.server, False, 0
+        while True:
+            nl = self.inbuf.find(b"\n", scanned)
+            if 0 <= nl <= srv.max_line:
+                line = bytes(self.inbuf[:nl])
+                del self.inbuf[:nl + 1]
+                return line
+            if nl > srv.max_line or len(self.inbuf) > srv.max_line:
+                return self._last_word(f"the request line is longer than {srv.max_line} bytes")
+            if eof:
+                if self.inbuf.strip():
+                    self._send(error_line(errors.UsageError(
+                        "incomplete request: the input ended before the newline"), None), srv.idle_timeout)
+                return None
+            scanned = len(self.inbuf)
+            self._send_events()
+            # a follower is never idle: it waits for events; anyone else has idle_timeout s to speak
+            if not self._wait(select.POLLIN, None if self.events is not None else srv.idle_timeout):
+                what = "the end of the request line" if self.inbuf else "a request"
+                return self._last_word(f"timed out after {srv.idle_timeout:g} s waiting for {what}")
+            try:
+                data = self.request.recv(READ_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:  # reset by the peer
+                raise _Drop from None
+            if data:
+                self.inbuf += data
+            else:
+                eof = True
+                self.follow(False)  # a follower that hangs up is gone; stop queueing events for it
+
+    def _last_word(self, message: str) -> None:
+        self.follow(False)
+        self._send(error_line(errors.UsageError(message), None), _CLOSE_GRACE)
+
+    def _send_events(self) -> None:
+        with self.server.lock:
+            batch, self.events = self.events, (bytearray() if self.events is not None else None)
+        if batch:
+            self._send(bytes(batch), None)  # a follower is bounded by publish(), not by a clock
+
+    def _send(self, data: bytes, timeout: float | None) -> None:
+        """Write ``data``; raise _Drop if the client takes nothing for ``timeout`` s, or must go."""
+        srv, view = self.server, memoryview(data)
+        while view:
+            self.unsent = len(view)
+            if not self._wait(select.POLLOUT, timeout):
+                if timeout == srv.idle_timeout:
+                    log.warning("dropping a control client that has not read its replies for %g s (%d bytes unsent)",
+                                timeout, len(view))
+                raise _Drop
+            try:
+                view = view[self.request.send(view):]
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError:  # the peer went away
+                raise _Drop from None
+        self.unsent = 0
+
+    def _wait(self, what: int, timeout: float | None) -> bool:
+        """Wait until the socket is ready for ``what``; False after ``timeout`` s. Raises _Drop
+        when the server closes or this follower fell behind; new events only wake it."""
+        poll = select.poll()
+        poll.register(self.request, what)
+        poll.register(self._wake_r, select.POLLIN)
+        poll.register(self.server.stop_r, select.POLLIN)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = dict(poll.poll(None if left is None else int(left * 1000) + 1))
+            if self.request.fileno() in ready and (what == select.POLLOUT or not self.server.closed):
+                return True  # closing: what is being written still goes out while the client takes it
+            if self.server.closed:
+                raise _Drop
+            if self.dropped:
+                log.warning("dropping a control follower that fell more than %d bytes behind", self.server.max_buffer)
+                raise _Drop
+            if self._wake_r.fileno() in ready:
+                try:
+                    while self._wake_r.recv(4096):
+                        pass
+                except (BlockingIOError, InterruptedError):
+                    pass
+                if what == select.POLLIN and self.events:
+                    return True  # not input, but events to send: the caller loops back to them
+            elif deadline is not None and time.monotonic() >= deadline:
+                return False
+
+
+def _refuse(conn: socket.socket, err: errors.CtrlspeakError) -> None:
+    """One error line to a connection we will not serve; shutdown_request() then closes it."""
+    conn.setblocking(False)
+    try:
+        conn.send(error_line(err, None))
+    except OSError:
+        pass
