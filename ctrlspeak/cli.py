@@ -2,8 +2,9 @@
 
 stdout carries results (transcripts, tables, JSON); stderr carries diagnostics and
 progress. Every failure is one line ``ctrlspeak: ERR_CODE: what happened (what to do)``
-and a stable exit status (see :mod:`ctrlspeak.errors`). Heavy modules are imported inside
-the commands, so ``ctrlspeak --help`` stays instant and the process never imports torch.
+and a stable exit status (see :mod:`ctrlspeak.errors`). Every verb is one function that
+:func:`main` calls; heavy modules are imported inside them, so ``ctrlspeak --help`` stays
+instant and the process never imports torch.
 """
 from __future__ import annotations
 
@@ -14,19 +15,13 @@ import sys
 from collections.abc import Sequence
 
 from ctrlspeak import __version__, errors
+from ctrlspeak.commands import flags
 
 log = logging.getLogger("ctrlspeak")
 
 
-def _add_model_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", help="alias, org/name Hugging Face id, or path to a .nemo file")
-    p.add_argument("--device", dest="compute_device", choices=("auto", "cpu", "cuda", "mps"),
-                   help="compute device for the model (default: auto = CUDA, then MPS, then CPU)")
-    p.add_argument("--threads", type=int, help="torch threads in the worker (default: physical cores, at most 4)")
-    p.add_argument("--offline", action="store_true", default=None, help="never touch the network")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """Every verb, each with ``func``: the one function that runs it (see :func:`main`)."""
     parser = argparse.ArgumentParser(prog="ctrlspeak", description="Local, offline dictation on NVIDIA NeMo models.")
     parser.add_argument("--version", action="version", version=f"ctrlspeak {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr (-vv: debug)")
@@ -34,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("transcribe", help="transcribe audio files (WAV, FLAC, OGG, ...)")
     t.add_argument("files", nargs="+", metavar="FILE")
-    _add_model_flags(t)
+    flags.add_model_flags(t, old_device=True)
     t.add_argument("--language", "-l", help="source language (Canary, multilingual models)")
     t.add_argument("--target-language", "-t", help="translate into this language (Canary)")
     t.add_argument("--no-punctuation", dest="punctuation", action="store_false", default=None,
@@ -42,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print JSON with timings instead of plain text")
     t.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                    help="how to show model loading progress on stderr (default: bars on a terminal)")
+    t.set_defaults(func=flags.lazy("ctrlspeak.commands.transcribe", "run"))
 
     m = sub.add_parser("models", help="list, download or choose models")
+    m.set_defaults(func=lambda args: m.parse_args(["--help"]))  # `ctrlspeak models` alone: its help
     msub = m.add_subparsers(dest="models_command", metavar="ACTION")
     ml = msub.add_parser("list", help="show the known models, whether each is cached, and its size on disk")
     ml.add_argument("--json", action="store_true")
@@ -54,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     mr.add_argument("name")
     mu = msub.add_parser("use", help="make a model the default (writes the config file)")
     mu.add_argument("name")
+    for action, verb in ((ml, "list_verb"), (md, "download_verb"), (mr, "remove_verb"), (mu, "use_verb")):
+        action.set_defaults(func=flags.lazy("ctrlspeak.commands.models", verb))
 
     from ctrlspeak.commands import bench, daemon, doctor, history, retry, service
 
@@ -71,11 +70,6 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="ctrlspeak: %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def _config_flags(args: argparse.Namespace) -> dict[str, object]:
-    names = ("model", "compute_device", "threads", "offline", "language", "target_language", "punctuation")
-    return {name: getattr(args, name, None) for name in names}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     # huggingface_hub's user agent otherwise reports the torch version and fetches
     # {HF_ENDPOINT}/api/agent-harnesses (once a day) on the first request: an offline
@@ -89,26 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return errors.info_for("ERR_USAGE").exit_status
     try:
-        if args.command == "transcribe":
-            from ctrlspeak.commands import transcribe
-
-            return transcribe.run(args, _config_flags(args))
-        if args.command == "models":
-            from ctrlspeak.commands import models
-
-            if args.models_command is None:
-                parser.parse_args(["models", "--help"])
-            return models.run(args, _config_flags(args))
-        if getattr(args, "func", None) is not None:
-            return args.func(args)
+        return args.func(args)
     except errors.CtrlspeakError as exc:
         report(exc, args.verbose)
         return exc.exit_status
     except KeyboardInterrupt:
         print("ctrlspeak: interrupted", file=sys.stderr)
         return 130
-    parser.error(f"unknown command {args.command!r}")
-    return 2
 
 
 def report(exc: errors.CtrlspeakError, verbose: int = 0) -> None:

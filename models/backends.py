@@ -35,9 +35,9 @@ def pick_device(preference: str) -> torch.device:
     if preference == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if preference == "cuda" and not cuda:
-        raise errors.DeviceUnavailable("--device cuda was asked for, but torch sees no CUDA GPU")
+        raise errors.DeviceUnavailable("--compute-device cuda was asked for, but torch sees no CUDA GPU")
     if preference == "mps" and not mps:
-        raise errors.DeviceUnavailable("--device mps was asked for, but Apple MPS is not available")
+        raise errors.DeviceUnavailable("--compute-device mps was asked for, but Apple MPS is not available")
     return torch.device(preference)
 
 

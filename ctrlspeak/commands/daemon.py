@@ -9,25 +9,21 @@ from pathlib import Path
 from typing import Any
 
 from ctrlspeak import config, errors
+from ctrlspeak.commands import flags
 
 CONTROL_VERBS = ("toggle", "start", "stop", "cancel", "status")
 
 
 def add_parsers(sub: Any) -> None:
     r = sub.add_parser("run", help="run the dictation daemon (triple-tap Ctrl to dictate)")
-    r.add_argument("--model", "-m", help="alias, org/name Hugging Face id, or path to a .nemo file")
-    r.add_argument("--compute-device", "--compute", dest="compute_device", choices=config.COMPUTE_DEVICES,
-                   help="compute device for the model (default: auto)")
-    r.add_argument("--device", "-d", dest="input_device",
-                   help="microphone: index or part of its name (see `ctrlspeak devices`)")
+    flags.add_model_flags(r)
+    flags.add_mic_flags(r)
     r.add_argument("--output", choices=("paste", "type", "stdout"), help="how text is delivered (default: paste)")
     r.add_argument("--no-history", dest="history", action="store_false", default=None,
                    help="do not keep transcripts in the history database")
     r.add_argument("--no-tray", dest="tray", action="store_false", default=None, help="no tray icon")
     r.add_argument("--no-hotkey", dest="hotkey", action="store_false", default=True,
                    help="no global key listener (drive it with `ctrlspeak toggle`)")
-    r.add_argument("--threads", type=int, help="torch threads in the worker")
-    r.add_argument("--offline", action="store_true", default=None, help="never touch the network")
     r.set_defaults(func=run)
     for verb, text in (("toggle", "start or stop dictation in the running daemon"),
                        ("start", "start dictation"), ("stop", "stop dictation and deliver the text"),
@@ -52,8 +48,8 @@ class PrivateLogFile(logging.handlers.RotatingFileHandler):
     def _open(self):  # noqa: ANN202 - logging's own hook
         import os
 
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(self.baseFilename, flags, 0o600)
+        open_flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(self.baseFilename, open_flags, 0o600)
         try:
             if os.fstat(fd).st_uid == os.geteuid():
                 os.fchmod(fd, 0o600)
@@ -100,9 +96,8 @@ def run(args: argparse.Namespace) -> int:
     # under systemd: restore DISPLAY & co. recorded at install time, where the login left them unset
     service.apply_session_fallbacks(os.environ)
 
-    flags = {k: getattr(args, k, None) for k in ("model", "compute_device", "input_device", "output", "history",
-                                                  "tray", "threads", "offline")}
-    cfg = config.load(flags)
+    given = flags.config_flags(args)
+    cfg = config.load(given)
     log_path = _setup_daemon_logging(cfg.log_level)
     logging.getLogger(__name__).info("ctrlspeak daemon starting; log file %s", log_path)
     from ctrlspeak.native_stderr import NativeStderr
@@ -110,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     native = NativeStderr()  # PortAudio's and ALSA's raw lines off the console
     native.install()
     try:
-        daemon = Daemon(cfg, flags, console=True, hotkey=args.hotkey)
+        daemon = Daemon(cfg, given, console=True, hotkey=args.hotkey)
         return daemon.run()
     finally:
         native.close()

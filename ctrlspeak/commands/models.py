@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ctrlspeak import compute, config, errors
+from ctrlspeak.commands import flags
 from ctrlspeak.fileutil import atomic_write
 from ctrlspeak.ipc import ModelRef
 from ctrlspeak.models import cache, download, registry
@@ -15,18 +16,20 @@ from ctrlspeak.progress_view import ProgressView
 from ctrlspeak.transfer import human_bytes, human_duration
 
 
-def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
-    cfg = config.load(flags)
-    action = args.models_command
-    if action == "list":
-        return list_models(cfg, args.json)
-    if action == "download":
-        return download_model(cfg, args.name, args.force)
-    if action == "remove":
-        return remove_model(cfg, args.name)
-    if action == "use":
-        return use_model(args.name)
-    raise errors.UsageError(f"unknown models action {action!r}")
+def list_verb(args: argparse.Namespace) -> int:
+    return list_models(config.load(flags.config_flags(args)), args.json)
+
+
+def download_verb(args: argparse.Namespace) -> int:
+    return download_model(config.load(flags.config_flags(args)), args.name, args.force)
+
+
+def remove_verb(args: argparse.Namespace) -> int:
+    return remove_model(config.load(flags.config_flags(args)), args.name)
+
+
+def use_verb(args: argparse.Namespace) -> int:
+    return use_model(args.name)
 
 
 def _rows(cfg: config.Config) -> list[dict[str, Any]]:

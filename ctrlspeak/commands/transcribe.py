@@ -60,8 +60,10 @@ def check_file(name: str) -> Any:
     return functools.partial(audio.FileStream, name)
 
 
-def run(args: argparse.Namespace, flags: dict[str, Any]) -> int:
-    cfg = config.load(flags)
+def run(args: argparse.Namespace) -> int:
+    from ctrlspeak.commands.flags import config_flags
+
+    cfg = config.load(config_flags(args))
     ref = registry.resolve(cfg.model)
     check_available(cfg, ref)
     # every input checked before the worker starts: a bad file fails at once, not after the

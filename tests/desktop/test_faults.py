@@ -155,7 +155,7 @@ def test_read_only_config(desktop, paste_target, start_daemon, scenario):
 
 
 def test_missing_microphone_at_start_is_an_error_with_a_hint(desktop, start_daemon, scenario):
-    daemon = start_daemon("--device", "no such microphone")
+    daemon = start_daemon("--mic", "no such microphone")
     daemon.wait_ready()
     note = desktop.wait_for_notification(lambda n: "ERR_AUDIO_DEVICE" in n.summary, timeout=30)
     assert "no input device matches" in note.body and "ctrlspeak devices" in note.body

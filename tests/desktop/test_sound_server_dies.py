@@ -44,8 +44,8 @@ def test_pulseaudio_killed_mid_recording(desktop, paste_target, start_daemon):
     assert "Expression '" not in console and "ALSA lib" not in console, console
     errors = [line for line in console.splitlines() if "ERR_AUDIO_DEVICE" in line]
     assert len(errors) == 1, errors
-    assert "--device-name" not in console and "ctrlspeak run --device NAME" in errors[0]
+    assert "--device-name" not in console and "ctrlspeak run --mic NAME" in errors[0]
     assert "no audio from default" not in console and "(the default input)" in note.body, note.body
     SCENARIOS.append(("sound server killed mid recording", "audio so far transcribed, words at the cursor, told"))
     SCENARIOS.append(("#20 sound server killed: what the console shows",
-                      "one ERR_AUDIO_DEVICE line naming the source and the real --device flag; no raw ALSA lines"))
+                      "one ERR_AUDIO_DEVICE line naming the source and the real --mic flag; no raw ALSA lines"))
