@@ -578,3 +578,38 @@ def test_immediate_commands_do_not_queue_behind_a_slow_one(make_server):
     assert control.request("status", path=server.address)["state"] == "idle"
     assert time.monotonic() - t0 < 1.0
     slow.join(5)
+
+
+def test_a_follower_that_hangs_up_frees_its_slot_at_once(make_server):
+    server = make_server(max_clients=1)
+    for _ in range(3):  # a status bar restarted again and again, with no event in between
+        events = control.follow(server.address)
+        events.close()
+        deadline = time.monotonic() + 2
+        while server.clients() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not server.clients(), "the hang-up is noticed without an event to send"
+    assert control.request("status", path=server.address)["ok"]
+
+
+def test_a_follower_may_still_send_requests(make_server):
+    server = make_server()
+    raw = Raw(server.address)
+    raw.send(b'{"cmd":"follow"}\n')
+    assert raw.line() == {"ok": True, "did": "follow", "following": True}
+    server.publish({"event": "a"})
+    assert raw.line() == {"event": "a"}
+    raw.send(b'{"cmd":"status","id":9}\n')
+    assert raw.line() == {"ok": True, "state": "idle", "pid": os.getpid(), "id": 9}
+    assert server.clients()[0].following
+    raw.close()
+
+
+def test_a_reply_over_max_buffer_drops_the_client_with_a_reason(make_server, caplog):
+    server = make_server(BigReplies(), max_buffer=1024)
+    raw = Raw(server.address)
+    with caplog.at_level(logging.WARNING, logger="ctrlspeak.control"):
+        raw.send(b'{"cmd":"status"}\n')
+        assert raw.line() is None
+    assert any("does not read its replies" in r.getMessage() for r in caplog.records)
+    raw.close()
