@@ -40,7 +40,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from ctrlspeak import config as config_mod
-from ctrlspeak import errors
+from ctrlspeak import errors, wiring
 from ctrlspeak.dictation import Dictations, Parts, Session
 from ctrlspeak.download_view import DownloadView
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
@@ -301,66 +301,21 @@ class Daemon:
             self._dictations.add_segment(session, piece)
 
     def _setup_sinks(self) -> None:
-        from ctrlspeak import sdnotify
-        from ctrlspeak.notify import Notifier
-        from ctrlspeak.status import ConsoleLine, ThreadedSink
-
-        if self._want_console:
-            self.status.add("console", ConsoleLine())
-        notifier = ThreadedSink("notify", Notifier(self.cfg.notify))
-        self._notifier = notifier
-        self.status.add("notify", notifier)
-        self._closers.append(notifier.close)
-        # through status(), which keeps it one line: a newline in a message (a model path) would
-        # otherwise start a KEY=value of its own, READY=1 or MAINPID= included
-        self.status.add("systemd", lambda e: sdnotify.status(f"{e.state} {e.message}"[:200]))
+        self._notifier = wiring.add_sinks(self.status, self.cfg, self._closers, console=self._want_console)
         if self._want_tray:
-            self._setup_tray()
-
-    def _setup_tray(self) -> None:
-        from ctrlspeak.status import ThreadedSink
-        from ctrlspeak.tray import Tray, tray_host
-
-        available, why = tray_host()
-        if not available:
-            log.info("no tray icon: %s", why)
-            return
-        try:
-            tray = Tray(on_toggle=lambda: self._post_command({"cmd": "toggle"}),
-                        on_model=lambda name: self._post_command({"cmd": "model", "name": name}),
-                        on_quit=lambda: self._inbox.put(_Signal(signal.SIGTERM)),
-                        models=registry.available_models())
-            tray.start()
-        except Exception as exc:  # no tray host, no X display: the rest works without it
-            log.warning("tray icon unavailable: %s", exc)
-            return
-        self.status.add("tray", ThreadedSink("tray", tray))
-        self._closers.append(tray.stop)
+            wiring.add_tray(self.status, self._closers,
+                            on_toggle=lambda: self._post_command({"cmd": "toggle"}),
+                            on_model=lambda name: self._post_command({"cmd": "model", "name": name}),
+                            on_quit=lambda: self._inbox.put(_Signal(signal.SIGTERM)))
 
     def _setup_output(self) -> None:
-        from ctrlspeak.output import NullKeyGuard, Output
-
-        guard = self._hotkey if self._hotkey is not None else NullKeyGuard()
-        self._parts.output = Output(self.cfg.output, key_guard=guard, restore_clipboard=self.cfg.restore_clipboard,
-                              stdout=self._stdout)
+        self._parts.output = wiring.make_output(self.cfg, self._hotkey, self._stdout)
 
     def _setup_hotkey(self) -> None:
-        from ctrlspeak.hotkey import HotkeyConfig, TapDetector
-        from ctrlspeak.keyboard import GlobalHotkey
-
-        detector = TapDetector(HotkeyConfig(mode=self.cfg.hotkey_mode, key=self.cfg.hotkey_key,
-                                            taps=self.cfg.hotkey_taps, window_s=self.cfg.hotkey_window_s))
-        hotkey = GlobalHotkey(detector, lambda event: self._inbox.put(_Hotkey(event)))
-        try:
-            hotkey.start()
-        except errors.HotkeyUnavailable as exc:
-            # said once; the daemon runs on, driven by `ctrlspeak toggle` over the socket
-            self._publish(StatusEvent("notice", f"global keys unavailable ({exc.message}); "
-                                                "bind `ctrlspeak toggle` to a desktop shortcut instead"))
-            return
-        self._hotkey = hotkey
-        self._closers.append(hotkey.stop)
-        self._setup_output()  # now with the hotkey as the key guard
+        self._hotkey = wiring.start_hotkey(self.cfg, self._closers, post=lambda event: self._inbox.put(_Hotkey(event)),
+                                           publish=self._publish)
+        if self._hotkey is not None:
+            self._setup_output()  # now with the hotkey as the key guard
 
     def _worker_settings(self, ref: ModelRef) -> WorkerSettings:
         return settings_from_config(self.cfg, ref)
