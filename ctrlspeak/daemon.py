@@ -40,12 +40,13 @@ from typing import Any, TextIO
 import numpy as np
 
 from ctrlspeak import config as config_mod
-from ctrlspeak import errors
+from ctrlspeak import errors, wiring
+from ctrlspeak.dictation import Dictations, Parts, Session
 from ctrlspeak.download_view import DownloadView
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
 from ctrlspeak.keepalive import KeepAlive
 from ctrlspeak.models import download, registry
-from ctrlspeak.segment import Segmenter, join_texts
+from ctrlspeak.segment import Segmenter
 from ctrlspeak.status import StatusBus, StatusEvent
 from ctrlspeak.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.worker_client import settings_from_config
@@ -122,47 +123,6 @@ class _Signal:
     signum: int
 
 
-@dataclass
-class Session:
-    id: str
-    started: float
-    segmenter: Segmenter
-    audio_s: float = 0.0
-    segments: dict[int, np.ndarray] = field(default_factory=dict)  # kept until transcribed
-    texts: dict[int, str] = field(default_factory=dict)
-    failures: dict[int, errors.CtrlspeakError] = field(default_factory=dict)
-    #: the worker's compute after the stop: what stop-to-text waited for besides the daemon itself
-    compute_after_stop_s: float = 0.0
-    count: int = 0
-    stopped_at: float | None = None
-    reason: str = ""
-    #: "dictation", or "recovered" for a journal entry left by a crash
-    kind: str = "dictation"
-    recording: Any = None  # the journal's Recording while it is being made
-    #: the journal entry's id; also stored with the transcript in history, so a replay of an
-    #: entry that reached history (a crash just after the commit, a failed removal) adds nothing
-    journal_id: str | None = None
-    #: the audio is complete in the journal (committed at the stop, or found there at start)
-    in_journal: bool = False
-
-    @property
-    def complete(self) -> bool:
-        return self.stopped_at is not None and len(self.texts) + len(self.failures) == self.count
-
-
-@dataclass(frozen=True)
-class _Unsaved:
-    """A transcript on its way to history; kept in memory while history cannot be written."""
-
-    text: str
-    model: str
-    duration_s: float
-    latency_s: float | None
-    source: str
-    journal_id: str | None
-    created_at: float = field(default_factory=time.time)
-
-
 def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
     """The model to load, and a notice when the bundled demo model stands in.
 
@@ -212,7 +172,6 @@ class Daemon:
         self._ready: WorkerReady | None = None
         self._model: ModelRef | None = None
         self._session: Session | None = None
-        self._finishing: dict[str, Session] = {}
         self._stopping = False
         self._force = False
         self._closers: list[Any] = []
@@ -229,21 +188,20 @@ class Daemon:
         self._reloading = False
         self._switching = 0  # model switches in flight
         self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
-        #: transcripts that history refused (full, locked, read-only): written before the next one
-        self._unsaved: list[_Unsaved] = []
-        #: (window, text) of the last dictation inserted: the next one into that window follows it
-        self._last_insert: tuple[str | None, str] | None = None
         self._download = DownloadView()  # the model's download, while the worker fetches it
         self._switch_name = ""  # the model a switch in flight loads
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
         self._hotkey: Any = None
-        self._output: Any = None
-        self._history: Any = None
         self._control: Any = None
         self._vad: Any = None
-        self._journal: Any = None
+        #: the edges a dictation's text goes to (output, history, journal), set up in start()
+        self._parts = Parts()
+        self._dictations = Dictations(
+            self._parts, submit=self._submit, on_done=lambda sid, i, f: self._inbox.put(_SegmentDone(sid, i, f)),
+            publish=self._publish, publish_error=self._publish_error, settle=self._settle,
+            model_name=lambda: self._model_name())
 
     # -- set-up -------------------------------------------------------------------------
     def start(self) -> None:
@@ -277,8 +235,8 @@ class Daemon:
         if self.cfg.history:
             from ctrlspeak.history import History
 
-            self._history = History()
-            self._closers.append(self._history.close)
+            self._parts.history = History()
+            self._closers.append(self._parts.history.close)
         if self.cfg.journal:
             self._open_journal()
         if threading.current_thread() is threading.main_thread():
@@ -307,7 +265,7 @@ class Daemon:
         except OSError as exc:
             self._journal_failed(exc)
             return False
-        self._journal = journal
+        self._parts.journal = journal
         for entry in leftovers:
             self._recover(entry)
         return True
@@ -324,94 +282,40 @@ class Daemon:
         """Transcribe a recording a crash left behind; it goes to history, not the cursor."""
         from ctrlspeak.segment import split
 
-        if self._in_history(entry.id):
+        if self._dictations.in_history(entry.id):
             # committed, then the daemon died (or a full disk kept it) before the entry was removed
             log.info("journal entry %s is in history already; removing it", entry.id)
-            self._forget_journal(entry.id)
+            self._dictations.forget_journal(entry.id)
             return
-        audio = self._journal.read(entry)
+        audio = self._parts.journal.read(entry)
         session = Session(id=entry.id, started=time.monotonic(), segmenter=Segmenter(self._vad),
                           kind="recovered", journal_id=entry.id, in_journal=True, audio_s=audio.size / SAMPLE_RATE,
                           stopped_at=time.monotonic())
-        self._finishing[session.id] = session
+        self._dictations.finishing[session.id] = session
         if audio.size == 0:
-            self._journal.done(entry.id)
-            self._finishing.pop(session.id)
+            self._parts.journal.done(entry.id)
+            self._dictations.finishing.pop(session.id)
             return
         log.info("recovering recording %s (%.1f s) left by a crash", entry.id, session.audio_s)
         for piece in split(audio, 30.0):
-            self._add_segment(session, piece)
-
-    def _in_history(self, journal_id: str) -> bool:
-        if self._history is None:
-            return False
-        try:
-            return self._history.has_journal_id(journal_id)
-        except errors.CtrlspeakError as exc:
-            log.warning("%s", exc.one_line())
-            return False  # recovered then; history's unique journal_id still refuses a second row
+            self._dictations.add_segment(session, piece)
 
     def _setup_sinks(self) -> None:
-        from ctrlspeak import sdnotify
-        from ctrlspeak.notify import Notifier
-        from ctrlspeak.status import ConsoleLine, ThreadedSink
-
-        if self._want_console:
-            self.status.add("console", ConsoleLine())
-        notifier = ThreadedSink("notify", Notifier(self.cfg.notify))
-        self._notifier = notifier
-        self.status.add("notify", notifier)
-        self._closers.append(notifier.close)
-        # through status(), which keeps it one line: a newline in a message (a model path) would
-        # otherwise start a KEY=value of its own, READY=1 or MAINPID= included
-        self.status.add("systemd", lambda e: sdnotify.status(f"{e.state} {e.message}"[:200]))
+        self._notifier = wiring.add_sinks(self.status, self.cfg, self._closers, console=self._want_console)
         if self._want_tray:
-            self._setup_tray()
-
-    def _setup_tray(self) -> None:
-        from ctrlspeak.status import ThreadedSink
-        from ctrlspeak.tray import Tray, tray_host
-
-        available, why = tray_host()
-        if not available:
-            log.info("no tray icon: %s", why)
-            return
-        try:
-            tray = Tray(on_toggle=lambda: self._post_command({"cmd": "toggle"}),
-                        on_model=lambda name: self._post_command({"cmd": "model", "name": name}),
-                        on_quit=lambda: self._inbox.put(_Signal(signal.SIGTERM)),
-                        models=registry.available_models())
-            tray.start()
-        except Exception as exc:  # no tray host, no X display: the rest works without it
-            log.warning("tray icon unavailable: %s", exc)
-            return
-        self.status.add("tray", ThreadedSink("tray", tray))
-        self._closers.append(tray.stop)
+            wiring.add_tray(self.status, self._closers,
+                            on_toggle=lambda: self._post_command({"cmd": "toggle"}),
+                            on_model=lambda name: self._post_command({"cmd": "model", "name": name}),
+                            on_quit=lambda: self._inbox.put(_Signal(signal.SIGTERM)))
 
     def _setup_output(self) -> None:
-        from ctrlspeak.output import NullKeyGuard, Output
-
-        guard = self._hotkey if self._hotkey is not None else NullKeyGuard()
-        self._output = Output(self.cfg.output, key_guard=guard, restore_clipboard=self.cfg.restore_clipboard,
-                              stdout=self._stdout)
+        self._parts.output = wiring.make_output(self.cfg, self._hotkey, self._stdout)
 
     def _setup_hotkey(self) -> None:
-        from ctrlspeak.hotkey import HotkeyConfig, TapDetector
-        from ctrlspeak.keyboard import GlobalHotkey
-
-        detector = TapDetector(HotkeyConfig(mode=self.cfg.hotkey_mode, key=self.cfg.hotkey_key,
-                                            taps=self.cfg.hotkey_taps, window_s=self.cfg.hotkey_window_s))
-        hotkey = GlobalHotkey(detector, lambda event: self._inbox.put(_Hotkey(event)))
-        try:
-            hotkey.start()
-        except errors.HotkeyUnavailable as exc:
-            # said once; the daemon runs on, driven by `ctrlspeak toggle` over the socket
-            self._publish(StatusEvent("notice", f"global keys unavailable ({exc.message}); "
-                                                "bind `ctrlspeak toggle` to a desktop shortcut instead"))
-            return
-        self._hotkey = hotkey
-        self._closers.append(hotkey.stop)
-        self._setup_output()  # now with the hotkey as the key guard
+        self._hotkey = wiring.start_hotkey(self.cfg, self._closers, post=lambda event: self._inbox.put(_Hotkey(event)),
+                                           publish=self._publish)
+        if self._hotkey is not None:
+            self._setup_output()  # now with the hotkey as the key guard
 
     def _worker_settings(self, ref: ModelRef) -> WorkerSettings:
         return settings_from_config(self.cfg, ref)
@@ -455,7 +359,7 @@ class Daemon:
                 break
 
     def _idle(self) -> bool:
-        return self._session is None and not self._finishing
+        return self._session is None and not self._dictations.finishing
 
     def _next_wait(self) -> float | None:
         """Seconds until something timed is due (None: nothing is, block)."""
@@ -521,7 +425,7 @@ class Daemon:
         if isinstance(event, _Audio):
             self._on_audio(event.audio)
         elif isinstance(event, _SegmentDone):
-            self._on_segment_done(event)
+            self._dictations.segment_done(self._session, event.session, event.index, event.future)
         elif isinstance(event, _Hotkey):
             self._on_hotkey(event.event, event.at)
         elif isinstance(event, _Command):
@@ -543,8 +447,8 @@ class Daemon:
         from ctrlspeak import sdnotify
 
         sdnotify.stopping()
-        if self._unsaved:  # history refused them: one last try (their journal entries stay otherwise)
-            self._flush_unsaved()
+        if self._dictations.unsaved:  # history refused them: one last try (their journal entries stay otherwise)
+            self._dictations.flush_unsaved()
         if self._worker is not None:
             self._worker.close(timeout=5.0)
         for close in reversed(self._closers):
@@ -568,11 +472,11 @@ class Daemon:
             id=uuid.uuid4().hex[:8], started=time.monotonic(),
             segmenter=Segmenter(self._vad, min_silence_s=self.cfg.min_silence_s, max_segment_s=self.cfg.max_segment_s),
         )
-        if self._journal is None and self.cfg.journal:
+        if self._parts.journal is None and self.cfg.journal:
             self._open_journal(recover=False)  # it failed before: try again, for this recording
-        if self._journal is not None:
+        if self._parts.journal is not None:
             try:
-                self._session.recording = self._journal.start(model=self._model_name())
+                self._session.recording = self._parts.journal.start(model=self._model_name())
                 self._session.journal_id = self._session.recording.id
             except OSError as exc:
                 self._journal_failed(exc)
@@ -613,8 +517,8 @@ class Daemon:
                 self._journal_failed(exc, session)
         rest = session.segmenter.flush()
         if rest is not None and (session.count == 0 or float(np.abs(rest).max()) > _SILENT_PEAK):
-            self._add_segment(session, rest)
-        self._finishing[session.id] = session
+            self._dictations.add_segment(session, rest)
+        self._dictations.finishing[session.id] = session
         log.info("recording stopped after %.1f s in %d segment(s)", session.audio_s, session.count)
         waiting = self._waiting_for()
         what = reason or f"{session.audio_s:.1f} s of audio"
@@ -623,7 +527,7 @@ class Daemon:
         if waiting and self._downloading():
             self._publish(StatusEvent("notice", f"your {session.audio_s:.0f} s recording is kept and is transcribed "
                                                 f"as soon as the model is ready: {waiting}", model=self._model_name()))
-        self._maybe_finish(session)
+        self._dictations.maybe_finish(session)
 
     def cancel_recording(self) -> None:
         session = self._session
@@ -655,7 +559,7 @@ class Daemon:
             except OSError as exc:  # a full disk must not cost the recording
                 self._journal_failed(exc, session)
         for segment in session.segmenter.feed(audio):
-            self._add_segment(session, segment)
+            self._dictations.add_segment(session, segment)
         if session.audio_s >= self.cfg.max_record_s:
             self.stop_recording(f"maximum length of {self.cfg.max_record_s:.0f} s reached; the audio is kept")
             self._publish(StatusEvent("notice", f"recording stopped at the {self.cfg.max_record_s:.0f} s limit"))
@@ -667,162 +571,12 @@ class Daemon:
         self._publish_error(errors.AudioDeviceError(f"{reason}; the audio recorded so far is being transcribed"))
         self.stop_recording(f"the microphone stopped: {reason}")
 
-    def _add_segment(self, session: Session, audio: np.ndarray) -> None:
-        index = session.count
-        session.count += 1
-        session.segments[index] = audio
-        self._submit(session, index)
-
-    def _submit(self, session: Session, index: int) -> None:
-        # the supervisor holds it until a worker is ready, and resends it if the worker dies
-        assert self._worker is not None
-        future = self._worker.submit(session.segments[index], self._options())
-        future.add_done_callback(lambda f: self._inbox.put(_SegmentDone(session.id, index, f)))
-
     def _options(self) -> TranscribeOptions:
         return TranscribeOptions(self.cfg.language, self.cfg.target_language, self.cfg.punctuation)
 
-    def _on_segment_done(self, event: _SegmentDone) -> None:
-        session = self._session if self._session and self._session.id == event.session else self._finishing.get(event.session)
-        if session is None:
-            return
-        try:
-            transcript = event.future.result()
-            session.texts[event.index] = transcript.text
-            if session.stopped_at is not None:  # only the part the person waited for counts
-                waited = time.monotonic() - session.stopped_at
-                session.compute_after_stop_s += min(transcript.timings.compute_s, waited)
-            session.segments.pop(event.index, None)
-        except errors.CtrlspeakError as exc:
-            session.failures[event.index] = exc
-        self._maybe_finish(session)
-
-    def _maybe_finish(self, session: Session) -> None:
-        if not session.complete:
-            return
-        self._finishing.pop(session.id, None)
-        text = join_texts([session.texts.get(i, "") for i in range(session.count)])
-        if session.failures:
-            first = next(iter(session.failures.values()))
-            kept = " (the recording is kept: `ctrlspeak retry last`)" if session.in_journal else ""
-            self._publish_error(type(first)(first.message + kept, hint=first.hint))
-            self._settle()
-            return  # keep the journal entry: the words are not lost
-        if session.kind == "recovered":
-            self._finish_recovered(session, text)
-            return
-        if not text:
-            self._forget_journal(session.journal_id)
-            self._publish(StatusEvent("idle", "nothing was heard"))
-            self._settle()
-            return
-        self._deliver(text, session)
-
-    def _forget_journal(self, journal_id: str | None, keep: bool = False) -> None:
-        if self._journal is not None and journal_id:
-            try:
-                self._journal.done(journal_id, keep_anyway=keep)
-            except OSError as exc:
-                log.warning("could not remove journal entry %s: %s", journal_id, exc)
-
-    def _store(self, item: _Unsaved) -> bool:
-        """Write ``item`` (after any earlier transcript history refused) to history durably,
-        then drop its journal entry. False when history refused it: the error is published,
-        the entry stays in the journal, and the transcript waits in memory for the next try."""
-        if self._history is None:
-            return False
-        self._unsaved.append(item)
-        return self._flush_unsaved()
-
-    def _flush_unsaved(self) -> bool:
-        while self._unsaved and self._history is not None:
-            first = self._unsaved[0]
-            try:
-                self._history.add(first.text, model=first.model, duration_s=first.duration_s,
-                                  latency_s=first.latency_s, source=first.source, created_at=first.created_at,
-                                  journal_id=first.journal_id)
-            except errors.CtrlspeakError as exc:
-                waiting = len(self._unsaved)
-                self._publish_error(type(exc)(exc.message + (f" ({waiting} transcripts wait for it)" if waiting > 1
-                                                             else ""), hint=exc.hint))
-                return False
-            self._unsaved.pop(0)
-            self._forget_journal(first.journal_id)  # only now: the transcript is committed
-        return True
-
-    def _finish_recovered(self, session: Session, text: str) -> None:
-        if not text:
-            self._forget_journal(session.journal_id)
-            return
-        item = _Unsaved(text, self._model_name(), session.audio_s, None, "recovered", session.journal_id)
-        if self._history is None:
-            self._forget_journal(session.journal_id, keep=True)  # no history: `ctrlspeak retry` has it
-            where = "history is off: `ctrlspeak retry --list` has it"
-        elif self._store(item):
-            where = "see `ctrlspeak history`"
-        else:
-            return  # the error is out; the entry stays in the journal
-        words = len(text.split())
-        self._publish(StatusEvent("notice", f"recovered a {session.audio_s:.0f} s recording that had not reached "
-                                            f"history ({words} words): {where}", words=words))
-
-    def _deliver(self, text: str, session: Session) -> None:
-        log.debug("transcript: %s", text)
-        delivered_note = ""
-        inserted_at: float | None = None
-        failed: errors.CtrlspeakError | None = None
-        target, insert = self._fit(text)
-        text = insert.strip(" ")
-        try:
-            delivery = self._output.deliver(insert)
-            inserted_at = delivery.inserted_at
-            if delivery.pasted:
-                self._last_insert = (target, insert)
-            if not delivery.pasted and delivery.method != "stdout":
-                self._publish(StatusEvent("error", delivery.detail, code="ERR_PASTE_FAILED",
-                                          hint=errors.info_for("ERR_PASTE_FAILED").hint))
-                delivered_note = "on the clipboard"
-        except errors.CtrlspeakError as exc:
-            failed = exc
-        # what the person waited for: the stop to the paste keystroke, not the clipboard's restore after it
-        latency = (inserted_at if inserted_at is not None else time.monotonic()) - (session.stopped_at or 0.0)
-        stored = self._store(_Unsaved(text, self._model_name(), session.audio_s, latency, "dictation",
-                                      session.journal_id))
-        if self._history is None:
-            # nowhere else to keep the words when even the clipboard failed: keep the recording
-            self._forget_journal(session.journal_id, keep=failed is not None)
-        if failed is not None:
-            # The words never go into a message: messages reach the log, journald, systemd's
-            # STATUS=, notifications and `status --follow`. Say where they are instead.
-            if stored:
-                where = "the text is in `ctrlspeak history`"
-            elif self._history is not None:
-                where = "the recording is kept in the journal and goes to history once it can"
-            elif session.in_journal:
-                where = "history is off: the recording is kept for `ctrlspeak retry last`"
-            else:
-                where = "history and the journal are off, so the text could not be kept"
-            self._publish(StatusEvent("error", f"{failed.message}; {where}", code=failed.code, hint=failed.hint))
-            delivered_note = "kept in history" if stored else "not delivered"
-        words = len(text.split())
-        self._publish(StatusEvent("done", delivered_note, latency_s=latency, words=words, model=self._model_name(),
-                                  compute_s=session.compute_after_stop_s))
-        self._settle()
-
-    def _fit(self, text: str) -> tuple[str | None, str]:
-        """The window with the focus, and ``text`` as it must be inserted there: after the last
-        dictation into the same window, a space (and a capital after a sentence end). An unknown
-        window (Wayland) counts as the same one; another known window is a fresh start."""
-        from ctrlspeak import spacing
-
-        target = self._output.target()
-        before = None
-        if self._last_insert is not None and self._output.mode != "stdout":  # stdout: a line each
-            last_target, last_text = self._last_insert
-            if target is None or last_target is None or target == last_target:
-                before = last_text
-        cased = any(ch.isupper() for ch in text + (before or ""))  # the model writes case
-        return target, spacing.fit(before, text, cased=cased)
+    def _submit(self, audio: np.ndarray) -> Future:
+        assert self._worker is not None
+        return self._worker.submit(audio, self._options())
 
     def _settle(self) -> None:
         """Back to "ready" on the status channel once a dictation is over (bars follow the last event)."""
@@ -834,6 +588,16 @@ class Daemon:
     def supervisor(self) -> Supervisor | None:
         """The worker's supervisor (None before start()): ``ctrlspeak bench`` times it directly."""
         return self._worker
+
+    @property
+    def dictations(self) -> Dictations:
+        """The recordings between their stop and history (tests and ``bench`` read it)."""
+        return self._dictations
+
+    @property
+    def parts(self) -> Parts:
+        """The edges a dictation's text goes to: output, history, journal (None until start())."""
+        return self._parts
 
     def _model_name(self) -> str:
         return self._model.name if self._model else ""
@@ -883,7 +647,7 @@ class Daemon:
                 self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
                 return
             fields: dict[str, Any] = {"model": name, **self._download.to_json()}
-            if self._finishing:
+            if self._dictations.finishing:
                 self._publish(StatusEvent("transcribing", f"your recording is kept and waits for {name}", **fields))
             else:
                 self._publish(StatusEvent("loading", p.message, **fields))
@@ -1085,7 +849,7 @@ class Daemon:
     def _state(self) -> str:
         if self._session is not None:
             return "recording"
-        if self._finishing:
+        if self._dictations.finishing:
             return "transcribing"
         if self._unloaded:
             return "idle"

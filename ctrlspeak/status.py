@@ -16,19 +16,21 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Literal, get_args
 
 from ctrlspeak.transfer import LineThrottle, Transfer
 from ctrlspeak.transfer import describe as describe_transfer
 
 log = logging.getLogger(__name__)
 
-STATES = ("loading", "ready", "idle", "recording", "transcribing", "done", "error", "notice")
+#: what a status event can say; a sink (tray icon, console line, `status --json` readers) knows each
+State = Literal["loading", "ready", "idle", "recording", "transcribing", "done", "error", "notice"]
+STATES: tuple[str, ...] = get_args(State)
 
 
 @dataclass(frozen=True)
 class StatusEvent:
-    state: str
+    state: State
     message: str = ""
     #: model loading progress, 0-100
     percent: float | None = None
@@ -56,6 +58,11 @@ class StatusEvent:
     rate_bps: float | None = None
     eta_s: float | None = None
     time: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        # a misspelt state would reach every sink as an unknown one (the tray shows no icon for it)
+        if self.state not in STATES:
+            raise ValueError(f"unknown status state {self.state!r}; one of {', '.join(STATES)}")
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}

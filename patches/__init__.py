@@ -1,1 +1,1 @@
-
+"""Runtime patches applied in the worker before NeMo is imported."""

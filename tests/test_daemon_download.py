@@ -80,8 +80,8 @@ def test_a_dictation_during_the_download_is_kept_told_it_waits_and_typed_once_re
     assert events[-1].message == "your recording is kept and waits for parakeet"
     assert d._snapshot["state"] == "transcribing"
     FakeClient.instances[0].boot()
-    _pump(d, lambda: d._output.texts)
-    assert d._output.texts == ["words from worker 4000"]
+    _pump(d, lambda: d.parts.output.texts)
+    assert d.parts.output.texts == ["words from worker 4000"]
 
 
 def test_retries_show_on_the_line_each_time_and_as_a_notice_once_a_minute(downloading):
@@ -107,5 +107,5 @@ def test_a_dictation_after_the_download_gave_up_tries_it_again_and_is_typed(down
     d._on_audio(_speech(1.0))
     d.stop_recording()
     FakeClient.instances[1].boot()
-    _pump(d, lambda: d._output.texts)
-    assert d._output.texts == ["words from worker 4001"]
+    _pump(d, lambda: d.parts.output.texts)
+    assert d.parts.output.texts == ["words from worker 4001"]

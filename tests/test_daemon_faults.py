@@ -38,7 +38,7 @@ def make_daemon(**cfg) -> tuple[daemon_mod.Daemon, list]:
     d = daemon_mod.Daemon(Config(**{**base, **cfg}), console=False, hotkey=False, tray=False)
     events: list = []
     d.status.add("test", events.append)
-    d._vad, d._recorder, d._output, d._model = EnergyVad(), FakeRecorder(), FakeOutput(), REF
+    d._vad, d._recorder, d.parts.output, d._model = EnergyVad(), FakeRecorder(), FakeOutput(), REF
     d._start_worker(REF)
     _pump(d, lambda: d._ready is not None)
     return d, events
@@ -128,7 +128,7 @@ class SlowPaste(FakeOutput):
 
 def test_a_slow_stop_holds_no_other_clients_status_up(running):
     d, _ = make_daemon()
-    d._output = SlowPaste()
+    d.parts.output = SlowPaste()
     r = running(d)
     r.request("start")
     d._inbox.put(daemon_mod._Audio(_speech(1.0)))
@@ -164,7 +164,7 @@ def dictate(d: daemon_mod.Daemon, seconds: float = 1.0, *, during=None) -> list:
         if during is not None:
             during()
         d._inbox.put(daemon_mod._Command({"cmd": "stop"}, stop))
-        _pump(d, lambda: stop.done() and not d._finishing and any(e.state in ("done", "idle") for e in events))
+        _pump(d, lambda: stop.done() and not d.dictations.finishing and any(e.state in ("done", "idle") for e in events))
         assert stop.exception() is None, stop.exception()
     finally:
         d.status._sinks = [(n, s) for n, s in d.status._sinks if n != "dictation"]
@@ -180,20 +180,20 @@ def with_stores(isolated_env):
 
     def make(**cfg):
         d, events = make_daemon(history=True, journal=True, **cfg)
-        d._history = History(timeout=0.3)
+        d.parts.history = History(timeout=0.3)
         made.append(d)
         d._open_journal()
         return d, events
 
     yield make
     for d in made:
-        if d._history is not None:
-            d._history.close()
+        if d.parts.history is not None:
+            d.parts.history.close()
         d._worker.close()
 
 
 def rows(d) -> list[tuple]:
-    return d._history._db.execute("SELECT text, source, journal_id, latency_s FROM transcripts ORDER BY id").fetchall()
+    return d.parts.history._db.execute("SELECT text, source, journal_id, latency_s FROM transcripts ORDER BY id").fetchall()
 
 
 class FileSizeLimit:
@@ -219,7 +219,7 @@ class FileSizeLimit:
 # -- 7: the journal's disk is full ------------------------------------------------------------------
 def test_journal_write_fails_mid_recording(with_stores, fault_row):
     d, events = with_stores()
-    journal_dir = d._journal.dir
+    journal_dir = d.parts.journal.dir
     # 20 s of audio is 1.3 MB in the journal: it fails at 1 MB, mid-recording
     with FileSizeLimit(1_000_000):
         got = dictate(d, 20.0)
@@ -236,7 +236,7 @@ def test_journal_write_fails_mid_recording(with_stores, fault_row):
     assert not list(journal_dir.iterdir()) and len(rows(d)) == 2
     # and a restart finds nothing to "recover": no crash notice, no second row
     again, again_events = with_stores()
-    _pump(again, lambda: not again._finishing, timeout=2)
+    _pump(again, lambda: not again.dictations.finishing, timeout=2)
     assert not [e for e in again_events if e.state == "notice"] and len(rows(again)) == 2
     fault_row("#7 journal disk full mid-recording (EFBIG from RLIMIT_FSIZE)",
               "ERR_JOURNAL + hint, words delivered, no partial files, journal back next time, no duplicate")
@@ -247,11 +247,11 @@ def test_a_journal_that_could_not_open_at_start_is_tried_again_at_the_next_recor
     state.mkdir(parents=True)
     (state / "journal").write_text("a file where the journal directory should be")
     d, events = with_stores()
-    assert d._journal is None and [e.code for e in events if e.state == "error"] == ["ERR_JOURNAL"]
+    assert d.parts.journal is None and [e.code for e in events if e.state == "error"] == ["ERR_JOURNAL"]
     (state / "journal").unlink()
     seen: list = []
     dictate(d, during=lambda: seen.append(d._session.recording is not None))
-    assert seen == [True] and d._journal is not None
+    assert seen == [True] and d.parts.journal is not None
 
 
 # -- 8: history cannot be written ---------------------------------------------------------------
@@ -259,17 +259,17 @@ def test_history_write_fails_then_catches_up(with_stores, fault_row):
     import sqlite3
 
     d, _ = with_stores()
-    locker = sqlite3.connect(d._history.path, isolation_level=None)
+    locker = sqlite3.connect(d.parts.history.path, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
     got = dictate(d)  # returns only once `stop` was answered
     errs = [e for e in got if e.state == "error"]
     assert [e.code for e in errs] == ["ERR_HISTORY"] and "locked" in errs[0].message
     assert d._snapshot["state"] == "ready" and got[-1].state == "ready"
-    assert len(d._journal.leftovers()) == 1, "the recording stays in the journal"
+    assert len(d.parts.journal.leftovers()) == 1, "the recording stays in the journal"
     locker.execute("ROLLBACK")
     dictate(d)
     assert [r[1] for r in rows(d)] == ["dictation", "dictation"], "the first one is written once it can be"
-    assert d._journal.leftovers() == [] and d._unsaved == []
+    assert d.parts.journal.leftovers() == [] and d.dictations.unsaved == []
     locker.close()
     fault_row("#8 history write fails (database locked by another process)",
               "stop answered, ERR_HISTORY, back to ready; journal keeps it; written at the next dictation")
@@ -279,14 +279,14 @@ def test_a_transcript_history_refused_is_recovered_once_at_the_next_start(with_s
     import sqlite3
 
     d, _ = with_stores()
-    locker = sqlite3.connect(d._history.path, isolation_level=None)
+    locker = sqlite3.connect(d.parts.history.path, isolation_level=None)
     locker.execute("BEGIN EXCLUSIVE")
     dictate(d)
     d.shutdown()  # still locked at exit: the journal entry stays
     locker.execute("ROLLBACK")
     again, events = with_stores()
-    _pump(again, lambda: not again._finishing)
-    assert [r[1] for r in rows(again)] == ["recovered"] and again._journal.leftovers() == []
+    _pump(again, lambda: not again.dictations.finishing)
+    assert [r[1] for r in rows(again)] == ["recovered"] and again.parts.journal.leftovers() == []
     assert any(e.state == "notice" and "recovered" in e.message for e in events)
     locker.close()
 
@@ -294,7 +294,7 @@ def test_a_transcript_history_refused_is_recovered_once_at_the_next_start(with_s
 # -- 9: exactly once across a crash or a power cut -----------------------------------------------
 def test_history_commits_are_durable_and_carry_the_journal_id(with_stores):
     d, _ = with_stores()
-    assert d._history._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: the WAL is fsynced
+    assert d.parts.history._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: the WAL is fsynced
     seen: list = []
     dictate(d, during=lambda: seen.append(d._session.journal_id))
     assert rows(d)[0][2] == seen[0] and seen[0]
@@ -302,14 +302,14 @@ def test_history_commits_are_durable_and_carry_the_journal_id(with_stores):
 
 def test_replay_of_an_entry_already_in_history_adds_nothing(with_stores, fault_row):
     d, _ = with_stores()
-    rec = d._journal.start(model="m")
+    rec = d.parts.journal.start(model="m")
     rec.append(np.zeros(16000, np.float32))
     rec.commit(stopped_at=1.0)  # the crash came after history's commit, before the entry's removal
-    d._history.add("already stored", model="m", duration_s=1.0, latency_s=0.2, journal_id=rec.id)
+    d.parts.history.add("already stored", model="m", duration_s=1.0, latency_s=0.2, journal_id=rec.id)
     again, events = with_stores()
-    _pump(again, lambda: not again._finishing, timeout=2)
+    _pump(again, lambda: not again.dictations.finishing, timeout=2)
     assert [r[0] for r in rows(again)] == ["already stored"]
-    assert again._journal.leftovers() == [] and not [e for e in events if e.state == "notice"]
+    assert again.parts.journal.leftovers() == [] and not [e for e in events if e.state == "notice"]
     fault_row("#9 crash between history's commit and the journal entry's removal",
               "replay finds the journal id in history: no second row, no notice, entry removed")
 
@@ -347,7 +347,7 @@ def test_a_failed_clipboard_never_puts_the_words_in_a_message(with_stores, monke
     notify = NotifySocket(monkeypatch)
     d, events = with_stores()
     d._setup_sinks()  # the real systemd STATUS= sink (no console, notifications off)
-    d._output = ClipboardBroken()
+    d.parts.output = ClipboardBroken()
     words = "my bank password is hunter two"
     monkeypatch.setattr(FakeClient, "submit", _answering(words))
     with caplog.at_level(logging.INFO):
@@ -365,13 +365,13 @@ def test_a_failed_clipboard_never_puts_the_words_in_a_message(with_stores, monke
 
 def test_with_history_off_the_recording_is_kept_for_retry(with_stores, monkeypatch):
     d, events = with_stores()
-    d._history.close()
-    d._history = None
-    d._output = ClipboardBroken()
+    d.parts.history.close()
+    d.parts.history = None
+    d.parts.output = ClipboardBroken()
     dictate(d)
     err = next(e for e in events if e.code == "ERR_PASTE_FAILED")
     assert "ctrlspeak retry last" in err.message
-    assert len(d._journal.kept()) == 1 and d._journal.leftovers() == []
+    assert len(d.parts.journal.kept()) == 1 and d.parts.journal.leftovers() == []
 
 
 def test_service_status_is_one_line_whatever_a_message_holds(monkeypatch, tmp_path, fault_row):
@@ -411,7 +411,7 @@ class SlowRestore(FakeOutput):
 
 def test_reported_latency_ends_at_the_paste_not_after_the_restore_wait(with_stores, fault_row):
     d, _ = with_stores()
-    d._output = SlowRestore()
+    d.parts.output = SlowRestore()
     got = dictate(d)
     done = next(e for e in got if e.state == "done")
     assert done.latency_s < 0.3, done.latency_s
@@ -457,22 +457,22 @@ def test_consecutive_dictations_are_spaced_in_the_same_window_only(monkeypatch):
     texts = iter(["We left after breakfast.", "the  train was late", "Hello there", "and more"])
     monkeypatch.setattr(FakeClient, "submit", lambda self, audio, options=None, request_id=None:
                         _answering(next(texts))(self, audio, options, request_id))
-    d._output.window = "101"
+    d.parts.output.window = "101"
     dictate(d)
     dictate(d)  # same window, the model wrote case: a space, a capital, the double space collapsed
-    d._output.window = "202"
+    d.parts.output.window = "202"
     dictate(d)  # another window: a fresh start
-    d._output.window = None
+    d.parts.output.window = None
     dictate(d)  # the window cannot be known (Wayland): taken as the same one
-    assert d._output.texts == ["We left after breakfast.", " The train was late", "Hello there", " and more"]
+    assert d.parts.output.texts == ["We left after breakfast.", " The train was late", "Hello there", " and more"]
 
 
 def test_the_stdout_output_has_a_line_per_dictation_and_no_leading_space(monkeypatch):
     d, _ = make_daemon()
-    d._output.mode = "stdout"
+    d.parts.output.mode = "stdout"
     dictate(d)
     dictate(d)
-    assert [t[:1] for t in d._output.texts] == ["w", "w"]
+    assert [t[:1] for t in d.parts.output.texts] == ["w", "w"]
 
 
 # -- 18: the worker dies mid-recording ----------------------------------------------------------
@@ -492,8 +492,8 @@ def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fau
     assert d._snapshot["state"] == "recording" and d._snapshot["worker_ready"] is True
     stop = Future()
     d._inbox.put(daemon_mod._Command({"cmd": "stop"}, stop))
-    _pump(d, lambda: d._output.texts)
-    assert d._output.texts == ["words from worker 4001"]
+    _pump(d, lambda: d.parts.output.texts)
+    assert d.parts.output.texts == ["words from worker 4001"]
     fault_row("#18 the worker dies mid-recording",
               "state stays recording, worker readiness beside it; the notice says nothing is lost")
 

@@ -201,7 +201,7 @@ def _daemon(monkeypatch, minutes: float, clock=time.monotonic):
     d = daemon_mod.Daemon(cfg, console=False, hotkey=False, tray=False, clock=clock)
     events: list = []
     d.status.add("test", events.append)
-    d._vad, d._recorder, d._output, d._model = EnergyVad(), FakeRecorder(), FakeOutput(), REF
+    d._vad, d._recorder, d.parts.output, d._model = EnergyVad(), FakeRecorder(), FakeOutput(), REF
     d._start_worker(REF)
     return d, events
 
@@ -226,15 +226,15 @@ def _speech(seconds: float = 1.0) -> np.ndarray:
 
 def _dictate(d, clock=None) -> str:
     """start, audio, stop as the control socket and the recorder post them, through the loop's steps."""
-    delivered = len(d._output.texts)
+    delivered = len(d.parts.output.texts)
     d._inbox.put(daemon_mod._Command({"cmd": "start"}, Future()))
     _pump(d, lambda: d._session is not None)
     if clock is not None:
         clock.now += 1.0
     d._inbox.put(daemon_mod._Audio(_speech()))
     d._inbox.put(daemon_mod._Command({"cmd": "stop"}, Future()))
-    _pump(d, lambda: len(d._output.texts) > delivered and d._ready is not None)
-    return d._output.texts[-1]
+    _pump(d, lambda: len(d.parts.output.texts) > delivered and d._ready is not None)
+    return d.parts.output.texts[-1]
 
 
 def test_the_daemon_unloads_after_the_idle_time(monkeypatch):
@@ -268,7 +268,7 @@ def test_never_unloads_during_a_recording_or_while_transcribing(monkeypatch):
     d.stop_recording()
     clock.now += 600.0
     d._keep_alive_tick()
-    assert d._finishing and not d._unloaded and d._worker.pid == 4000
+    assert d.dictations.finishing and not d._unloaded and d._worker.pid == 4000
     assert not FakeClient.instances[0].closed.is_set()
     # the daemon's own guard aside, the supervisor refuses too while a request is pending
     assert not d._worker.unload()
@@ -313,11 +313,11 @@ def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(mo
     d._on_audio(_speech(1.5))
     d.stop_recording()
     time.sleep(0.1)
-    assert FakeClient.instances[1].submitted == [] and d._finishing, "the segment waits for the worker"
+    assert FakeClient.instances[1].submitted == [] and d.dictations.finishing, "the segment waits for the worker"
     assert d._snapshot["state"] == "transcribing"
     FakeClient.instances[1].boot()
-    _pump(d, lambda: d._output.texts and d._ready is not None)
-    assert d._output.texts == ["words from worker 4001"]
+    _pump(d, lambda: d.parts.output.texts and d._ready is not None)
+    assert d.parts.output.texts == ["words from worker 4001"]
     assert FakeClient.instances[1].submitted and FakeClient.instances[0].submitted == []
     states = [e.state for e in events[n:]]
     # no loading/ready flicker over the recording (the fake answers before its ready event is handled)

@@ -1,0 +1,83 @@
+"""The daemon's edges, built: status sinks, the tray icon, the output, the global hotkey.
+
+Each builder takes what it needs and returns the part; the daemon owns what comes back and
+registers each part's close in ``closers`` (closed in reverse at shutdown). The parts talk
+back only through the callbacks handed in, which post events to the daemon's inbox.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ctrlspeak import config as config_mod
+from ctrlspeak import errors
+from ctrlspeak.models import registry
+from ctrlspeak.status import StatusBus, StatusEvent
+
+log = logging.getLogger(__name__)
+
+
+def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, console: bool) -> Any:
+    """The console line, notifications and systemd's STATUS=; returns the notifier's sink."""
+    from ctrlspeak import sdnotify
+    from ctrlspeak.notify import Notifier
+    from ctrlspeak.status import ConsoleLine, ThreadedSink
+
+    if console:
+        bus.add("console", ConsoleLine())
+    notifier = ThreadedSink("notify", Notifier(cfg.notify))
+    bus.add("notify", notifier)
+    closers.append(notifier.close)
+    # through status(), which keeps it one line: a newline in a message (a model path) would
+    # otherwise start a KEY=value of its own, READY=1 or MAINPID= included
+    bus.add("systemd", lambda e: sdnotify.status(f"{e.state} {e.message}"[:200]))
+    return notifier
+
+
+def add_tray(bus: StatusBus, closers: list[Any], *, on_toggle: Callable[[], None],
+             on_model: Callable[[str], None], on_quit: Callable[[], None]) -> None:
+    """A tray icon, where the desktop has a tray host; said once in the log where it has not."""
+    from ctrlspeak.status import ThreadedSink
+    from ctrlspeak.tray import Tray, tray_host
+
+    available, why = tray_host()
+    if not available:
+        log.info("no tray icon: %s", why)
+        return
+    try:
+        tray = Tray(on_toggle=on_toggle, on_model=on_model, on_quit=on_quit, models=registry.available_models())
+        tray.start()
+    except Exception as exc:  # no tray host, no X display: the rest works without it
+        log.warning("tray icon unavailable: %s", exc)
+        return
+    bus.add("tray", ThreadedSink("tray", tray))
+    closers.append(tray.stop)
+
+
+def make_output(cfg: config_mod.Config, hotkey: Any, stdout: TextIO | None) -> Any:
+    """Paste, type or print; the hotkey (when there is one) keeps its own key out of a paste."""
+    from ctrlspeak.output import NullKeyGuard, Output
+
+    guard = hotkey if hotkey is not None else NullKeyGuard()
+    return Output(cfg.output, key_guard=guard, restore_clipboard=cfg.restore_clipboard, stdout=stdout)
+
+
+def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[Any], None],
+                 publish: Callable[[StatusEvent], None]) -> Any:
+    """The global hotkey listener, posting each tap event; None (said once) where the desktop
+    gives no global keys: the daemon runs on, driven by `ctrlspeak toggle` over the socket."""
+    from ctrlspeak.hotkey import HotkeyConfig, TapDetector
+    from ctrlspeak.keyboard import GlobalHotkey
+
+    detector = TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=cfg.hotkey_key,
+                                        taps=cfg.hotkey_taps, window_s=cfg.hotkey_window_s))
+    hotkey = GlobalHotkey(detector, post)
+    try:
+        hotkey.start()
+    except errors.HotkeyUnavailable as exc:
+        publish(StatusEvent("notice", f"global keys unavailable ({exc.message}); "
+                                      "bind `ctrlspeak toggle` to a desktop shortcut instead"))
+        return None
+    closers.append(hotkey.stop)
+    return hotkey
