@@ -45,7 +45,7 @@ from ctrlspeak.download_view import DownloadView
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
 from ctrlspeak.keepalive import KeepAlive
 from ctrlspeak.models import download, registry
-from ctrlspeak.segment import Segmenter, join_texts
+from ctrlspeak.segment import FILE_RULE, Segmenter, cut, join_texts, live_rule
 from ctrlspeak.status import StatusBus, StatusEvent
 from ctrlspeak.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.worker_client import settings_from_config
@@ -322,15 +322,13 @@ class Daemon:
 
     def _recover(self, entry: Any) -> None:
         """Transcribe a recording a crash left behind; it goes to history, not the cursor."""
-        from ctrlspeak.segment import split
-
         if self._in_history(entry.id):
             # committed, then the daemon died (or a full disk kept it) before the entry was removed
             log.info("journal entry %s is in history already; removing it", entry.id)
             self._forget_journal(entry.id)
             return
         audio = self._journal.read(entry)
-        session = Session(id=entry.id, started=time.monotonic(), segmenter=Segmenter(self._vad),
+        session = Session(id=entry.id, started=time.monotonic(), segmenter=FILE_RULE.segmenter(self._vad),
                           kind="recovered", journal_id=entry.id, in_journal=True, audio_s=audio.size / SAMPLE_RATE,
                           stopped_at=time.monotonic())
         self._finishing[session.id] = session
@@ -339,7 +337,7 @@ class Daemon:
             self._finishing.pop(session.id)
             return
         log.info("recovering recording %s (%.1f s) left by a crash", entry.id, session.audio_s)
-        for piece in split(audio, 30.0):
+        for piece in cut(audio, self._vad, FILE_RULE):  # a whole file at hand, as `transcribe` cuts one
             self._add_segment(session, piece)
 
     def _in_history(self, journal_id: str) -> bool:
@@ -566,7 +564,7 @@ class Daemon:
             return exc
         self._session = Session(
             id=uuid.uuid4().hex[:8], started=time.monotonic(),
-            segmenter=Segmenter(self._vad, min_silence_s=self.cfg.min_silence_s, max_segment_s=self.cfg.max_segment_s),
+            segmenter=live_rule(self.cfg.min_silence_s, self.cfg.max_segment_s).segmenter(self._vad),
         )
         if self._journal is None and self.cfg.journal:
             self._open_journal(recover=False)  # it failed before: try again, for this recording
