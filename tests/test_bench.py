@@ -108,23 +108,3 @@ def test_runs_must_be_positive():
         bench.run_bench(config.Config(model="tiny-en"), runs=0)
 
 
-def test_the_bench_side_never_imports_torch():
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent(
-        """
-        import sys
-        from ctrlspeak import config
-        from ctrlspeak.commands import bench
-        from ctrlspeak.recorder import FileSource
-        with bench.DaemonRig(config.Config(model="tiny-en")) as rig:
-            assert rig.daemon.supervisor is None  # not started: no worker
-        bench.dictation(bench.load_sentences(), 5.0)
-        print("HEAVY:", sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "nemo", "lightning")))
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "HEAVY: []" in out.stdout
