@@ -39,7 +39,7 @@ class FakeClient:
 
     def __init__(self, settings: WorkerSettings, on_exit: Callable[[int], None] | None, *, pid: int,
                  auto_boot: bool = True, hang: bool = False, fail_boot: bool = False,
-                 answer: Callable[[], str | None] = lambda: None,
+                 answer: Callable[[], str | errors.CtrlspeakError | None] = lambda: None,
                  on_progress: Callable[[Progress], None] | None = None) -> None:
         self.settings, self._on_exit = settings, on_exit
         self.progress: Callable[[Progress], None] = on_progress or (lambda p: None)  # as the worker reports it
@@ -74,8 +74,11 @@ class FakeClient:
         else:
             t = Timings(audio.size / 16000, 0, 0.01, 0.01, 0.02)
             text = self._answer()
-            f.set_result(Transcript(request_id, f"words from worker {self.pid}" if text is None else text, t,
-                                    self.settings.model.name))
+            if isinstance(text, errors.CtrlspeakError):
+                f.set_exception(text)  # the worker could not transcribe this segment
+            else:
+                f.set_result(Transcript(request_id, f"words from worker {self.pid}" if text is None else text, t,
+                                        self.settings.model.name))
         return f
 
     def load_model(self, ref: ModelRef) -> Future:
@@ -109,8 +112,9 @@ class FakeWorkers:
         self.auto_boot = auto_boot  # False: the test calls boot() on each new worker
         self.hang = hang  # new workers accept requests and never answer them
         self.fail_boots = 0  # this many next workers fail to boot
-        #: what every worker (the running one included) answers next; None: ``words from worker <pid>``
-        self.answer: Callable[[], str | None] = lambda: None
+        #: what every worker (the running one included) answers next: a text, an error (the segment
+        #: fails), or None for ``words from worker <pid>``
+        self.answer: Callable[[], str | errors.CtrlspeakError | None] = lambda: None
 
     def __call__(self, settings: WorkerSettings, on_progress: Any = None,
                  on_exit: Callable[[int], None] | None = None) -> FakeClient:
