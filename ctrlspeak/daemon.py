@@ -20,6 +20,10 @@ With ``keep_alive_minutes`` set, a daemon idle that long stops its worker to fre
 model's memory (never while recording or transcribing); the next tap records at once and
 reloads it, and the segments wait for it as they do at the first start. The main loop
 blocks on its inbox with the time left until then as the timeout: no polling.
+
+A stop (SIGTERM, SIGINT, the tray's Quit) is one more event: the loop lets the dictations in
+flight finish within STOP_GRACE_S, a deadline like the keep-alive's, and a second stop signal
+forces the exit; the journal keeps whatever was not transcribed.
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ def stores(isolated_env, workers):
     for d in made:
         if d._history is not None:
             d._history.close()
-        d._worker.close()
+        d.supervisor.close()
 
 
 def history(d: daemon_mod.Daemon) -> list[tuple[str, str]]:

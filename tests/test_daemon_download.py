@@ -20,7 +20,7 @@ def downloading(workers):
     d, events = make_daemon(0.0, clock)
     d._model = HF
     yield d, events, clock
-    d._worker.close()
+    d.supervisor.close()
 
 
 def _bytes(d, clock, done: int, total: int = 100 * MB, **kw) -> None:

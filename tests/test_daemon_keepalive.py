@@ -100,7 +100,7 @@ def test_the_daemon_unloads_after_the_idle_time(workers):
     assert d._snapshot["worker_ready"] is False and d._snapshot["worker_pid"] is None
     assert events[-1].state == "idle" and "unloaded" in events[-1].message and "free memory" in events[-1].message
     assert d._keepalive.wait_s(clock()) is None, "unloaded: the loop blocks with no timeout"
-    d._worker.close()
+    d.supervisor.close()
 
 
 def test_never_unloads_during_a_recording_or_while_transcribing(workers):
@@ -116,11 +116,11 @@ def test_never_unloads_during_a_recording_or_while_transcribing(workers):
     d.stop_recording()
     clock.now += 600.0
     d._keep_alive_tick()
-    assert d._finishing and not d._unloaded and d._worker.pid == 4000
+    assert d._finishing and not d._unloaded and d.supervisor.pid == 4000
     assert not workers.instances[0].closed.is_set()
     # the daemon's own guard aside, the supervisor refuses too while a request is pending
-    assert not d._worker.unload()
-    d._worker.close()
+    assert not d.supervisor.unload()
+    d.supervisor.close()
 
 
 def test_the_idle_count_restarts_after_a_dictation(workers):
@@ -136,7 +136,7 @@ def test_the_idle_count_restarts_after_a_dictation(workers):
     clock.now += 30.0
     d._keep_alive_tick()
     assert d._unloaded
-    d._worker.close()
+    d.supervisor.close()
 
 
 def _unloaded_daemon():
@@ -171,7 +171,7 @@ def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(wo
     # no loading/ready flicker over the recording (the fake answers before its ready event is handled)
     assert states[:3] == ["recording", "transcribing", "done"] and set(states[3:]) <= {"ready"}, states
     assert d._snapshot["worker_ready"] and not d._snapshot["unloaded"]
-    d._worker.close()
+    d.supervisor.close()
 
 
 def test_models_use_while_unloaded_loads_the_new_model(workers):
@@ -181,7 +181,7 @@ def test_models_use_while_unloaded_loads_the_new_model(workers):
     pump(d, lambda: d._switching == 0 and d._ready is not None and d._snapshot["state"] == "ready")
     assert d._model_name() == "tiny-en" and not d._unloaded and len(workers.instances) == 2
     assert dictate(d) == "words from worker 4001"
-    d._worker.close()
+    d.supervisor.close()
 
 
 def test_zero_keeps_the_model_loaded(workers):
@@ -192,7 +192,7 @@ def test_zero_keeps_the_model_loaded(workers):
     d._keep_alive_tick()
     assert d._keepalive.wait_s(clock()) is None
     assert not d._unloaded and not workers.instances[0].closed.is_set()
-    d._worker.close()
+    d.supervisor.close()
 
 
 class _CountingQueue(queue.Queue):
@@ -231,4 +231,4 @@ def test_the_main_loop_wakes_by_itself_to_unload_and_does_not_poll(workers):
     assert not loop.is_alive()
     d._force = False
     assert dictate(d) == "words from worker 4001"
-    d._worker.close()
+    d.supervisor.close()

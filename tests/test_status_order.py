@@ -38,5 +38,5 @@ def test_a_progress_event_arriving_after_ready_is_not_published(workers):
         d._force = True
         d._inbox.put(daemon_mod._Command({"cmd": "cancel"}, Future()))
         loop.join(5)
-        d._worker.close()
+        d.supervisor.close()
     assert not loop.is_alive()
