@@ -243,3 +243,27 @@ def dictate(d: daemon_mod.Daemon, clock: FakeClock | None = None) -> str:
     command(d, "stop")
     pump(d, lambda: len(d._output.texts) > delivered and d._ready is not None)
     return d._output.texts[-1]
+
+
+class DaemonsWithStores:
+    """``make(**cfg)``: a ready daemon (fake workers) with the real history and journal, in the
+    data and state dirs the ``isolated_env`` fixture made; :meth:`close` ends them all."""
+
+    def __init__(self) -> None:
+        self.made: list[daemon_mod.Daemon] = []
+
+    def __call__(self, clock: Callable[[], float] = time.monotonic, **cfg: Any) -> tuple[daemon_mod.Daemon, list]:
+        from ctrlspeak.history import History
+
+        d, events = make_daemon(history=True, journal=True, clock=clock, **cfg)
+        d._history = History(timeout=0.3)
+        self.made.append(d)
+        d._open_journal()  # recovers what a crash left, as start() does
+        pump(d, lambda: d._ready is not None)
+        return d, events
+
+    def close(self) -> None:
+        for d in self.made:
+            if d._history is not None:
+                d._history.close()
+            d.supervisor.close()

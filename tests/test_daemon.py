@@ -23,23 +23,9 @@ from tests.fakes import Delivery, FakeClock, FakeWorkers, command, pump, speech,
 @pytest.fixture
 def stores(isolated_env, workers):
     """make(**cfg): a ready daemon with the real history and journal in the isolated dirs."""
-    from ctrlspeak.history import History
-
-    made: list[daemon_mod.Daemon] = []
-
-    def make(clock=None, **cfg):
-        d, events = fakes.make_daemon(history=True, journal=True, clock=clock or FakeClock(), **cfg)
-        d._history = History(timeout=0.3)
-        d._open_journal()  # recovers what a crash left, as start() does
-        made.append(d)
-        pump(d, lambda: d._ready is not None)
-        return d, events
-
-    yield make
-    for d in made:
-        if d._history is not None:
-            d._history.close()
-        d.supervisor.close()
+    made = fakes.DaemonsWithStores()
+    yield lambda clock=None, **cfg: made(clock=clock or FakeClock(), **cfg)
+    made.close()
 
 
 def history(d: daemon_mod.Daemon) -> list[tuple[str, str]]:

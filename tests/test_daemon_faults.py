@@ -162,22 +162,9 @@ def dictate(d: daemon_mod.Daemon, seconds: float = 1.0, *, during=None) -> list:
 @pytest.fixture
 def with_stores(isolated_env):
     """A daemon with the real history and journal in the isolated data and state dirs."""
-    from ctrlspeak.history import History
-
-    made: list = []
-
-    def make(**cfg):
-        d, events = make_daemon(history=True, journal=True, **cfg)
-        d._history = History(timeout=0.3)
-        made.append(d)
-        d._open_journal()
-        return d, events
-
-    yield make
-    for d in made:
-        if d._history is not None:
-            d._history.close()
-        d._worker.close()
+    made = fakes.DaemonsWithStores()
+    yield made
+    made.close()
 
 
 def rows(d) -> list[tuple]:
