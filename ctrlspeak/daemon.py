@@ -20,6 +20,10 @@ With ``keep_alive_minutes`` set, a daemon idle that long stops its worker to fre
 model's memory (never while recording or transcribing); the next tap records at once and
 reloads it, and the segments wait for it as they do at the first start. The main loop
 blocks on its inbox with the time left until then as the timeout: no polling.
+
+A stop (SIGTERM, SIGINT, the tray's Quit) is one more event: the loop lets the dictations in
+flight finish within STOP_GRACE_S, a deadline like the keep-alive's, and a second stop signal
+forces the exit; the journal keeps whatever was not transcribed.
 """
 from __future__ import annotations
 
@@ -46,7 +50,7 @@ from ctrlspeak.download_view import DownloadView
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
 from ctrlspeak.keepalive import KeepAlive
 from ctrlspeak.models import download, registry
-from ctrlspeak.segment import Segmenter
+from ctrlspeak.segment import FILE_RULE, cut, live_rule
 from ctrlspeak.status import StatusBus, StatusEvent
 from ctrlspeak.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.worker_client import settings_from_config
@@ -59,6 +63,15 @@ _STAGE_SPAN = {"download": (0.0, 40.0), "import": (40.0, 70.0), "restore": (70.0
 _SILENT_PEAK = 0.003
 #: PortAudio is shut down this long after the microphone closes (release_portaudio)
 AUDIO_RELEASE_S = 2.0
+#: a stop (SIGTERM, SIGINT, the tray's Quit) lets the dictations in flight finish for this long;
+#: what is left then stays in the journal and is transcribed at the next start. Below the unit's
+#: TimeoutStopSec (15 s, ctrlspeak.service) with room for shutdown() (the worker's 5 s close).
+STOP_GRACE_S = 8.0
+#: after a second stop signal the relay waits this long for the loop to exit, then exits itself:
+#: the one thing a signal does besides posting, for a loop stuck in a call that never returns
+FORCE_EXIT_S = 3.0
+#: the exit status of a forced stop (128 + SIGINT, as a shell reports an interrupt)
+FORCED_EXIT_STATUS = 130
 #: after these boot errors a new dictation tries the download again (the partial is kept):
 #: the network or the disk may have been fixed meanwhile
 _RETRY_DOWNLOAD_ON = ("ERR_MODEL_DOWNLOAD", "ERR_DISK_SPACE", "ERR_MODEL_NOT_CACHED")
@@ -173,6 +186,7 @@ class Daemon:
         self._model: ModelRef | None = None
         self._session: Session | None = None
         self._stopping = False
+        self._stop_by: float | None = None  # the stop's deadline on self._clock (STOP_GRACE_S)
         self._force = False
         self._closers: list[Any] = []
         self._snapshot: dict[str, Any] = {"state": "loading"}
@@ -180,7 +194,8 @@ class Daemon:
         # loop: one lock keeps "is it still loading?" and the publish together, so a late
         # "loading 100%" can never reach a sink after "ready" (the tray once stuck on it).
         self._publish_lock = threading.RLock()
-        self._sigint_count = 0
+        self._stop_signals = 0  # counted on the signal relay's thread only (see _on_signal)
+        self._exited = threading.Event()  # set once shutdown() is over: the relay's fallback stands down
         self._boot_error: errors.CtrlspeakError | None = None
         self._was_ready = False
         self._clock = clock
@@ -280,15 +295,13 @@ class Daemon:
 
     def _recover(self, entry: Any) -> None:
         """Transcribe a recording a crash left behind; it goes to history, not the cursor."""
-        from ctrlspeak.segment import split
-
         if self._dictations.in_history(entry.id):
             # committed, then the daemon died (or a full disk kept it) before the entry was removed
             log.info("journal entry %s is in history already; removing it", entry.id)
             self._dictations.forget_journal(entry.id)
             return
         audio = self._parts.journal.read(entry)
-        session = Session(id=entry.id, started=time.monotonic(), segmenter=Segmenter(self._vad),
+        session = Session(id=entry.id, started=time.monotonic(), segmenter=FILE_RULE.segmenter(self._vad),
                           kind="recovered", journal_id=entry.id, in_journal=True, audio_s=audio.size / SAMPLE_RATE,
                           stopped_at=time.monotonic())
         self._dictations.finishing[session.id] = session
@@ -297,7 +310,7 @@ class Daemon:
             self._dictations.finishing.pop(session.id)
             return
         log.info("recovering recording %s (%.1f s) left by a crash", entry.id, session.audio_s)
-        for piece in split(audio, 30.0):
+        for piece in cut(audio, self._vad, FILE_RULE):  # a whole file at hand, as `transcribe` cuts one
             self._dictations.add_segment(session, piece)
 
     def _setup_sinks(self) -> None:
@@ -355,7 +368,7 @@ class Daemon:
                     log.exception("error handling %s", type(event).__name__)
             self._keep_alive_tick()
             self._audio_tick()
-            if self._force or (self._stopping and self._idle()):
+            if self._force or (self._stopping and (self._idle() or self._stop_overdue())):
                 break
 
     def _idle(self) -> bool:
@@ -365,7 +378,8 @@ class Daemon:
         """Seconds until something timed is due (None: nothing is, block)."""
         now = self._clock()
         waits = [w for w in (self._keepalive.wait_s(now),
-                             None if self._audio_release_at is None else max(0.0, self._audio_release_at - now))
+                             None if self._audio_release_at is None else max(0.0, self._audio_release_at - now),
+                             None if self._stop_by is None else max(0.0, self._stop_by - now))
                  if w is not None]
         return min(waits) if waits else None
 
@@ -457,6 +471,7 @@ class Daemon:
             except Exception:
                 log.exception("error while shutting down")
         self._closers.clear()
+        self._exited.set()
 
     # -- recording ----------------------------------------------------------------------
     def start_recording(self, source: str) -> errors.CtrlspeakError | None:
@@ -470,7 +485,7 @@ class Daemon:
             return exc
         self._session = Session(
             id=uuid.uuid4().hex[:8], started=time.monotonic(),
-            segmenter=Segmenter(self._vad, min_silence_s=self.cfg.min_silence_s, max_segment_s=self.cfg.max_segment_s),
+            segmenter=live_rule(self.cfg.min_silence_s, self.cfg.max_segment_s).segmenter(self._vad),
         )
         if self._parts.journal is None and self.cfg.journal:
             self._open_journal(recover=False)  # it failed before: try again, for this recording
@@ -793,33 +808,58 @@ class Daemon:
             self.stop_recording(at=at)
 
     # -- signals ------------------------------------------------------------------------
+    # As uvicorn's Server.handle_exit: a signal only posts _Signal to the inbox, and the loop acts
+    # on it. The first stop lets the dictations in flight finish within STOP_GRACE_S; a second
+    # one forces the exit (the worker killed, FORCED_EXIT_STATUS).
     def request_stop(self) -> None:
-        """Stop as SIGTERM does (the transcription in flight is finished, then run()
-        returns). Safe from any thread: for a daemon run on a thread of its own."""
+        """Stop as SIGTERM does (the transcription in flight is finished, within STOP_GRACE_S,
+        then run() returns). Safe from any thread: for a daemon run on a thread of its own."""
         self._inbox.put(_Signal(int(signal.SIGTERM)))
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        # runs on the relay thread: a second SIGINT must work even if the loop is stuck
-        if sig == signal.SIGINT:
-            self._sigint_count += 1
-            if self._sigint_count >= 2:
-                log.warning("second interrupt: exiting now")
-                if self._worker is not None:
-                    self._worker.kill_worker()
-                os._exit(130)
+        """Runs on the signal relay's thread: post, and after a second stop signal stand by."""
         self._inbox.put(_Signal(int(sig)))
+        if sig == signal.SIGHUP:
+            return
+        self._stop_signals += 1
+        if self._stop_signals >= 2 and not self._exited.wait(FORCE_EXIT_S):
+            # the loop did not get out in time: it is stuck in a call that never returns, and a
+            # second Ctrl+C must work all the same. The journal keeps what was being recorded.
+            log.warning("the daemon did not stop within %.0f s of a second signal: exiting now", FORCE_EXIT_S)
+            if self._worker is not None:
+                self._worker.kill_worker()
+            os._exit(FORCED_EXIT_STATUS)
 
     def _handle_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:
             self.reload_config()
             return
-        if not self._stopping:
-            log.info("stopping (%s): finishing the transcription in flight", signal.Signals(signum).name)
-            self._stopping = True
-            self.exit_status = 0
-            if self._session is not None:
-                self.stop_recording("stopping")
-            self._publish(StatusEvent("idle", "stopping"))
+        name = signal.Signals(signum).name
+        if self._stopping:
+            log.warning("second stop signal (%s): exiting now", name)
+            if self._worker is not None:
+                self._worker.kill_worker()
+            self.exit_status = FORCED_EXIT_STATUS
+            self._force = True
+            return
+        log.info("stopping (%s): finishing the transcription in flight (at most %.0f s)", name, STOP_GRACE_S)
+        self._stopping = True
+        self._stop_by = self._clock() + STOP_GRACE_S
+        self.exit_status = 0
+        if self._session is not None:
+            self.stop_recording("stopping")
+        self._publish(StatusEvent("idle", "stopping"))
+
+    def _stop_overdue(self) -> bool:
+        """The stop's grace is over: say what is left and where it is kept."""
+        if self._stop_by is None or self._clock() < self._stop_by:
+            return False
+        left = list(self._dictations.finishing.values())
+        kept = sum(1 for session in left if session.in_journal)
+        log.warning("stopping after %.0f s with %d dictation(s) not transcribed: %d kept in the journal "
+                    "(transcribed at the next start)%s", STOP_GRACE_S, len(left), kept,
+                    "" if kept == len(left) else f", {len(left) - kept} lost (the journal is off or failed)")
+        return True
 
     def reload_config(self) -> None:
         try:

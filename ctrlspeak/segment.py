@@ -1,8 +1,11 @@
-"""Splitting long audio at quiet points, and joining the pieces' text.
+"""Cutting audio into segments at pauses (one rule for every path), and joining their text.
 
-Pure functions over numpy arrays: tests feed them synthetic signals.
+Pure functions and classes over numpy arrays: tests feed them synthetic signals.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,33 +23,40 @@ def frame_energy(audio: np.ndarray) -> np.ndarray:
     return np.sqrt(np.mean(frames * frames, axis=1))
 
 
-def split_points(audio: np.ndarray, max_s: float = 30.0, search_s: float = 8.0) -> list[int]:
-    """Sample offsets at which to cut ``audio`` so no piece exceeds ``max_s``.
+@dataclass(frozen=True)
+class SegmentRule:
+    """The one rule for cutting audio, used by the daemon, ``transcribe`` and journal recovery.
 
-    Each cut is placed at the quietest 20 ms frame in the last ``search_s`` seconds before
-    the limit, so a cut falls into a pause between words rather than through one.
+    A cut falls in the middle of a VAD pause of at least ``min_silence_s`` once a segment
+    holds ``min_segment_s``; a segment that reaches ``max_segment_s`` without such a pause
+    is cut at its quietest frame (see :class:`Segmenter`).
     """
-    limit = int(max_s * SAMPLE_RATE)
-    if audio.size <= limit:
-        return []
-    energy = frame_energy(audio)
-    cuts: list[int] = []
-    start = 0
-    while audio.size - start > limit:
-        lo = (start + limit - int(search_s * SAMPLE_RATE)) // FRAME
-        hi = (start + limit) // FRAME
-        window = energy[lo:hi]
-        # smooth over 5 frames so one quiet frame inside a word does not win
-        smoothed = np.convolve(window, np.ones(5) / 5, mode="same") if window.size >= 5 else window
-        cut = (lo + int(np.argmin(smoothed))) * FRAME + FRAME // 2
-        cuts.append(cut)
-        start = cut
-    return cuts
+
+    min_silence_s: float = 0.5
+    min_segment_s: float = 2.0
+    max_segment_s: float = 20.0
+
+    def segmenter(self, is_speech: Callable[[np.ndarray], bool]) -> Segmenter:
+        return Segmenter(is_speech, min_silence_s=self.min_silence_s, min_segment_s=self.min_segment_s,
+                         max_segment_s=self.max_segment_s)
 
 
-def split(audio: np.ndarray, max_s: float = 30.0) -> list[np.ndarray]:
-    bounds = [0, *split_points(audio, max_s), audio.size]
-    return [audio[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+#: a whole file at once (``transcribe``, a recording recovered from the journal): nobody waits
+#: for the first piece, so pieces are longer (fewer, longer pieces transcribe faster)
+FILE_RULE = SegmentRule(min_silence_s=0.3, min_segment_s=15.0, max_segment_s=30.0)
+
+
+def live_rule(min_silence_s: float, max_segment_s: float) -> SegmentRule:
+    """The rule for a live dictation: short segments, so each is transcribed while the person speaks."""
+    return SegmentRule(min_silence_s=min_silence_s, max_segment_s=max_segment_s)
+
+
+def cut(audio: np.ndarray, is_speech: Callable[[np.ndarray], bool], rule: SegmentRule = FILE_RULE) -> list[np.ndarray]:
+    """``audio`` (all of it at hand) cut by ``rule``: the pieces a live feed of it would give."""
+    segmenter = rule.segmenter(is_speech)
+    pieces = segmenter.feed(audio)
+    rest = segmenter.flush()
+    return [*pieces, rest] if rest is not None else pieces
 
 
 def join_texts(texts: list[str]) -> str:
@@ -65,7 +75,7 @@ class Segmenter:
     A segment that reaches ``max_segment_s`` without a pause is cut at its quietest frame.
     """
 
-    def __init__(self, is_speech, *, min_silence_s: float = 0.5, min_segment_s: float = 2.0,
+    def __init__(self, is_speech: Callable[[np.ndarray], bool], *, min_silence_s: float = 0.5, min_segment_s: float = 2.0,
                  max_segment_s: float = 20.0, frame: int = SAMPLE_RATE * 30 // 1000) -> None:
         self._is_speech = is_speech
         self._frame = frame

@@ -3,6 +3,11 @@
 ``signal.set_wakeup_fd`` makes the C-level handler write the signal number to a socket;
 one thread reads it and hands the signal to a callback. Nothing runs inside the Python
 signal handler, so it cannot deadlock on a lock the interrupted code holds.
+
+The daemon's callback only posts an event to its loop's inbox; the loop stops within a
+bound of its own, and a second stop signal forces the exit. The one exception: after a
+second signal the callback waits a few seconds on the relay's thread and, if the loop is
+stuck and never got out, kills the worker and exits itself (``Daemon._on_signal``).
 """
 from __future__ import annotations
 

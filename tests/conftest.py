@@ -106,3 +106,11 @@ def test_hub(hub_files):
 
     with TestHub(hub_files) as hub:
         yield hub
+
+
+@pytest.fixture
+def workers(monkeypatch):
+    """Fake worker clients (tests/fakes.py) in place of worker processes, fresh for each test."""
+    from tests.fakes import use_fake_workers
+
+    return use_fake_workers(monkeypatch)

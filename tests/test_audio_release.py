@@ -8,7 +8,7 @@ import pytest
 
 from ctrlspeak import daemon as daemon_mod
 from ctrlspeak import recorder
-from tests.test_daemon_keepalive import FakeClock, _daemon, _dictate, _pump
+from tests.fakes import FakeClock, dictate, make_daemon, pump
 
 sd = pytest.importorskip("sounddevice")
 
@@ -48,13 +48,13 @@ def released(monkeypatch) -> list[float]:
     return calls
 
 
-def test_the_daemon_releases_portaudio_a_moment_after_the_microphone_closes(monkeypatch, released):
+def test_the_daemon_releases_portaudio_a_moment_after_the_microphone_closes(monkeypatch, released, workers):
     clock = FakeClock()
-    d, _ = _daemon(monkeypatch, 0.0, clock)
+    d, _ = make_daemon(0.0, clock)
     d._recorder = CountingRecorder()
-    _pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d._snapshot["state"] == "ready")
     assert d._next_wait() is None, "nothing due: the loop blocks"
-    _dictate(d, clock)
+    dictate(d, clock)
     assert d._next_wait() == pytest.approx(daemon_mod.AUDIO_RELEASE_S), "the loop wakes for it, no polling"
     clock.now += daemon_mod.AUDIO_RELEASE_S - 0.1
     d._audio_tick()
@@ -65,12 +65,12 @@ def test_the_daemon_releases_portaudio_a_moment_after_the_microphone_closes(monk
     d._worker.close()
 
 
-def test_never_while_a_recording_or_the_preroll_has_the_microphone(monkeypatch, released):
+def test_never_while_a_recording_or_the_preroll_has_the_microphone(monkeypatch, released, workers):
     clock = FakeClock()
-    d, _ = _daemon(monkeypatch, 0.0, clock)
+    d, _ = make_daemon(0.0, clock)
     d._recorder = CountingRecorder()
-    _pump(d, lambda: d._snapshot["state"] == "ready")
-    _dictate(d, clock)
+    pump(d, lambda: d._snapshot["state"] == "ready")
+    dictate(d, clock)
     assert d.start_recording("test") is None  # a new recording before the release was due
     clock.now += 10 * daemon_mod.AUDIO_RELEASE_S
     d._audio_tick()
@@ -120,13 +120,13 @@ def test_input_overflows_are_counted_from_begin(monkeypatch):
     rec.close()
 
 
-def test_the_daemon_says_when_audio_was_lost_to_overflows(monkeypatch, caplog):
+def test_the_daemon_says_when_audio_was_lost_to_overflows(monkeypatch, caplog, workers):
     clock = FakeClock()
-    d, _ = _daemon(monkeypatch, 0.0, clock)
+    d, _ = make_daemon(0.0, clock)
     d._recorder = CountingRecorder()
     d._recorder.overflows = 3
-    _pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d._snapshot["state"] == "ready")
     with caplog.at_level("WARNING", logger="ctrlspeak.daemon"):
-        _dictate(d, clock)
+        dictate(d, clock)
     assert "too busy to read the microphone 3 time(s)" in caplog.text
     d._worker.close()

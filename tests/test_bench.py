@@ -6,7 +6,7 @@ import pytest
 
 from ctrlspeak.cli import build_parser
 from ctrlspeak.commands import bench
-from ctrlspeak.segment import Segmenter
+from ctrlspeak.segment import live_rule
 from ctrlspeak.vad import make_vad
 
 SR = 16000
@@ -82,7 +82,7 @@ def test_dictations_are_cut_at_each_pause_and_the_last_sentence_is_left_for_the_
     for seconds, count in ((3.0, 1), (30.0, 9)):
         audio = bench.dictation(sentences, seconds)
         assert abs(audio.size / SR - seconds) < 2.5
-        segmenter = Segmenter(make_vad(), min_silence_s=0.5, max_segment_s=20.0)
+        segmenter = live_rule(min_silence_s=0.5, max_segment_s=20.0).segmenter(make_vad())  # the daemon's defaults
         cut = [seg for block in np.array_split(audio, audio.size // 320) for seg in segmenter.feed(block)]
         rest = segmenter.flush()
         assert len(cut) == count - 1, f"{seconds} s: {len(cut)} segments cut while speaking"
@@ -108,23 +108,3 @@ def test_runs_must_be_positive():
         bench.run_bench(config.Config(model="tiny-en"), runs=0)
 
 
-def test_the_bench_side_never_imports_torch():
-    import subprocess
-    import sys
-    import textwrap
-
-    code = textwrap.dedent(
-        """
-        import sys
-        from ctrlspeak import config
-        from ctrlspeak.commands import bench
-        from ctrlspeak.recorder import FileSource
-        with bench.DaemonRig(config.Config(model="tiny-en")) as rig:
-            assert rig.daemon.supervisor is None  # not started: no worker
-        bench.dictation(bench.load_sentences(), 5.0)
-        print("HEAVY:", sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "nemo", "lightning")))
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "HEAVY: []" in out.stdout

@@ -7,24 +7,20 @@ import pytest
 
 from ctrlspeak import errors
 from ctrlspeak.ipc import ModelRef, Progress
-from tests.test_daemon_keepalive import FakeClient, FakeClock, _daemon, _pump, _speech
+from tests.fakes import FakeClock, make_daemon, pump, speech
 
 MB = 1_000_000
 HF = ModelRef("parakeet", "hf", hf_id="nvidia/parakeet-tdt-0.6b-v3", filename="parakeet-tdt-0.6b-v3.nemo")
 
 
 @pytest.fixture
-def downloading(monkeypatch):
-    # FakeClient's class state is shared with tests/test_daemon_keepalive.py: set it here, undone after
-    monkeypatch.setattr(FakeClient, "instances", [])
-    monkeypatch.setattr(FakeClient, "auto_boot", False)
-    monkeypatch.setattr(FakeClient, "hang", False)
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+def downloading(workers):
+    workers.auto_boot = False  # the test says when the download is over
     clock = FakeClock()
-    d, events = _daemon(monkeypatch, 0.0, clock)
+    d, events = make_daemon(0.0, clock)
     d._model = HF
     yield d, events, clock
-    d._worker.close()
+    d.supervisor.close()
 
 
 def _bytes(d, clock, done: int, total: int = 100 * MB, **kw) -> None:
@@ -32,7 +28,7 @@ def _bytes(d, clock, done: int, total: int = 100 * MB, **kw) -> None:
                             unit="B", **kw))
 
 
-def test_download_progress_goes_to_the_status_line_and_a_notice_says_how_long(downloading):
+def test_download_progress_goes_to_the_status_line_and_a_notice_says_how_long(downloading, workers):
     d, events, clock = downloading
     for second in range(0, 5):
         clock.now += 1.0
@@ -49,12 +45,12 @@ def test_download_progress_goes_to_the_status_line_and_a_notice_says_how_long(do
     clock.now += 6.0
     _bytes(d, clock, 100 * MB)
     clock.now += 30.0  # importing NeMo and loading: not download time
-    FakeClient.instances[0].boot()
-    _pump(d, lambda: d._ready is not None)
+    workers.instances[0].boot()
+    pump(d, lambda: d._ready is not None)
     assert events[-1].state == "ready" and events[-1].message.endswith("; downloaded 100 MB in 10 s")
 
 
-def test_a_dictation_during_the_download_is_kept_told_it_waits_and_typed_once_ready(downloading):
+def test_a_dictation_during_the_download_is_kept_told_it_waits_and_typed_once_ready(downloading, workers):
     d, events, clock = downloading
     clock.now += 1.0
     _bytes(d, clock, 10 * MB)
@@ -68,7 +64,7 @@ def test_a_dictation_during_the_download_is_kept_told_it_waits_and_typed_once_re
     clock.now += 1.0
     _bytes(d, clock, 30 * MB)
     assert len(events) == before, "while recording, the recording stays on show"
-    d._on_audio(_speech(2.0))
+    d._on_audio(speech(2.0))
     d.stop_recording()
     waiting = [e for e in events[before:] if e.state in ("transcribing", "notice")]
     assert waiting[0].state == "transcribing" and "kept, waiting: parakeet is still downloading (30%" in waiting[0].message
@@ -79,8 +75,8 @@ def test_a_dictation_during_the_download_is_kept_told_it_waits_and_typed_once_re
     assert events[-1].state == "transcribing" and events[-1].done_bytes == 40 * MB
     assert events[-1].message == "your recording is kept and waits for parakeet"
     assert d._snapshot["state"] == "transcribing"
-    FakeClient.instances[0].boot()
-    _pump(d, lambda: d.parts.output.texts)
+    workers.instances[0].boot()
+    pump(d, lambda: d.parts.output.texts)
     assert d.parts.output.texts == ["words from worker 4000"]
 
 
@@ -96,16 +92,16 @@ def test_retries_show_on_the_line_each_time_and_as_a_notice_once_a_minute(downlo
     assert len([e for e in events if e.state == "notice"]) == 2
 
 
-def test_a_dictation_after_the_download_gave_up_tries_it_again_and_is_typed(downloading):
+def test_a_dictation_after_the_download_gave_up_tries_it_again_and_is_typed(downloading, workers):
     d, events, _clock = downloading
-    FakeClient.instances[0].ready.set_exception(errors.DiskSpaceError("not enough disk space: 2.5 GB for parakeet"))
-    _pump(d, lambda: d._boot_error is not None)
+    workers.instances[0].ready.set_exception(errors.DiskSpaceError("not enough disk space: 2.5 GB for parakeet"))
+    pump(d, lambda: d._boot_error is not None)
     assert events[-1].state == "error" and events[-1].code == "ERR_DISK_SPACE"
     assert d.start_recording("test") is None  # the person freed some space, and dictates
-    assert len(FakeClient.instances) == 2, "a fresh worker tries the download again"
+    assert len(workers.instances) == 2, "a fresh worker tries the download again"
     assert events[-1].message == "listening; trying to download parakeet again: the text comes once it is ready"
-    d._on_audio(_speech(1.0))
+    d._on_audio(speech(1.0))
     d.stop_recording()
-    FakeClient.instances[1].boot()
-    _pump(d, lambda: d.parts.output.texts)
+    workers.instances[1].boot()
+    pump(d, lambda: d.parts.output.texts)
     assert d.parts.output.texts == ["words from worker 4001"]

@@ -1,9 +1,8 @@
-"""Faults met by the daemon's main loop, driven with the fakes of test_daemon_keepalive (a fake
+"""Faults met by the daemon's main loop, driven with the fakes of tests/fakes.py (a fake
 worker client, recorder and output) and the real control socket, history and journal where
 those are the point. Issue 10 ("nothing lost, round two") numbers the faults."""
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import threading
@@ -18,29 +17,18 @@ import pytest
 from ctrlspeak import cli, control, errors
 from ctrlspeak import daemon as daemon_mod
 from ctrlspeak.config import Config
-from ctrlspeak.supervisor import Supervisor
-from ctrlspeak.vad import EnergyVad
-from tests.test_daemon_keepalive import REF, FakeClient, FakeOutput, FakeRecorder, _pump, _speech, _wait
+from tests import fakes
+from tests.fakes import REF, FakeOutput, FakeWorkers, pump, speech, wait
 
 
 @pytest.fixture(autouse=True)
-def _fakes(monkeypatch):
-    # FakeClient's class state is shared with tests/test_daemon_keepalive.py: set it here, undone after
-    monkeypatch.setattr(FakeClient, "instances", [])
-    monkeypatch.setattr(FakeClient, "auto_boot", True)
-    monkeypatch.setattr(FakeClient, "hang", False)
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    monkeypatch.setattr(daemon_mod, "Supervisor", functools.partial(Supervisor, client_factory=FakeClient))
+def workers(monkeypatch) -> FakeWorkers:
+    return fakes.use_fake_workers(monkeypatch)  # every test here: never a real worker process
 
 
 def make_daemon(**cfg) -> tuple[daemon_mod.Daemon, list]:
-    base = dict(journal=False, history=False, sounds=False, tray=False, notify="off")
-    d = daemon_mod.Daemon(Config(**{**base, **cfg}), console=False, hotkey=False, tray=False)
-    events: list = []
-    d.status.add("test", events.append)
-    d._vad, d._recorder, d.parts.output, d._model = EnergyVad(), FakeRecorder(), FakeOutput(), REF
-    d._start_worker(REF)
-    _pump(d, lambda: d._ready is not None)
+    d, events = fakes.make_daemon(**cfg)
+    pump(d, lambda: d._ready is not None)
     return d, events
 
 
@@ -131,7 +119,7 @@ def test_a_slow_stop_holds_no_other_clients_status_up(running):
     d.parts.output = SlowPaste()
     r = running(d)
     r.request("start")
-    d._inbox.put(daemon_mod._Audio(_speech(1.0)))
+    d._inbox.put(daemon_mod._Audio(speech(1.0)))
     stopper = threading.Thread(target=r.request, args=("stop",), kwargs={"timeout": 15})
     stopper.start()
     time.sleep(0.3)  # the stop is being handled: the paste takes 2 s
@@ -158,13 +146,13 @@ def dictate(d: daemon_mod.Daemon, seconds: float = 1.0, *, during=None) -> list:
     try:
         stop = Future()
         d._inbox.put(daemon_mod._Command({"cmd": "start"}, Future()))
-        _pump(d, lambda: d._session is not None)
-        d._inbox.put(daemon_mod._Audio(_speech(seconds)))
-        _pump(d, lambda: d._inbox.empty())
+        pump(d, lambda: d._session is not None)
+        d._inbox.put(daemon_mod._Audio(speech(seconds)))
+        pump(d, lambda: d._inbox.empty())
         if during is not None:
             during()
         d._inbox.put(daemon_mod._Command({"cmd": "stop"}, stop))
-        _pump(d, lambda: stop.done() and not d.dictations.finishing and any(e.state in ("done", "idle") for e in events))
+        pump(d, lambda: stop.done() and not d.dictations.finishing and any(e.state in ("done", "idle") for e in events))
         assert stop.exception() is None, stop.exception()
     finally:
         d.status._sinks = [(n, s) for n, s in d.status._sinks if n != "dictation"]
@@ -174,22 +162,9 @@ def dictate(d: daemon_mod.Daemon, seconds: float = 1.0, *, during=None) -> list:
 @pytest.fixture
 def with_stores(isolated_env):
     """A daemon with the real history and journal in the isolated data and state dirs."""
-    from ctrlspeak.history import History
-
-    made: list = []
-
-    def make(**cfg):
-        d, events = make_daemon(history=True, journal=True, **cfg)
-        d.parts.history = History(timeout=0.3)
-        made.append(d)
-        d._open_journal()
-        return d, events
-
-    yield make
-    for d in made:
-        if d.parts.history is not None:
-            d.parts.history.close()
-        d._worker.close()
+    made = fakes.DaemonsWithStores()
+    yield made
+    made.close()
 
 
 def rows(d) -> list[tuple]:
@@ -236,7 +211,7 @@ def test_journal_write_fails_mid_recording(with_stores, fault_row):
     assert not list(journal_dir.iterdir()) and len(rows(d)) == 2
     # and a restart finds nothing to "recover": no crash notice, no second row
     again, again_events = with_stores()
-    _pump(again, lambda: not again.dictations.finishing, timeout=2)
+    pump(again, lambda: not again.dictations.finishing, timeout=2)
     assert not [e for e in again_events if e.state == "notice"] and len(rows(again)) == 2
     fault_row("#7 journal disk full mid-recording (EFBIG from RLIMIT_FSIZE)",
               "ERR_JOURNAL + hint, words delivered, no partial files, journal back next time, no duplicate")
@@ -285,7 +260,7 @@ def test_a_transcript_history_refused_is_recovered_once_at_the_next_start(with_s
     d.shutdown()  # still locked at exit: the journal entry stays
     locker.execute("ROLLBACK")
     again, events = with_stores()
-    _pump(again, lambda: not again.dictations.finishing)
+    pump(again, lambda: not again.dictations.finishing)
     assert [r[1] for r in rows(again)] == ["recovered"] and again.parts.journal.leftovers() == []
     assert any(e.state == "notice" and "recovered" in e.message for e in events)
     locker.close()
@@ -307,7 +282,7 @@ def test_replay_of_an_entry_already_in_history_adds_nothing(with_stores, fault_r
     rec.commit(stopped_at=1.0)  # the crash came after history's commit, before the entry's removal
     d.parts.history.add("already stored", model="m", duration_s=1.0, latency_s=0.2, journal_id=rec.id)
     again, events = with_stores()
-    _pump(again, lambda: not again.dictations.finishing, timeout=2)
+    pump(again, lambda: not again.dictations.finishing, timeout=2)
     assert [r[0] for r in rows(again)] == ["already stored"]
     assert again.parts.journal.leftovers() == [] and not [e for e in events if e.state == "notice"]
     fault_row("#9 crash between history's commit and the journal entry's removal",
@@ -343,13 +318,13 @@ class ClipboardBroken(FakeOutput):
         raise errors.PasteFailed("cannot put the text on the clipboard: xclip failed (exit 1): Error: Can't open display")
 
 
-def test_a_failed_clipboard_never_puts_the_words_in_a_message(with_stores, monkeypatch, caplog, fault_row):
+def test_a_failed_clipboard_never_puts_the_words_in_a_message(with_stores, monkeypatch, caplog, fault_row, workers):
     notify = NotifySocket(monkeypatch)
     d, events = with_stores()
     d._setup_sinks()  # the real systemd STATUS= sink (no console, notifications off)
     d.parts.output = ClipboardBroken()
     words = "my bank password is hunter two"
-    monkeypatch.setattr(FakeClient, "submit", _answering(words))
+    workers.answer = lambda: words
     with caplog.at_level(logging.INFO):
         dictate(d)
     sent = notify.messages()
@@ -387,17 +362,6 @@ def test_service_status_is_one_line_whatever_a_message_holds(monkeypatch, tmp_pa
               "STATUS= sanitised to one line: no READY=1 or MAINPID= smuggled in")
 
 
-def _answering(text: str):
-    from ctrlspeak.ipc import Timings, Transcript
-
-    def submit(self, audio, options=None, request_id=None) -> Future:
-        f: Future = Future()
-        f.set_result(Transcript(request_id, text, Timings(audio.size / 16000, 0, 0.01, 0.01, 0.02), "m"))
-        return f
-
-    return submit
-
-
 # -- 17: latency is what the person waits ---------------------------------------------------------
 class SlowRestore(FakeOutput):
     """Pastes at once, then holds the clipboard for the restore wait, as Output does."""
@@ -432,7 +396,7 @@ def test_the_status_channel_returns_to_ready_quietly_after_done(with_stores):
 
 
 # -- 14: a second daemon ------------------------------------------------------------------------
-def test_a_second_daemon_stops_at_the_socket_before_it_spawns_a_worker(isolated_env, fault_row):
+def test_a_second_daemon_stops_at_the_socket_before_it_spawns_a_worker(isolated_env, fault_row, workers):
     import tempfile
 
     rundir = Path(tempfile.mkdtemp(prefix="cs", dir="/tmp")) / "rt"
@@ -443,7 +407,7 @@ def test_a_second_daemon_stops_at_the_socket_before_it_spawns_a_worker(isolated_
                                    console=False, hotkey=False, tray=False, runtime_dir=rundir)
         with pytest.raises(errors.ServiceError, match="already running"):
             second.run()
-        assert FakeClient.instances == [], "no stray worker (it printed a SemLock traceback)"
+        assert workers.instances == [], "no stray worker (it printed a SemLock traceback)"
         assert control.request("status", path=first.address)["pid"] == 4242, "the first one is untouched"
     finally:
         first.close()
@@ -452,11 +416,10 @@ def test_a_second_daemon_stops_at_the_socket_before_it_spawns_a_worker(isolated_
 
 
 # -- 16: consecutive dictations into one window ---------------------------------------------------
-def test_consecutive_dictations_are_spaced_in_the_same_window_only(monkeypatch):
+def test_consecutive_dictations_are_spaced_in_the_same_window_only(monkeypatch, workers):
     d, _ = make_daemon()
     texts = iter(["We left after breakfast.", "the  train was late", "Hello there", "and more"])
-    monkeypatch.setattr(FakeClient, "submit", lambda self, audio, options=None, request_id=None:
-                        _answering(next(texts))(self, audio, options, request_id))
+    workers.answer = lambda: next(texts)
     d.parts.output.window = "101"
     dictate(d)
     dictate(d)  # same window, the model wrote case: a space, a capital, the double space collapsed
@@ -476,14 +439,14 @@ def test_the_stdout_output_has_a_line_per_dictation_and_no_leading_space(monkeyp
 
 
 # -- 18: the worker dies mid-recording ----------------------------------------------------------
-def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fault_row):
+def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fault_row, workers):
     d, events = make_daemon()
     d._inbox.put(daemon_mod._Command({"cmd": "start"}, Future()))
-    _pump(d, lambda: d._session is not None)
+    pump(d, lambda: d._session is not None)
     n = len(events)
-    d._inbox.put(daemon_mod._Audio(_speech(1.0)))
-    FakeClient.instances[0].kill()  # the worker dies while the microphone records
-    _pump(d, lambda: len(FakeClient.instances) == 2 and d._ready is not None, timeout=10)
+    d._inbox.put(daemon_mod._Audio(speech(1.0)))
+    workers.instances[0].kill()  # the worker dies while the microphone records
+    pump(d, lambda: len(workers.instances) == 2 and d._ready is not None, timeout=10)
     during = events[n:]
     crash = next(e for e in during if e.state == "error")
     assert crash.code == "ERR_WORKER_CRASHED" and "the recording goes on and nothing is lost" in crash.message
@@ -492,20 +455,20 @@ def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fau
     assert d._snapshot["state"] == "recording" and d._snapshot["worker_ready"] is True
     stop = Future()
     d._inbox.put(daemon_mod._Command({"cmd": "stop"}, stop))
-    _pump(d, lambda: d.parts.output.texts)
+    pump(d, lambda: d.parts.output.texts)
     assert d.parts.output.texts == ["words from worker 4001"]
     fault_row("#18 the worker dies mid-recording",
               "state stays recording, worker readiness beside it; the notice says nothing is lost")
 
 
 # -- 22: loading shows its stages on the console ---------------------------------------------------
-def test_the_console_shows_each_loading_stage_with_its_percentage(monkeypatch, fault_row):
+def test_the_console_shows_each_loading_stage_with_its_percentage(monkeypatch, fault_row, workers):
     import io
 
     from ctrlspeak.ipc import Progress
     from ctrlspeak.status import ConsoleLine
 
-    monkeypatch.setattr(FakeClient, "auto_boot", False)  # still loading while the test feeds progress
+    workers.auto_boot = False  # still loading while the test feeds progress
     d = daemon_mod.Daemon(Config(journal=False, history=False, sounds=False, tray=False, notify="off"),
                           console=False, hotkey=False, tray=False)
     out = io.StringIO()  # not a terminal: journald, a log file

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -108,11 +107,21 @@ def test_service_manager_missing_is_only_a_warning(tmp_path):
     assert "systemctl is not installed" in check.detail and "autostart" in check.fix
 
 
-def test_model_not_cached_is_missing_and_names_the_download(isolated_env):
+@pytest.mark.parametrize("bundled, status", [(False, MISSING), (True, WARN)])
+def test_model_not_cached_is_missing_and_names_the_download(isolated_env, monkeypatch, bundled, status):
+    """Without the bundled tiny-en it is missing; with it, a warning (the demo model stands in)."""
+    from ctrlspeak.models import registry
+
+    bundled_dir = isolated_env / "bundled"
+    bundled_dir.mkdir()
+    if bundled:
+        (bundled_dir / registry.spec_for("tiny-en").bundled_file).write_bytes(b"nemo")
+    monkeypatch.setattr(registry, "BUNDLED_DIR", bundled_dir)
     env = {"CTRLSPEAK_CONFIG": str(isolated_env / "none.toml"), "CTRLSPEAK_MODEL": "canary-180m",
            "CTRLSPEAK_HF_CACHE_DIR": str(isolated_env / "hf")}
     check = doctor.check_model(env)
-    assert check.required and check.status in (MISSING, WARN)  # WARN when the bundled tiny-en exists
+    assert check.required and check.status == status
+    assert ("tiny-en" in check.detail) is bundled
     assert "ctrlspeak models download canary-180m" in check.fix
 
 
@@ -141,9 +150,26 @@ def test_cached_model_is_ok(isolated_env):
     assert check.status == OK and ref.filename in check.detail
 
 
-def test_compute_reports_the_likely_device():
-    check = doctor.check_compute({})
-    assert check.status in (OK, MISSING) and check.detail
+@pytest.mark.parametrize("torch_version, cuda, driver, preference, status, detail", [
+    (None, None, False, "auto", MISSING, "torch is not installed"),
+    ("2.5.1", "12.4", True, "auto", OK, "cuda (torch 2.5.1 built for CUDA 12.4, NVIDIA driver present)"),
+    ("2.5.1", "12.4", False, "auto", OK, "cpu (no NVIDIA driver found;"),
+    ("2.5.1", None, True, "auto", OK, "cpu (torch has no CUDA build;"),
+    ("2.5.1", "12.4", True, "cpu", OK, "cpu (chosen explicitly)"),
+])
+def test_compute_reports_the_likely_device(isolated_env, monkeypatch, torch_version, cuda, driver, preference,
+                                           status, detail):
+    """The device for a faked torch build, driver and config (never this machine's own)."""
+    from ctrlspeak import compute
+
+    monkeypatch.setattr(compute, "torch_build", lambda: {"version": torch_version, "cuda": cuda})
+    monkeypatch.setattr(compute, "nvidia_driver_present", lambda: driver)
+    monkeypatch.setattr(compute.sys, "platform", "linux")
+    config = isolated_env / "config.toml"
+    config.write_text(f'compute_device = "{preference}"\n')
+    check = doctor.check_compute({"CTRLSPEAK_CONFIG": str(config)})
+    assert check.status == status
+    assert check.detail.startswith(detail), check.detail
 
 
 def test_parse_xdpyinfo_extensions_stops_at_the_screen_section():
@@ -176,14 +202,6 @@ def test_table_and_json_render_every_check():
     assert "hotkey" in table and "-> download it" in table and "required parts missing: model" in table
     data = json.loads(doctor.to_json(checks))
     assert data["ok"] is False and [c["name"] for c in data["checks"]] == ["hotkey", "model"]
-
-
-def test_doctor_modules_do_not_import_torch():
-    code = ("import sys, ctrlspeak.doctor as d, ctrlspeak.commands.doctor\n"
-            "d.run_checks()\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'nemo', 'lightning')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 # --- the whole command on a real virtual desktop ----------------------------------------------------

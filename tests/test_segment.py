@@ -2,20 +2,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from hypothesis import given, settings, strategies as st
+
 from ctrlspeak import segment
 
 SR = 16000
+FRAME = 480
 
 
 def _speechy(seconds: float, rng) -> np.ndarray:
     return (0.3 * rng.standard_normal(int(seconds * SR))).astype(np.float32)
 
 
-def test_short_audio_is_not_split():
-    assert segment.split_points(np.zeros(10 * SR, np.float32)) == []
+def test_short_audio_is_not_cut():
+    audio = _speechy(10.0, np.random.default_rng(0))
+    pieces = segment.cut(audio, _energy_vad, segment.FILE_RULE)
+    assert len(pieces) == 1 and np.array_equal(pieces[0], audio)
 
 
-def test_cuts_fall_in_pauses_and_lose_no_samples():
+def test_file_rule_cuts_fall_in_pauses_and_lose_no_samples():
     rng = np.random.default_rng(1)
     parts, pauses = [], []
     pos = 0
@@ -26,22 +31,30 @@ def test_cuts_fall_in_pauses_and_lose_no_samples():
         parts.append(np.zeros(int(0.6 * SR), np.float32))
         pos += int(0.6 * SR)
     audio = np.concatenate(parts)
-    cuts = segment.split_points(audio, max_s=20.0)
-    assert cuts, "a 59 s input must be cut"
-    for cut in cuts:
-        assert any(a <= cut < b for a, b in pauses), f"cut at {cut / SR:.2f} s is inside speech"
-    pieces = segment.split(audio, max_s=20.0)
-    assert all(p.size <= 20 * SR for p in pieces)
+    pieces = segment.cut(audio, _energy_vad, segment.FILE_RULE)
+    assert len(pieces) > 1, "a 59 s input must be cut"
+    ends = np.cumsum([p.size for p in pieces])[:-1]
+    for end in ends:
+        assert any(a <= end < b for a, b in pauses), f"cut at {end / SR:.2f} s is inside speech"
+    assert all(p.size <= segment.FILE_RULE.max_segment_s * SR for p in pieces)
+    assert all(p.size >= segment.FILE_RULE.min_segment_s * SR for p in pieces[:-1])
     assert np.array_equal(np.concatenate(pieces), audio)
+
+
+def test_cut_gives_what_a_live_feed_gives():
+    """One rule: cutting audio at hand (recovery) and feeding it live (the daemon) agree."""
+    rng = np.random.default_rng(2)
+    audio = _dictation([(2.5, 0.8), (3.0, 0.3), (1.0, 0.9), (2.2, 1.0)], rng)
+    rule = segment.live_rule(min_silence_s=0.5, max_segment_s=20.0)
+    live = _feed_in_blocks(rule.segmenter(_energy_vad), audio, [320])
+    at_once = segment.cut(audio, _energy_vad, rule)
+    assert [p.size for p in at_once] == [p.size for p in live]
 
 
 def test_join_texts():
     assert segment.join_texts([" hello there", "", "  ", "general kenobi "]) == "hello there general kenobi"
 
 
-from hypothesis import given, settings, strategies as st
-
-FRAME = 480
 
 
 def _energy_vad(frame):
@@ -106,11 +119,24 @@ def test_nothing_dropped_or_doubled(pattern, sizes, min_silence, max_segment):
     assert all(p.size <= int(max_segment * SR) + FRAME for p in pieces)
 
 
+def _vowel(seconds: float, f0: float = 120.0) -> np.ndarray:
+    """A synthetic sustained /a/: harmonics of ``f0`` shaped by its formants (700, 1220, 2600 Hz)."""
+    t = np.arange(int(seconds * SR)) / SR
+    signal = np.zeros(t.size)
+    for k in range(1, int(4000 / f0)):
+        f = k * f0
+        gain = sum(np.exp(-(((f - formant) / width) ** 2)) for formant, width in ((700, 130), (1220, 150), (2600, 250)))
+        signal += (gain + 0.05) / k ** 0.5 * np.sin(2 * np.pi * f * t)
+    return (0.3 * signal / np.abs(signal).max()).astype(np.float32)
+
+
 def test_webrtc_vad_tells_speech_from_silence():
     from ctrlspeak.vad import FRAME as VFRAME, WebRtcVad
 
+    def frames(audio):
+        return [audio[i:i + VFRAME] for i in range(0, audio.size - VFRAME + 1, VFRAME)]
+
     vad = WebRtcVad(2)
-    t = np.arange(VFRAME) / SR
-    voiced = (0.3 * np.sign(np.sin(2 * np.pi * 150 * t)) * np.sin(2 * np.pi * 3 * t)).astype(np.float32)
-    assert vad(np.zeros(VFRAME, np.float32)) is False
-    assert isinstance(vad(voiced), bool)
+    assert not any(vad(f) for f in frames(np.zeros(SR, np.float32)))
+    vowel = [vad(f) for f in frames(_vowel(1.0))]
+    assert all(vowel), f"{vowel.count(False)} of {len(vowel)} voiced frames called silence"

@@ -396,10 +396,3 @@ def test_notify_to_an_abstract_socket():
 
 def test_notify_to_a_socket_nobody_listens_on_is_false(tmp_path):
     assert sdnotify.notify("READY=1", {"NOTIFY_SOCKET": str(tmp_path / "gone.sock")}) is False
-
-
-def test_service_modules_do_not_import_torch():
-    code = ("import sys, ctrlspeak.service, ctrlspeak.sdnotify, ctrlspeak.commands.service\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'nemo', 'lightning')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "[]"

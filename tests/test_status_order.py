@@ -1,45 +1,42 @@
-"""Progress comes from the worker client's thread, "ready" from the main loop: a late progress
-event must never reach the sinks after "ready" (the tray icon once stayed on "loading 100%")."""
+"""Progress and "ready" reach the sinks in the order the loop handles them: a progress event
+that arrives after "ready" (the worker's last "warmup 100%" racing its ready message) is dropped,
+so the tray never sticks on "loading 100%" (it once did). Driven the way production runs:
+the fake worker reports through the Supervisor's callbacks into the inbox, the real loop runs."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 
+from ctrlspeak import daemon as daemon_mod
 from ctrlspeak.ipc import Progress
-from tests.test_daemon_keepalive import FakeClient, _daemon
+from tests.fakes import command, make_daemon, wait
 
 
-def test_a_progress_event_racing_ready_is_published_before_it_or_not_at_all(monkeypatch):
-    # FakeClient's class state is shared with tests/test_daemon_keepalive.py: set it here, undone after
-    monkeypatch.setattr(FakeClient, "instances", [])
-    monkeypatch.setattr(FakeClient, "auto_boot", False)
-    monkeypatch.setattr(FakeClient, "hang", False)
-    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
-    d, events = _daemon(monkeypatch, 0.0)
-    client = FakeClient.instances[0]
-    model_name = d._model_name
-    raced = threading.Event()
-    threads: list[threading.Thread] = []
+def _handled(d: daemon_mod.Daemon) -> None:
+    """Return once the loop has handled everything posted before this call."""
+    command(d, "cancel").result(timeout=5)  # no recording: cancel changes nothing, the loop replies
 
-    def ready_meanwhile():
-        # the progress thread has passed its "still loading?" check: now the worker gets ready
-        # and the main loop publishes "ready" (given 0.3 s, or blocked until progress is out)
-        if threading.current_thread().name == "progress" and not raced.is_set():
-            raced.set()
-            client.boot()
-            ready = d._inbox.get(timeout=5)
-            main = threading.Thread(target=d._dispatch, args=(ready,), name="main-loop")
-            threads.append(main)
-            main.start()
-            main.join(0.3)
-        return model_name()
 
-    monkeypatch.setattr(d, "_model_name", ready_meanwhile)
-    progress = threading.Thread(target=d._on_progress, args=(Progress("warmup", 1.0, "ready"),), name="progress")
-    progress.start()
-    progress.join(5)
-    assert raced.is_set()
-    threads[0].join(5)
-    states = [e.state for e in events]
-    assert "ready" in states and states[-1] == "ready", states
-    assert d.status.last.state == "ready" and d._snapshot["last"]["state"] == "ready"
-    d._worker.close()
+def test_a_progress_event_arriving_after_ready_is_not_published(workers):
+    workers.auto_boot = False
+    d, events = make_daemon()
+    loop = threading.Thread(target=d._loop, name="main-loop", daemon=True)
+    loop.start()
+    try:
+        client = workers.instances[0]
+        client.progress(Progress("warmup", 0.5, "warming up"))
+        _handled(d)
+        assert events[-1].state == "loading" and events[-1].percent == 97.5
+        client.boot()
+        wait(lambda: d.status.last.state == "ready", what="ready")
+        client.progress(Progress("warmup", 1.0, "ready"))  # late: the loop has published ready
+        _handled(d)
+        states = [e.state for e in events]
+        assert states[-1] == "ready" and "loading" not in states[states.index("ready"):], states
+        assert d._snapshot["last"]["state"] == "ready"
+    finally:
+        d._force = True
+        d._inbox.put(daemon_mod._Command({"cmd": "cancel"}, Future()))
+        loop.join(5)
+        d.supervisor.close()
+    assert not loop.is_alive()

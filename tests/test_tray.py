@@ -9,7 +9,7 @@ import types
 import pytest
 
 from ctrlspeak.status import StatusEvent
-from tests.test_daemon_keepalive import _wait
+from tests.fakes import wait
 
 pytest.importorskip("PIL")
 
@@ -66,12 +66,12 @@ def test_an_event_before_the_icon_is_shown_is_shown_with_it(tray):
     tray(StatusEvent("ready", "tiny-en ready", model="tiny-en"))
     assert icon.shown_titles == ["ctrlspeak: starting"], "nothing can show before the icon does"
     icon.gate.set()
-    _wait(lambda: icon.shown_titles[-1].startswith("ctrlspeak: ready"))
+    wait(lambda: icon.shown_titles[-1].startswith("ctrlspeak: ready"))
 
 
 def test_events_after_the_icon_is_shown_update_it(tray):
     icon = FakeIcon.made[0]
     icon.gate.set()
-    _wait(lambda: icon.visible)
+    wait(lambda: icon.visible)
     tray(StatusEvent("recording", "listening", model="tiny-en"))
     assert icon.shown_titles[-1].startswith("ctrlspeak: recording"), icon.shown_titles

@@ -21,10 +21,6 @@ from ctrlspeak.worker_client import WorkerClient, settings_from_config
 
 log = logging.getLogger(__name__)
 
-#: inputs are cut at pauses into pieces of at most this length...
-MAX_PIECE_S = 30.0
-#: ...preferably at least this long (fewer, longer pieces transcribe faster)
-MIN_PIECE_S = 15.0
 #: pieces in flight at once: enough to keep the worker busy, few enough to bound memory
 IN_FLIGHT = 4
 
@@ -131,7 +127,7 @@ def _transcribe_one(client: WorkerClient, name: str, data: Any, options: Transcr
             print(f"ctrlspeak: {shown}: warning: {warning}", file=sys.stderr)
     t0 = time.monotonic()
     blocks = data.blocks() if isinstance(data, audio.FileStream) else [data]
-    segmenter = segment.Segmenter(make_vad(), min_silence_s=0.3, min_segment_s=MIN_PIECE_S, max_segment_s=MAX_PIECE_S)
+    segmenter = segment.FILE_RULE.segmenter(make_vad())  # the rule journal recovery cuts by too
     in_flight: deque[Any] = deque()
     transcripts: list[Transcript] = []
     samples = 0
