@@ -18,13 +18,20 @@ and hands out futures that outlive it:
   :meth:`~Supervisor.reload`, :meth:`~Supervisor.submit` or :meth:`~Supervisor.switch`
   starts a fresh one; requests wait for it like they wait for the first boot.
 
-Thread safety: callbacks arrive on the client's dispatcher thread and on timer threads;
-one lock guards the supervisor's table of requests.
+Deadlines: every hang deadline (one per request attempt) and the restart backoff are
+numbers on the supervisor's one deadline thread, which waits on a condition until the
+nearest is due (as CPython's executor manager thread waits in one place), never a
+``threading.Timer`` each. The clock is injected; :meth:`Supervisor.check_deadlines` acts on
+what is due, so tests with a fake clock drive it without sleeping.
+
+Thread safety: callbacks arrive on the client's dispatcher thread and on the deadline
+thread; one lock guards the supervisor's table of requests and its deadlines.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -69,7 +76,8 @@ class _Request:
     attempts: int = 0
     hangs: int = 0
     generation: int = -1
-    timer: threading.Timer | None = field(default=None, repr=False)
+    #: clock time past which the current attempt counts as hung (None: not in the worker)
+    deadline: float | None = field(default=None, repr=False)
 
 
 ClientFactory = Callable[..., Any]
@@ -89,6 +97,7 @@ class Supervisor:
         backoff: Backoff | None = None,
         speed: SpeedEstimate | None = None,
         client_factory: ClientFactory = WorkerClient,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings_for = settings_for
         self.model = model
@@ -100,13 +109,18 @@ class Supervisor:
         self._backoff = backoff or Backoff()
         self.speed = speed or SpeedEstimate()
         self._factory = client_factory
+        self._clock = clock
         self._lock = threading.RLock()
+        #: wakes the deadline thread when a deadline is set, or to stop it
+        self._wake = threading.Condition(self._lock)
+        self._deadline_thread: threading.Thread | None = None
         self._requests: dict[str, _Request] = {}
         self._client: Any = None
         self._generation = 0
         self._ready: WorkerReady | None = None
         self._boot_failures = 0
-        self._restart_timer: threading.Timer | None = None
+        #: clock time of the next worker restart (None: none scheduled)
+        self._restart_at: float | None = None
         self._closed = False
         self._switch_waiter: Future | None = None
         self._loading: Future | None = None  # an in-place model switch
@@ -197,15 +211,15 @@ class Supervisor:
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
             self._closed = True
-            if self._restart_timer is not None:
-                self._restart_timer.cancel()
+            self._restart_at = None
+            self._wake.notify_all()  # the deadline thread sees _closed and ends
             client, self._client = self._client, None
             pending = list(self._requests.values())
             self._requests.clear()
         if client is not None:
             client.close(timeout=timeout)
         for request in pending:
-            self._cancel_timer(request)
+            request.deadline = None
             if not request.future.done():
                 request.future.set_exception(errors.WorkerCrashed("the daemon is shutting down"))
 
@@ -214,8 +228,56 @@ class Supervisor:
         if client is not None:
             client.kill()
 
+    # -- deadlines ----------------------------------------------------------------------
+    def check_deadlines(self) -> float | None:
+        """Act on every deadline that has passed by the clock (hung requests, a due restart);
+        return the clock time of the next one, None when none is set."""
+        with self._lock:
+            if self._closed:
+                return None
+            now = self._clock()
+            hung = [(r.id, r.attempts) for r in self._requests.values()
+                    if r.deadline is not None and r.deadline <= now and not r.future.done()]
+            for request_id, _ in hung:
+                self._requests[request_id].deadline = None
+            restart = self._restart_at is not None and self._restart_at <= now
+            if restart:
+                self._restart_at = None
+        # hangs first: their kill must hit the worker that hung, not a fresh one
+        for request_id, attempt in hung:
+            self._timed_out(request_id, attempt)
+        if restart:
+            self._restart()
+        with self._lock:
+            return self._next_deadline()
+
+    def _next_deadline(self) -> float | None:
+        times = [r.deadline for r in self._requests.values() if r.deadline is not None]
+        if self._restart_at is not None:
+            times.append(self._restart_at)
+        return min(times, default=None)
+
+    def _watch_deadlines(self) -> None:
+        while True:
+            self.check_deadlines()
+            with self._lock:
+                if self._closed:
+                    return
+                # computed again under the lock: a deadline set since is not missed
+                due = self._next_deadline()
+                timeout = None if due is None else due - self._clock()
+                if timeout is None or timeout > 0:
+                    self._wake.wait(timeout)
+
+    def _ensure_deadline_thread(self) -> None:
+        if self._deadline_thread is None:
+            self._deadline_thread = threading.Thread(target=self._watch_deadlines, name="supervisor-deadlines",
+                                                     daemon=True)
+            self._deadline_thread.start()
+
     # -- worker life cycle --------------------------------------------------------------
     def _spawn(self) -> None:
+        self._ensure_deadline_thread()
         self._generation += 1
         generation = self._generation
         client = self._factory(self._settings_for(self.model), on_progress=self._on_progress,
@@ -291,9 +353,8 @@ class Supervisor:
         self.restarts += 1
         self._on_trouble(exc, False)
         log.info("restarting the worker in %.0f s", delay)
-        self._restart_timer = threading.Timer(delay, self._restart)
-        self._restart_timer.daemon = True
-        self._restart_timer.start()
+        self._restart_at = self._clock() + delay
+        self._wake.notify_all()
 
     def _restart(self) -> None:
         with self._lock:
@@ -313,11 +374,8 @@ class Supervisor:
         request.attempts += 1
         request.generation = self._generation
         inner = self._client.submit(request.audio, request.options, request_id=f"{request.id}.{request.attempts}")
-        deadline = self.speed.deadline_s(request.audio.size / 16000)
-        self._cancel_timer(request)
-        request.timer = threading.Timer(deadline, self._timed_out, args=(request.id, request.attempts))
-        request.timer.daemon = True
-        request.timer.start()
+        request.deadline = self._clock() + self.speed.deadline_s(request.audio.size / 16000)
+        self._wake.notify_all()
         inner.add_done_callback(lambda f: self._answered(request, request.attempts, f))
 
     def _answered(self, request: _Request, attempt: int, inner: Future) -> None:
@@ -326,7 +384,7 @@ class Supervisor:
                 return  # an answer from an attempt we already gave up on
             exc = inner.exception()
             if exc is None:
-                self._cancel_timer(request)
+                request.deadline = None
                 self._requests.pop(request.id, None)
                 transcript: Transcript = inner.result()
                 self.speed.observe(transcript.timings.audio_s, transcript.timings.compute_s)
@@ -334,7 +392,7 @@ class Supervisor:
                 return
             if isinstance(exc, errors.WorkerError) and not self._closed:
                 if request.attempts < self._max_attempts:
-                    self._cancel_timer(request)
+                    request.deadline = None
                     return  # resent when the restarted worker is ready
             self._fail(request, exc if isinstance(exc, errors.CtrlspeakError) else errors.TranscribeError(str(exc)))
 
@@ -355,13 +413,7 @@ class Supervisor:
             client.kill()  # the sentinel then drives the normal restart-and-resend path
 
     def _fail(self, request: _Request, exc: errors.CtrlspeakError) -> None:
-        self._cancel_timer(request)
+        request.deadline = None
         self._requests.pop(request.id, None)
         if not request.future.done():
             request.future.set_exception(exc)
-
-    @staticmethod
-    def _cancel_timer(request: _Request) -> None:
-        if request.timer is not None:
-            request.timer.cancel()
-            request.timer = None
