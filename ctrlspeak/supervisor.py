@@ -14,6 +14,8 @@ and hands out futures that outlive it:
   once; a second hang fails it with ``ERR_WORKER_HUNG``;
 * a model switch that fails keeps the previous model (the worker only replaces its model
   once the new one has loaded);
+* it publishes one frozen :class:`~ctrlspeak.worker_state.WorkerState` (phase, model,
+  pid, last error) at every transition: ``state`` and the ``on_state`` callback;
 * an idle worker can be unloaded (``keep_alive_minutes``): it is stopped, and the next
   :meth:`~Supervisor.reload`, :meth:`~Supervisor.submit` or :meth:`~Supervisor.switch`
   starts a fresh one; requests wait for it like they wait for the first boot.
@@ -29,6 +31,7 @@ thread; one lock guards the supervisor's table of requests and its deadlines.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -42,29 +45,14 @@ import numpy as np
 
 from ctrlspeak import errors
 from ctrlspeak.backoff import Backoff
+from ctrlspeak.deadlines import DeadlineThread, SpeedEstimate
 from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
 from ctrlspeak.worker_client import WorkerClient, describe_exit
+from ctrlspeak.worker_state import BootCause, WorkerPhase, WorkerState
 
 log = logging.getLogger(__name__)
 
-
-class SpeedEstimate:
-    """How long a request should take: audio seconds over measured RTFx, with room to spare."""
-
-    def __init__(self, initial_rtfx: float = 2.0, margin_s: float = 20.0, factor: float = 6.0) -> None:
-        self.rtfx = initial_rtfx
-        self.margin_s, self.factor = margin_s, factor
-        self._measured = False
-
-    def observe(self, audio_s: float, compute_s: float) -> None:
-        if compute_s <= 0 or audio_s < 0.5:
-            return
-        sample = audio_s / compute_s
-        self.rtfx = sample if not self._measured else 0.8 * self.rtfx + 0.2 * sample
-        self._measured = True
-
-    def deadline_s(self, audio_s: float) -> float:
-        return self.margin_s + self.factor * audio_s / max(self.rtfx, 0.05)
+__all__ = ["Backoff", "SpeedEstimate", "Supervisor"]
 
 
 @dataclass
@@ -92,6 +80,7 @@ class Supervisor:
         on_progress: Callable[[Progress], None] = lambda p: None,
         on_ready: Callable[[WorkerReady], None] = lambda r: None,
         on_trouble: Callable[[errors.CtrlspeakError, bool], None] = lambda e, final: None,
+        on_state: Callable[[WorkerState], None] = lambda s: None,
         max_boot_failures: int = 3,
         max_attempts: int = 3,
         backoff: Backoff | None = None,
@@ -104,6 +93,7 @@ class Supervisor:
         self._on_progress = on_progress
         self._on_ready = on_ready
         self._on_trouble = on_trouble
+        self._on_state = on_state
         self._max_boot_failures = max_boot_failures
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
@@ -113,7 +103,8 @@ class Supervisor:
         self._lock = threading.RLock()
         #: wakes the deadline thread when a deadline is set, or to stop it
         self._wake = threading.Condition(self._lock)
-        self._deadline_thread: threading.Thread | None = None
+        self._deadlines = DeadlineThread(self._wake, clock, self.check_deadlines, self._next_deadline,
+                                         lambda: self._closed, name="supervisor-deadlines")
         self._requests: dict[str, _Request] = {}
         self._client: Any = None
         self._generation = 0
@@ -128,6 +119,18 @@ class Supervisor:
         self.unloaded = False
         self.gave_up: errors.CtrlspeakError | None = None
         self.restarts = 0
+        self._ever_ready = False
+        self._state = WorkerState("starting", model)
+
+    @property
+    def state(self) -> WorkerState:
+        """The worker's state now (frozen; a new one at every transition)."""
+        return self._state
+
+    def _set_state(self, **changes: Any) -> None:
+        # called with the lock held, so states reach on_state in the order they were made
+        self._state = dataclasses.replace(self._state, version=self._state.version + 1, **changes)
+        self._on_state(self._state)
 
     # -- public -------------------------------------------------------------------------
     @property
@@ -140,7 +143,7 @@ class Supervisor:
 
     def start(self) -> None:
         with self._lock:
-            self._spawn()
+            self._spawn("starting", "start")
 
     def submit(self, audio: np.ndarray, options: TranscribeOptions | None = None) -> Future:
         request = _Request(uuid.uuid4().hex[:12], np.ascontiguousarray(audio, np.float32),
@@ -168,8 +171,10 @@ class Supervisor:
             if self._ready is not None and self._client is not None:
                 future = self._client.load_model(model)
                 self._loading = future
+                self._set_state(phase="switching", switching_to=model)
                 future.add_done_callback(lambda f: self._switched(model, f))
                 return future
+            cause: BootCause = "reload" if self.unloaded else "switch"
             self.model = model
             self.unloaded = False
             self.gave_up = None
@@ -178,8 +183,21 @@ class Supervisor:
             self._retire_client()
             future: Future = Future()
             self._switch_waiter = future
-            self._spawn()
+            # the state keeps the old model until the new one is ready, as an in-place switch does
+            self._spawn("switching", cause, switching_to=model, error=None)
             return future
+
+    def retry(self) -> None:
+        """Start a fresh worker on the same model after giving up (a download that failed)."""
+        with self._lock:
+            if self._closed:
+                return
+            self.unloaded = False
+            self.gave_up = None
+            self._boot_failures = 0
+            self._backoff.reset()
+            self._retire_client()
+            self._spawn("restarting", "retry", error=None)
 
     def unload(self) -> bool:
         """Stop an idle worker to free its memory; False (and nothing done) unless it is
@@ -193,6 +211,7 @@ class Supervisor:
             self._ready = None
             self.unloaded = True
             self._retire_client()  # stops it on a thread: the caller does not wait
+            self._set_state(phase="unloaded", ready=None, pid=None)
             return True
 
     def reload(self) -> bool:
@@ -206,13 +225,14 @@ class Supervisor:
     def _reload(self) -> None:
         self.unloaded = False
         self._backoff.reset()
-        self._spawn()
+        self._spawn("reloading", "reload")
 
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
             self._closed = True
             self._restart_at = None
             self._wake.notify_all()  # the deadline thread sees _closed and ends
+            self._set_state(phase="closed", ready=None, pid=None)
             client, self._client = self._client, None
             pending = list(self._requests.values())
             self._requests.clear()
@@ -257,33 +277,16 @@ class Supervisor:
             times.append(self._restart_at)
         return min(times, default=None)
 
-    def _watch_deadlines(self) -> None:
-        while True:
-            self.check_deadlines()
-            with self._lock:
-                if self._closed:
-                    return
-                # computed again under the lock: a deadline set since is not missed
-                due = self._next_deadline()
-                timeout = None if due is None else due - self._clock()
-                if timeout is None or timeout > 0:
-                    self._wake.wait(timeout)
-
-    def _ensure_deadline_thread(self) -> None:
-        if self._deadline_thread is None:
-            self._deadline_thread = threading.Thread(target=self._watch_deadlines, name="supervisor-deadlines",
-                                                     daemon=True)
-            self._deadline_thread.start()
-
     # -- worker life cycle --------------------------------------------------------------
-    def _spawn(self) -> None:
-        self._ensure_deadline_thread()
+    def _spawn(self, phase: WorkerPhase, cause: BootCause, **changes: Any) -> None:
+        self._deadlines.start()
         self._generation += 1
         generation = self._generation
         client = self._factory(self._settings_for(self.model), on_progress=self._on_progress,
                                on_exit=lambda code: self._exited(generation, code))
         self._client, self._ready = client, None
         client.start()
+        self._set_state(phase=phase, booted_by=cause, pid=client.pid, ready=None, **changes)
         client.ready.add_done_callback(lambda f: self._booted(generation, f))
 
     def _retire_client(self) -> None:
@@ -305,6 +308,9 @@ class Supervisor:
             self._boot_failures = 0
             self._backoff.reset()
             waiter, self._switch_waiter = self._switch_waiter, None
+            first, self._ever_ready = not self._ever_ready and waiter is None, True
+            self._set_state(phase="ready", model=self.model, ready=ready, error=None, switching_to=None,
+                            first_ready=first)
             pending = [r for r in self._requests.values() if not r.future.done()]
             for request in pending:
                 self._send(request)
@@ -327,6 +333,7 @@ class Supervisor:
                 self.gave_up = errors.WorkerBootError(
                     f"the worker failed to start {self._boot_failures} times in a row: {exc.message}")
             log.error("not restarting the worker: %s", self.gave_up.one_line())
+            self._set_state(phase="gave_up", error=self.gave_up, ready=None, switching_to=None)
             waiter, self._switch_waiter = self._switch_waiter, None
             for request in list(self._requests.values()):
                 self._fail(request, self.gave_up)
@@ -351,6 +358,7 @@ class Supervisor:
     def _schedule_restart(self, exc: errors.CtrlspeakError) -> None:
         delay = self._backoff.next()
         self.restarts += 1
+        self._set_state(phase="restarting", error=exc, ready=None)
         self._on_trouble(exc, False)
         log.info("restarting the worker in %.0f s", delay)
         self._restart_at = self._clock() + delay
@@ -361,13 +369,19 @@ class Supervisor:
             if self._closed:
                 return
             self._retire_client()
-            self._spawn()
+            self._spawn("restarting", "restart")
 
     def _switched(self, model: ModelRef, future: Future) -> None:
-        if future.exception() is None:
-            with self._lock:
+        with self._lock:
+            if self._closed:
+                return
+            if future.exception() is None:
                 self.model = model
                 self._ready = future.result()
+                self._set_state(phase="ready", model=model, ready=self._ready, switching_to=None)
+            else:  # the old model stays (or the worker died meanwhile: its phase stays)
+                phase = "ready" if self._state.phase == "switching" else self._state.phase
+                self._set_state(phase=phase, switching_to=None)
 
     # -- requests -----------------------------------------------------------------------
     def _send(self, request: _Request) -> None:
@@ -408,7 +422,10 @@ class Supervisor:
                 self._fail(request, errors.WorkerHung(
                     "the worker hung twice on this recording; it is kept in the journal for `ctrlspeak retry`"))
             client = self._client
-        self._on_trouble(errors.WorkerHung("the transcription worker stopped responding; restarting it"), False)
+            hung = errors.WorkerHung("the transcription worker stopped responding; restarting it")
+            # not ready from now on, though the supervisor's _ready stays until its exit is seen
+            self._set_state(phase="restarting", error=hung, ready=None)
+        self._on_trouble(hung, False)
         if client is not None:
             client.kill()  # the sentinel then drives the normal restart-and-resend path
 

@@ -251,3 +251,109 @@ def test_an_answer_clears_its_deadline():
     sup.check_deadlines()
     assert len(FakeClient.instances) == 1
     sup.close()
+
+
+# -- the published WorkerState ----------------------------------------------------------
+def _watched(**kw):
+    states: list = []
+    sup, events = _sup(on_state=states.append, **kw)
+    return sup, states
+
+
+def _phases(states) -> list[str]:
+    return [s.phase for s in states]
+
+
+def test_worker_state_from_start_to_ready_to_closed():
+    FakeClient.sync_boot = True
+    sup, states = _watched()
+    assert sup.state.phase == "starting" and sup.state.model is REF
+    sup.start()
+    assert _phases(states) == ["starting", "ready"]
+    ready = sup.state
+    assert ready is states[-1] and ready.ready is not None and ready.pid == FakeClient.instances[0].pid
+    assert ready.first_ready and ready.model_name == "m" and ready.error is None
+    assert [s.version for s in states] == sorted({s.version for s in states}), "versions grow"
+    sup.close()
+    assert sup.state.phase == "closed" and sup.state.pid is None and sup.state.ready is None
+
+
+def test_worker_state_through_a_crash_and_restart():
+    FakeClient.sync_boot = True
+    sup, states = _watched()
+    sup.start()
+    FakeClient.instances[0].kill()
+    assert sup.state.phase == "restarting" and sup.state.ready is None
+    assert sup.state.error is not None and sup.state.error.code == "ERR_WORKER_CRASHED"
+    deadline = time.monotonic() + 5
+    while sup.state.phase != "ready" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _phases(states) == ["starting", "ready", "restarting", "restarting", "ready"]
+    assert sup.state.booted_by == "restart" and not sup.state.first_ready and sup.state.error is None
+    assert sup.state.pid == FakeClient.instances[1].pid
+    sup.close()
+
+
+def test_worker_state_gives_up_then_a_switch_and_a_retry_start_afresh():
+    FakeClient.script, FakeClient.sync_boot = ["fail-boot"], True
+    sup, states = _watched(max_boot_failures=1)
+    sup.start()
+    assert sup.state.phase == "gave_up" and sup.state.gave_up is not None
+    assert sup.state.gave_up.code == "ERR_WORKER_BOOT"
+    other = ModelRef("other", "file", path="/o.nemo")
+    sup.switch(other).result(timeout=5)
+    assert _phases(states)[-2:] == ["switching", "ready"]
+    assert states[-2].switching_to is other and states[-2].model is REF, "the old model until the new is ready"
+    assert sup.state.model is other and sup.state.switching_to is None
+    assert not sup.state.first_ready, "a ready that answers a switch is not the first"
+    sup.close()
+
+    FakeClient.instances, FakeClient.script = [], ["fail-boot", "ok"]
+    sup, states = _watched(max_boot_failures=1)
+    sup.start()
+    sup.retry()
+    assert _phases(states) == ["starting", "gave_up", "restarting", "ready"]
+    assert sup.state.booted_by == "retry" and sup.state.first_ready and sup.state.gave_up is None
+    sup.close()
+
+
+def test_worker_state_of_an_in_place_switch_and_a_failed_one():
+    FakeClient.sync_boot = True
+    sup, states = _watched()
+    sup.start()
+    other = ModelRef("other", "file", path="/o.nemo")
+    sup.switch(other).result(timeout=5)
+    assert _phases(states)[-2:] == ["switching", "ready"]
+    assert states[-2].ready is not None, "the old model answers meanwhile"
+    assert sup.state.model is other and sup.state.switching_to is None
+    with pytest.raises(errors.ModelLoadError):
+        sup.switch(ModelRef("bad", "file", path="/bad.nemo")).result(timeout=5)
+    assert sup.state.phase == "ready" and sup.state.model is other and sup.state.switching_to is None
+    sup.close()
+
+
+def test_worker_state_unloaded_then_reloading():
+    FakeClient.sync_boot = True
+    sup, states = _watched()
+    sup.start()
+    assert sup.unload()
+    assert sup.state.phase == "unloaded" and sup.state.pid is None and sup.state.ready is None
+    assert sup.reload()
+    assert _phases(states)[-3:] == ["unloaded", "reloading", "ready"]
+    assert sup.state.booted_by == "reload" and sup.state.pid == FakeClient.instances[1].pid
+    sup.close()
+
+
+def test_a_hang_is_published_as_restarting_before_the_worker_exits():
+    FakeClient.script, FakeClient.sync_boot = ["hang", "ok"], True
+    clock = FakeClock()
+    seen: list = []
+    sup = Supervisor(lambda ref: WorkerSettings(model=ref), REF, client_factory=FakeClient, clock=clock,
+                     backoff=Backoff(0.01, 0.05), speed=SpeedEstimate(initial_rtfx=1, margin_s=1, factor=1),
+                     on_trouble=lambda e, final: seen.append((e.code, sup.state.phase, sup.state.ready)))
+    sup.start()
+    sup.submit(np.zeros(16000, np.float32))
+    clock.now = 100.0
+    sup.check_deadlines()
+    assert seen[0] == ("ERR_WORKER_HUNG", "restarting", None), "state first, then the trouble"
+    sup.close()
