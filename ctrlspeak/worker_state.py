@@ -56,3 +56,8 @@ class WorkerState:
     def gave_up(self) -> errors.CtrlspeakError | None:
         """The error the supervisor gave up on (no worker runs until a switch or a retry)."""
         return self.error if self.phase == "gave_up" else None
+
+    @property
+    def reloading(self) -> bool:
+        """A worker is booting again after an unload (by reload(), or a switch made while unloaded)."""
+        return self.booted_by == "reload" and self.ready is None and self.phase in ("reloading", "switching")

@@ -38,9 +38,9 @@ def make_daemon(**cfg) -> tuple[daemon_mod.Daemon, list]:
     d = daemon_mod.Daemon(Config(**{**base, **cfg}), console=False, hotkey=False, tray=False)
     events: list = []
     d.status.add("test", events.append)
-    d._vad, d._recorder, d._output, d._model = EnergyVad(), FakeRecorder(), FakeOutput(), REF
+    d._vad, d._recorder, d._output = EnergyVad(), FakeRecorder(), FakeOutput()
     d._start_worker(REF)
-    _pump(d, lambda: d._ready is not None)
+    _pump(d, lambda: d._snapshot.get("worker_ready"))
     return d, events
 
 
@@ -483,7 +483,7 @@ def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fau
     n = len(events)
     d._inbox.put(daemon_mod._Audio(_speech(1.0)))
     FakeClient.instances[0].kill()  # the worker dies while the microphone records
-    _pump(d, lambda: len(FakeClient.instances) == 2 and d._ready is not None, timeout=10)
+    _pump(d, lambda: len(FakeClient.instances) == 2 and d._snapshot.get("worker_ready"), timeout=10)
     during = events[n:]
     crash = next(e for e in during if e.state == "error")
     assert crash.code == "ERR_WORKER_CRASHED" and "the recording goes on and nothing is lost" in crash.message
@@ -510,7 +510,6 @@ def test_the_console_shows_each_loading_stage_with_its_percentage(monkeypatch, f
                           console=False, hotkey=False, tray=False)
     out = io.StringIO()  # not a terminal: journald, a log file
     d.status.add("console", ConsoleLine(out))
-    d._model = REF
     d._start_worker(REF)
     steps = [("download", 0.0, "model.nemo"), ("download", 0.3, "model.nemo"), ("download", 0.6, "model.nemo"),
              ("download", 1.0, "model.nemo"), ("import", 0.0, "importing torch"), ("import", 0.25, "importing NeMo ASR"),

@@ -195,14 +195,14 @@ class FakeOutput:
         return _Delivery()
 
 
-def _daemon(monkeypatch, minutes: float, clock=time.monotonic):
+def _daemon(monkeypatch, minutes: float, clock=time.monotonic, model=REF):
     monkeypatch.setattr(daemon_mod, "Supervisor", functools.partial(Supervisor, client_factory=FakeClient))
     cfg = Config(keep_alive_minutes=minutes, journal=False, history=False, sounds=False, tray=False, notify="off")
     d = daemon_mod.Daemon(cfg, console=False, hotkey=False, tray=False, clock=clock)
     events: list = []
     d.status.add("test", events.append)
-    d._vad, d._recorder, d._output, d._model = EnergyVad(), FakeRecorder(), FakeOutput(), REF
-    d._start_worker(REF)
+    d._vad, d._recorder, d._output = EnergyVad(), FakeRecorder(), FakeOutput()
+    d._start_worker(model)
     return d, events
 
 
@@ -233,7 +233,7 @@ def _dictate(d, clock=None) -> str:
         clock.now += 1.0
     d._inbox.put(daemon_mod._Audio(_speech()))
     d._inbox.put(daemon_mod._Command({"cmd": "stop"}, Future()))
-    _pump(d, lambda: len(d._output.texts) > delivered and d._ready is not None)
+    _pump(d, lambda: len(d._output.texts) > delivered and d._snapshot.get("worker_ready"))
     return d._output.texts[-1]
 
 
@@ -316,7 +316,7 @@ def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(mo
     assert FakeClient.instances[1].submitted == [] and d._finishing, "the segment waits for the worker"
     assert d._snapshot["state"] == "transcribing"
     FakeClient.instances[1].boot()
-    _pump(d, lambda: d._output.texts and d._ready is not None)
+    _pump(d, lambda: d._output.texts and d._snapshot.get("worker_ready"))
     assert d._output.texts == ["words from worker 4001"]
     assert FakeClient.instances[1].submitted and FakeClient.instances[0].submitted == []
     states = [e.state for e in events[n:]]
@@ -330,7 +330,7 @@ def test_models_use_while_unloaded_loads_the_new_model(monkeypatch):
     d, _ = _unloaded_daemon(monkeypatch)
     d._on_command(daemon_mod._Command({"cmd": "model", "name": "tiny-en"}, reply := Future()))
     assert reply.result(timeout=1) == {"switching": "tiny-en"}
-    _pump(d, lambda: d._switching == 0 and d._ready is not None and d._snapshot["state"] == "ready")
+    _pump(d, lambda: d.worker_state.switching_to is None and d.worker_state.ready is not None and d._snapshot["state"] == "ready")
     assert d._model_name() == "tiny-en" and not d._unloaded and len(FakeClient.instances) == 2
     assert _dictate(d) == "words from worker 4001"
     d._worker.close()
@@ -375,7 +375,8 @@ def test_the_main_loop_wakes_by_itself_to_unload_and_does_not_poll(monkeypatch):
     gets = inbox.gets
     time.sleep(0.5)
     assert inbox.gets == gets, "an unloaded, idle daemon blocks: no wake-ups"
-    assert gets <= 4, f"{gets} wake-ups for one ready event and one deadline: polling?"
+    # the ready worker's state and its announcement, the unload's state, one deadline, a last round
+    assert gets <= 6, f"{gets} wake-ups for one ready worker, one unload and one deadline: polling?"
     # and it is still usable: a tap reloads, the text comes through
     d._force = True
     inbox.put(daemon_mod._Command({"cmd": "cancel"}, Future()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from ctrlspeak import daemon as daemon_mod
 from ctrlspeak.ipc import Progress
 from tests.test_daemon_keepalive import FakeClient, _daemon
 
@@ -26,8 +27,13 @@ def test_a_progress_event_racing_ready_is_published_before_it_or_not_at_all(monk
         if threading.current_thread().name == "progress" and not raced.is_set():
             raced.set()
             client.boot()
-            ready = d._inbox.get(timeout=5)
-            main = threading.Thread(target=d._dispatch, args=(ready,), name="main-loop")
+
+            def dispatch_until_ready():  # the worker's states first, then its ready
+                while not isinstance(event := d._inbox.get(timeout=5), daemon_mod._WorkerReady):
+                    d._dispatch(event)
+                d._dispatch(event)
+
+            main = threading.Thread(target=dispatch_until_ready, name="main-loop")
             threads.append(main)
             main.start()
             main.join(0.3)
