@@ -115,9 +115,6 @@ class Supervisor:
         self._closed = False
         self._switch_waiter: Future | None = None
         self._loading: Future | None = None  # an in-place model switch
-        #: the worker was stopped by unload() and none is running until the next reload
-        self.unloaded = False
-        self.gave_up: errors.CtrlspeakError | None = None
         self.restarts = 0
         self._ever_ready = False
         self._state = WorkerState("starting", model)
@@ -126,6 +123,15 @@ class Supervisor:
     def state(self) -> WorkerState:
         """The worker's state now (frozen; a new one at every transition)."""
         return self._state
+
+    @property
+    def unloaded(self) -> bool:
+        """The worker was stopped by unload() and none runs until the next reload."""
+        return self._state.phase == "unloaded"
+
+    @property
+    def gave_up(self) -> errors.CtrlspeakError | None:
+        return self._state.gave_up
 
     def _set_state(self, **changes: Any) -> None:
         # called with the lock held, so states reach on_state in the order they were made
@@ -176,8 +182,6 @@ class Supervisor:
                 return future
             cause: BootCause = "reload" if self.unloaded else "switch"
             self.model = model
-            self.unloaded = False
-            self.gave_up = None
             self._boot_failures = 0
             self._backoff.reset()
             self._retire_client()
@@ -192,8 +196,6 @@ class Supervisor:
         with self._lock:
             if self._closed:
                 return
-            self.unloaded = False
-            self.gave_up = None
             self._boot_failures = 0
             self._backoff.reset()
             self._retire_client()
@@ -209,7 +211,6 @@ class Supervisor:
                 return False
             log.info("unloading the idle worker %s (%s)", self._client.pid, self.model.name)
             self._ready = None
-            self.unloaded = True
             self._retire_client()  # stops it on a thread: the caller does not wait
             self._set_state(phase="unloaded", ready=None, pid=None)
             return True
@@ -223,7 +224,6 @@ class Supervisor:
             return True
 
     def _reload(self) -> None:
-        self.unloaded = False
         self._backoff.reset()
         self._spawn("reloading", "reload")
 
@@ -324,22 +324,23 @@ class Supervisor:
                                      errors.DeviceUnavailable, errors.DiskSpaceError))
         if permanent or self._boot_failures >= self._max_boot_failures:
             # gunicorn's rule: a worker that cannot boot is not respawned in a loop
+            gave_up: errors.CtrlspeakError
             if permanent:
-                self.gave_up = exc
+                gave_up = exc
             elif isinstance(exc, errors.ModelDownloadError):  # its code and hint say what to do
-                self.gave_up = errors.ModelDownloadError(f"{exc.message} (gave up after {self._boot_failures} "
-                                                         "workers tried)", hint=exc.hint)
+                gave_up = errors.ModelDownloadError(f"{exc.message} (gave up after {self._boot_failures} "
+                                                    "workers tried)", hint=exc.hint)
             else:
-                self.gave_up = errors.WorkerBootError(
+                gave_up = errors.WorkerBootError(
                     f"the worker failed to start {self._boot_failures} times in a row: {exc.message}")
-            log.error("not restarting the worker: %s", self.gave_up.one_line())
-            self._set_state(phase="gave_up", error=self.gave_up, ready=None, switching_to=None)
+            log.error("not restarting the worker: %s", gave_up.one_line())
+            self._set_state(phase="gave_up", error=gave_up, ready=None, switching_to=None)
             waiter, self._switch_waiter = self._switch_waiter, None
             for request in list(self._requests.values()):
-                self._fail(request, self.gave_up)
+                self._fail(request, gave_up)
             if waiter is not None and not waiter.done():
-                waiter.set_exception(self.gave_up)
-            self._on_trouble(self.gave_up, True)
+                waiter.set_exception(gave_up)
+            self._on_trouble(gave_up, True)
             return
         self._schedule_restart(exc)
 
