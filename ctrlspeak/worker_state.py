@@ -8,12 +8,15 @@ events arrive (see ``Daemon.worker_state``).
 
 Phases::
 
-    starting ──> ready ──> switching ──> ready          (an in-place switch; ready meanwhile)
-       │           │ └───> unloaded ──> reloading ──> ready
-       │           └─────> restarting ──> ready         (a crash or a hang: backoff, a new worker)
-       └──> restarting ──> gave_up ──> switching ──> ready   (a fresh worker on another model)
-                                └───> restarting    (`retry`: the same model again)
+    starting ──> ready ──> switching ──> ready             (in place: the old model answers meanwhile)
+       │           ├─────> unloaded ──> reloading ──> ready   (keep-alive; a switch from here reloads too)
+       │           └─────> restarting ──> ready            (a crash or a hang: backoff, a new worker)
+       ├─────────────────> restarting ──> ...              (a boot that failed, tried again)
+       └──> gave_up  (a permanent error, or too many failed boots)
+              ├──> switching ──> ready                     (a fresh worker on another model)
+              └──> restarting ──> ready                    (``retry()``: the same model again)
     any ──> closed
+
 """
 from __future__ import annotations
 
