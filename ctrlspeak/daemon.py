@@ -24,6 +24,10 @@ blocks on its inbox with the time left until then as the timeout: no polling.
 A stop (SIGTERM, SIGINT, the tray's Quit) is one more event: the loop lets the dictations in
 flight finish within STOP_GRACE_S, a deadline like the keep-alive's, and a second stop signal
 forces the exit; the journal keeps whatever was not transcribed.
+
+The worker's state (ready, model, gave up, switching, unloaded) is the supervisor's:
+the loop reads the newest :class:`~ctrlspeak.worker_state.WorkerState` it was handed
+(``worker_state``), never a copy of its own.
 """
 from __future__ import annotations
 
@@ -54,6 +58,7 @@ from ctrlspeak.segment import FILE_RULE, cut, live_rule
 from ctrlspeak.status import StatusBus, StatusEvent
 from ctrlspeak.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.worker_client import settings_from_config
+from ctrlspeak.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +125,11 @@ class _WorkerReady:
 
 
 @dataclass(frozen=True)
+class _WorkerStateChanged:
+    state: WorkerState
+
+
+@dataclass(frozen=True)
 class _WorkerTrouble:
     error: errors.CtrlspeakError
     final: bool
@@ -182,8 +192,8 @@ class Daemon:
         self._want_hotkey = hotkey
         self._want_tray = cfg.tray if tray is None else tray
         self._worker: Supervisor | None = None
-        self._ready: WorkerReady | None = None
-        self._model: ModelRef | None = None
+        #: the supervisor's state as of the last event the loop handled (see worker_state)
+        self._worker_state = WorkerState("starting")
         self._session: Session | None = None
         self._stopping = False
         self._stop_by: float | None = None  # the stop's deadline on self._clock (STOP_GRACE_S)
@@ -196,15 +206,10 @@ class Daemon:
         self._publish_lock = threading.RLock()
         self._stop_signals = 0  # counted on the signal relay's thread only (see _on_signal)
         self._exited = threading.Event()  # set once shutdown() is over: the relay's fallback stands down
-        self._boot_error: errors.CtrlspeakError | None = None
-        self._was_ready = False
         self._clock = clock
         self._keepalive = KeepAlive(cfg.keep_alive_minutes)
-        self._reloading = False
-        self._switching = 0  # model switches in flight
         self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
         self._download = DownloadView()  # the model's download, while the worker fetches it
-        self._switch_name = ""  # the model a switch in flight loads
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -233,10 +238,10 @@ class Daemon:
         self._setup_sinks()
         self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
         self._vad = make_vad()
-        self._model, notice = choose_model(self.cfg)
-        self._start_worker(self._model)  # then at once: loading takes longest
+        model, notice = choose_model(self.cfg)
+        self._start_worker(model)  # then at once: loading takes longest
         if notice:
-            self._publish(StatusEvent("notice", notice, model=self._model.name))
+            self._publish(StatusEvent("notice", notice, model=model.name))
         make_source = self._audio_source or functools.partial(Recorder, self.cfg.input_device)
         self._recorder = make_source(on_audio=lambda a: self._inbox.put(_Audio(a)),
                                      on_stall=lambda why: self._inbox.put(_Stall(why)), preroll_s=self.cfg.preroll_s)
@@ -340,10 +345,13 @@ class Daemon:
             on_progress=lambda p: self._inbox.put(_WorkerProgress(p)),
             on_ready=lambda r: self._inbox.put(_WorkerReady(r)),
             on_trouble=lambda exc, final: self._inbox.put(_WorkerTrouble(exc, final)),
+            on_state=lambda state: self._inbox.put(_WorkerStateChanged(state)),
             speed=SpeedEstimate(margin_s=self.cfg.hang_margin_s),
         )
+        self._worker_state = self._worker.state
         self._publish(StatusEvent("loading", f"starting {ref.name}", percent=0.0, model=ref.name))
         self._worker.start()
+        self._read_worker_state()
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -404,11 +412,12 @@ class Daemon:
     @property
     def _unloaded(self) -> bool:
         """The keep-alive stopped the worker; the next tap (or submit, or switch) reloads it."""
-        return self._worker is not None and self._worker.unloaded
+        return self._worker_state.phase == "unloaded"
 
     def _can_unload(self) -> bool:
+        ws = self._worker_state
         return (self._keepalive.enabled and self._idle() and not self._stopping and not self._unloaded
-                and self._ready is not None and self._switching == 0 and self._worker is not None)
+                and ws.ready is not None and ws.switching_to is None and self._worker is not None)
 
     def _keep_alive_tick(self) -> None:
         now = self._clock()
@@ -422,7 +431,7 @@ class Daemon:
         if not self._worker.unload():  # a request still pending there: try again a full period later
             self._keepalive.restart(self._clock())
             return
-        self._ready = None
+        self._read_worker_state()
         model = self._model_name()
         log.info("%s unloaded after %g idle minute(s)", model, self.cfg.keep_alive_minutes)
         self._publish(StatusEvent("idle", f"{model} unloaded after {self.cfg.keep_alive_minutes:g} idle minute(s) "
@@ -431,9 +440,9 @@ class Daemon:
     def _reload_worker(self) -> None:
         if not self._unloaded or self._worker is None:
             return
-        self._reloading = True
         log.info("reloading %s", self._model_name())
         self._worker.reload()
+        self._read_worker_state()
 
     def _dispatch(self, event: Any) -> None:
         if isinstance(event, _Audio):
@@ -446,6 +455,8 @@ class Daemon:
             self._on_command(event)
         elif isinstance(event, _WorkerProgress):
             self._on_progress(event.progress)
+        elif isinstance(event, _WorkerStateChanged):
+            self._take_worker_state(event.state)
         elif isinstance(event, _WorkerReady):
             self._on_worker_ready(event)
         elif isinstance(event, _WorkerTrouble):
@@ -497,8 +508,9 @@ class Daemon:
                 self._journal_failed(exc)
         self._sound("start")
         log.info("recording started (%s)", source)
-        retry = (self._boot_error is not None and self._boot_error.code in _RETRY_DOWNLOAD_ON
-                 and self._model is not None and self._model.source == "hf")
+        gave_up, model = self._worker_state.gave_up, self._worker_state.model
+        retry = (gave_up is not None and gave_up.code in _RETRY_DOWNLOAD_ON
+                 and model is not None and model.source == "hf")
         if retry:
             self._retry_download()
         waiting = f"trying to download {self._model_name()} again" if retry else self._waiting_for()
@@ -614,21 +626,41 @@ class Daemon:
         """The edges a dictation's text goes to: output, history, journal (None until start())."""
         return self._parts
 
+    @property
+    def worker_state(self) -> WorkerState:
+        """The supervisor's WorkerState as of the last event the loop handled: the loop acts on
+        the worker's changes in the order their events arrive, so what it publishes never runs
+        ahead of what it has announced (a "ready" is not shown before the loading lines queued
+        ahead of it)."""
+        return self._worker_state
+
+    def _take_worker_state(self, state: WorkerState) -> None:
+        # an event posted before the loop read a newer state itself is already included in it
+        if state.version > self._worker_state.version:
+            self._worker_state = state
+
+    def _read_worker_state(self) -> None:
+        """After the loop's own call into the supervisor (start, unload, reload, switch, retry),
+        whose state change is the loop's to act on at once."""
+        if self._worker is not None:
+            self._take_worker_state(self._worker.state)
+
     def _model_name(self) -> str:
-        return self._model.name if self._model else ""
+        return self._worker_state.model_name
 
     def _on_progress(self, p: Progress) -> None:
-        if p.stage == "download" and p.unit == "B" and p.done is not None and (self._ready is None or self._switching):
+        ws = self._worker_state
+        if p.stage == "download" and p.unit == "B" and p.done is not None and (ws.ready is None or ws.switching_to):
             self._on_download(p)
             return
-        if p.stage == "transcribe" or self._ready is not None:
+        if p.stage == "transcribe" or ws.ready is not None:
             return
-        if self._reloading and not self._idle():
+        if ws.reloading and not self._idle():
             return  # a reload under a recording: "recording"/"transcribing" stays on show
         lo, hi = _STAGE_SPAN.get(p.stage, (0.0, 100.0))
         percent = lo + (hi - lo) * (p.fraction or 0.0)
         with self._publish_lock:
-            if self._ready is None:  # checked again: ready may have been published meanwhile
+            if self._worker_state.ready is None:  # checked again: ready may have been published meanwhile
                 self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name(),
                                           stage=p.stage))
 
@@ -637,25 +669,27 @@ class Daemon:
         self._download = DownloadView()
 
     def _downloading(self) -> bool:
-        return self._download.active and self._ready is None
+        return self._download.active and self._worker_state.ready is None
 
     def _waiting_for(self) -> str:
         """What a recording made now waits for ("" when the model is ready to transcribe it)."""
-        if self._ready is not None or self._unloaded:
+        if self._worker_state.ready is not None or self._unloaded:
             return ""
         name = self._model_name()
         if self._downloading():
             return self._download.waiting(name)
-        if self._boot_error is not None:
-            return f"{name} could not be loaded ({self._boot_error.code})"
+        gave_up = self._worker_state.gave_up
+        if gave_up is not None:
+            return f"{name} could not be loaded ({gave_up.code})"
         return f"{name} is still loading"
 
     def _on_download(self, p: Progress) -> None:
         """Bytes of the model arriving: the live line (tray, console, followers) and the
         notices :class:`DownloadView` decides on. A recording keeps its own state on show."""
-        name = self._switch_name if self._switching else self._model_name()
+        switching_to = self._worker_state.switching_to
+        name = switching_to.name if switching_to is not None else self._model_name()
         with self._publish_lock:
-            if self._ready is not None and not self._switching:
+            if self._worker_state.ready is not None and switching_to is None:
                 return  # ready was published meanwhile
             said = self._download.feed(p, self._clock(), name, quiet=self._session is not None)
             if not said.line:  # `ctrlspeak status` still gets the latest numbers
@@ -671,20 +705,18 @@ class Daemon:
 
     def _retry_download(self) -> None:
         """A dictation after the download gave up tries it again (it continues where it stopped)."""
-        assert self._worker is not None and self._model is not None
-        log.info("dictation while %s is not downloaded: trying the download again", self._model.name)
-        self._boot_error = None
+        assert self._worker is not None
+        log.info("dictation while %s is not downloaded: trying the download again", self._model_name())
         self._reset_download()
-        self._worker.switch(self._model)  # a fresh worker on the same model; ready arrives as usual
+        self._worker.retry()  # a fresh worker on the same model; ready arrives as usual
+        self._read_worker_state()
 
     def _on_worker_ready(self, event: _WorkerReady) -> None:
         from ctrlspeak import sdnotify
 
         ready = event.ready
-        first = self._ready is None and self._boot_error is None and not self._was_ready
-        reloaded, self._reloading = self._reloading, False
-        self._ready, self._boot_error, self._was_ready = ready, None, True
-        self._model = self._worker.model if self._worker else self._model
+        # the state that made this worker ready came before this event (the supervisor sends it first)
+        first, reloaded = self._worker_state.first_ready, self._worker_state.booted_by == "reload"
         sdnotify.ready()
         message = f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s"
         message += self._download.summary()
@@ -710,12 +742,10 @@ class Daemon:
         self._publish(StatusEvent("ready", message if first else f"worker restarted; {message}", model=ready.model))
 
     def _on_worker_trouble(self, event: _WorkerTrouble) -> None:
-        self._ready, self._reloading = None, False
+        # the worker state (restarting, or gave up: the person can switch model with
+        # `ctrlspeak model NAME`) came before this event; here it is told
         error = event.error
-        if event.final:
-            # the daemon stays up: the person can switch model (`ctrlspeak model NAME`)
-            self._boot_error = error
-        elif not self._idle():
+        if not event.final and not self._idle():
             goes_on = "the recording goes on" if self._session is not None else "its audio is sent again"
             error = type(error)(f"{error.message}; {goes_on} and nothing is lost", hint=error.hint)
         self._publish_error(error)
@@ -726,26 +756,21 @@ class Daemon:
         ref = registry.resolve(name)
         assert self._worker is not None
         self._publish(StatusEvent("loading", f"switching to {ref.name}", percent=0.0, model=ref.name))
-        was_unloaded = self._unloaded
         self._reset_download()
-        self._switch_name = ref.name
-        future = self._worker.switch(ref)
-        if was_unloaded:  # switch() started a fresh worker on the new model
-            self._reloading = True
-        self._switching += 1
+        future = self._worker.switch(ref)  # while unloaded it starts a fresh worker: a reload
+        self._read_worker_state()
         future.add_done_callback(lambda f: self._inbox.put(_ModelSwitched(ref, f)))
         return {"switching": ref.name}
 
     def _on_model_switched(self, event: _ModelSwitched) -> None:
-        self._switching -= 1
+        # the supervisor's state (the new model, or the old one kept) came before this event
         try:
             ready = event.future.result()
         except errors.CtrlspeakError as exc:
             self._publish_error(exc)
-            if self._ready is not None:
+            if self._worker_state.ready is not None:
                 self._publish(StatusEvent("ready", f"still using {self._model_name()}", model=self._model_name()))
             return
-        self._model, self._ready, self._boot_error = event.ref, ready, None
         self._publish(StatusEvent("ready", f"switched to {ready.model}", model=ready.model))
 
     # -- control socket and hotkey ------------------------------------------------------
@@ -893,9 +918,9 @@ class Daemon:
             return "transcribing"
         if self._unloaded:
             return "idle"
-        if self._ready is not None:
+        if self._worker_state.ready is not None:
             return "ready"
-        return "error" if self._boot_error is not None else "loading"
+        return "error" if self._worker_state.gave_up is not None else "loading"
 
     def _publish(self, event: StatusEvent) -> None:
         with self._publish_lock:
@@ -906,16 +931,16 @@ class Daemon:
         self._snapshot = {
             "state": self._state(),
             "model": self._model_name(),
-            "worker_ready": self._ready is not None,
+            "worker_ready": self._worker_state.ready is not None,
             "unloaded": self._unloaded,
             "pid": os.getpid(),
             "worker_pid": self._worker.pid if self._worker else None,
             "last": event.to_json(),
         }
-        if self._boot_error is not None and self._ready is None:
-            self._snapshot["error"] = {"code": self._boot_error.code, "message": self._boot_error.message,
-                                       "hint": self._boot_error.hint}
-        if self._downloading() or (self._switching and self._download.active):
+        gave_up = self._worker_state.gave_up
+        if gave_up is not None and self._worker_state.ready is None:
+            self._snapshot["error"] = {"code": gave_up.code, "message": gave_up.message, "hint": gave_up.hint}
+        if self._downloading() or (self._worker_state.switching_to is not None and self._download.active):
             self._snapshot["download"] = self._download.to_json()
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:

@@ -1,19 +1,32 @@
 """Messages between the daemon (main process) and the transcription worker.
 
 Every message is a small frozen dataclass defined here, and nothing else crosses the
-process boundary. The worker is started with an explicit ``spawn`` context::
+process boundary. Every request carries an id and gets exactly one reply carrying the
+same id, matched in one table (``WorkerClient._pending``, like ``pending_work_items`` in
+``concurrent/futures/process.py``). The boot needs no request: its reply carries
+:data:`BOOT_ID`. The worker is started with an explicit ``spawn`` context::
 
-    daemon / CLI (main process)                         worker (spawned, holds torch + NeMo)
-    ---------------------------                         ------------------------------------
-    WorkerClient.submit() ---- requests ------------->  serve loop
-                               TranscribeRequest | LoadModel | Shutdown
-    dispatcher thread <------- results --------------  WorkerReady | Transcript | Failure
-                               (never dropped: the worker blocks rather than lose one)
-    dispatcher thread <------- events ---------------  Progress
-                               (bounded; when full the oldest progress is dropped,
-                                so emitting never blocks the worker)
-    dispatcher thread <------- process sentinel -----  readable when the worker dies
-    worker watchdog   <------- parent sentinel ------  readable when the daemon dies
+    daemon (main process)                                      worker (spawned, torch + NeMo)
+    ---------------------                                      ------------------------------
+    Supervisor (one deadline thread: hang deadlines, restart backoff)
+      | submit(id="r1.1") / switch(id="load-3")    ^ futures resolved by id
+      v                                            |
+    WorkerClient                                   |
+      _pending: {id: Future}  (one table)          |
+      submit()/load_model() --- requests -------------->  serve loop
+                                TranscribeRequest(id) | LoadModel(id) | Shutdown
+      dispatcher thread <------ results ----------------  Transcript(id) | WorkerReady(id) | Failure(id)
+                                (never dropped: the worker blocks rather than lose one;
+                                 the boot's reply has id BOOT_ID)
+      dispatcher thread <------ events -----------------  Progress
+                                (bounded; when full the oldest progress is dropped,
+                                 so emitting never blocks the worker)
+      dispatcher thread <------ process sentinel -------  readable when the worker dies
+                                (every pending future fails with ERR_WORKER_CRASHED)
+      worker watchdog   <------ parent sentinel --------  readable when the daemon dies
+
+The Supervisor gives each attempt of a request its own id (``<request>.<attempt>``), so
+a late reply from an attempt it gave up on never answers the retry.
 
 Audio travels as float32 16 kHz mono numpy arrays in memory (pickled by the queue);
 nothing is written to temporary WAV files. Resampling and downmixing happen on the
@@ -22,6 +35,7 @@ daemon side (:mod:`ctrlspeak.audio`), so the worker only ever sees 16 kHz mono.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -29,8 +43,11 @@ from ctrlspeak import errors
 
 SAMPLE_RATE = 16_000
 
-#: loading stages in the order the worker goes through them
-STAGES = ("download", "import", "restore", "warmup", "transcribe")
+#: the steps of long work, in the order the worker goes through them
+Stage = Literal["download", "import", "restore", "warmup", "transcribe"]
+
+#: the id of the boot's reply (the WorkerReady or Failure for the model in WorkerSettings)
+BOOT_ID = "boot"
 
 
 @dataclass(frozen=True)
@@ -98,8 +115,9 @@ class TranscribeRequest:
 
 @dataclass(frozen=True)
 class LoadModel:
-    """Switch the worker to another model; answered by WorkerReady or a Failure."""
+    """Switch the worker to another model; answered by WorkerReady or a Failure with ``id``."""
 
+    id: str
     model: ModelRef
 
 
@@ -133,7 +151,7 @@ class Transcript:
 class Progress:
     """A step of long work. ``fraction`` is None when the amount of work is unknown."""
 
-    stage: str
+    stage: Stage
     fraction: float | None
     message: str = ""
     done: float | None = None
@@ -155,12 +173,15 @@ class WorkerReady:
     load_s: float
     rss_bytes: int
     pid: int
+    #: the LoadModel this answers, or BOOT_ID for the model the worker was started with
+    id: str = BOOT_ID
 
 
 @dataclass(frozen=True)
 class Failure:
-    """An error crossing the process boundary. ``id`` is None for failures not tied to a
-    request (a model that cannot be loaded)."""
+    """An error crossing the process boundary. ``id`` is the request it answers (BOOT_ID
+    when the worker's first model cannot be loaded); None only for a message the worker
+    could not tell apart."""
 
     id: str | None
     code: str

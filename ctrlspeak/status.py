@@ -34,7 +34,7 @@ class StatusEvent:
     message: str = ""
     #: model loading progress, 0-100
     percent: float | None = None
-    #: the loading stage ("download", "import", "restore", "warmup"; see ipc.STAGES)
+    #: the loading stage ("download", "import", "restore", "warmup"; see ipc.Stage)
     stage: str | None = None
     #: the stop tap (or command) to the text at the cursor: the paste keystroke, not the
     #: clipboard restore after it

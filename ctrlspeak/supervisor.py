@@ -14,17 +14,27 @@ and hands out futures that outlive it:
   once; a second hang fails it with ``ERR_WORKER_HUNG``;
 * a model switch that fails keeps the previous model (the worker only replaces its model
   once the new one has loaded);
+* it publishes one frozen :class:`~ctrlspeak.worker_state.WorkerState` (phase, model,
+  pid, last error) at every transition: ``state`` and the ``on_state`` callback;
 * an idle worker can be unloaded (``keep_alive_minutes``): it is stopped, and the next
   :meth:`~Supervisor.reload`, :meth:`~Supervisor.submit` or :meth:`~Supervisor.switch`
   starts a fresh one; requests wait for it like they wait for the first boot.
 
-Thread safety: callbacks arrive on the client's dispatcher thread and on timer threads;
-one lock guards the supervisor's table of requests.
+Deadlines: every hang deadline (one per request attempt) and the restart backoff are
+numbers on the supervisor's one deadline thread, which waits on a condition until the
+nearest is due (as CPython's executor manager thread waits in one place), never a
+``threading.Timer`` each. The clock is injected; :meth:`Supervisor.check_deadlines` acts on
+what is due, so tests with a fake clock drive it without sleeping.
+
+Thread safety: callbacks arrive on the client's dispatcher thread and on the deadline
+thread; one lock guards the supervisor's table of requests and its deadlines.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -35,29 +45,14 @@ import numpy as np
 
 from ctrlspeak import errors
 from ctrlspeak.backoff import Backoff
+from ctrlspeak.deadlines import DeadlineThread, SpeedEstimate
 from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
 from ctrlspeak.worker_client import WorkerClient, describe_exit
+from ctrlspeak.worker_state import BootCause, WorkerPhase, WorkerState
 
 log = logging.getLogger(__name__)
 
-
-class SpeedEstimate:
-    """How long a request should take: audio seconds over measured RTFx, with room to spare."""
-
-    def __init__(self, initial_rtfx: float = 2.0, margin_s: float = 20.0, factor: float = 6.0) -> None:
-        self.rtfx = initial_rtfx
-        self.margin_s, self.factor = margin_s, factor
-        self._measured = False
-
-    def observe(self, audio_s: float, compute_s: float) -> None:
-        if compute_s <= 0 or audio_s < 0.5:
-            return
-        sample = audio_s / compute_s
-        self.rtfx = sample if not self._measured else 0.8 * self.rtfx + 0.2 * sample
-        self._measured = True
-
-    def deadline_s(self, audio_s: float) -> float:
-        return self.margin_s + self.factor * audio_s / max(self.rtfx, 0.05)
+__all__ = ["Backoff", "SpeedEstimate", "Supervisor"]
 
 
 @dataclass
@@ -69,7 +64,8 @@ class _Request:
     attempts: int = 0
     hangs: int = 0
     generation: int = -1
-    timer: threading.Timer | None = field(default=None, repr=False)
+    #: clock time past which the current attempt counts as hung (None: not in the worker)
+    deadline: float | None = field(default=None, repr=False)
 
 
 ClientFactory = Callable[..., Any]
@@ -84,36 +80,63 @@ class Supervisor:
         on_progress: Callable[[Progress], None] = lambda p: None,
         on_ready: Callable[[WorkerReady], None] = lambda r: None,
         on_trouble: Callable[[errors.CtrlspeakError, bool], None] = lambda e, final: None,
+        on_state: Callable[[WorkerState], None] = lambda s: None,
         max_boot_failures: int = 3,
         max_attempts: int = 3,
         backoff: Backoff | None = None,
         speed: SpeedEstimate | None = None,
         client_factory: ClientFactory = WorkerClient,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings_for = settings_for
         self.model = model
         self._on_progress = on_progress
         self._on_ready = on_ready
         self._on_trouble = on_trouble
+        self._on_state = on_state
         self._max_boot_failures = max_boot_failures
         self._max_attempts = max_attempts
         self._backoff = backoff or Backoff()
         self.speed = speed or SpeedEstimate()
         self._factory = client_factory
+        self._clock = clock
         self._lock = threading.RLock()
+        #: wakes the deadline thread when a deadline is set, or to stop it
+        self._wake = threading.Condition(self._lock)
+        self._deadlines = DeadlineThread(self._wake, clock, self.check_deadlines, self._next_deadline,
+                                         lambda: self._closed, name="supervisor-deadlines")
         self._requests: dict[str, _Request] = {}
         self._client: Any = None
         self._generation = 0
         self._ready: WorkerReady | None = None
         self._boot_failures = 0
-        self._restart_timer: threading.Timer | None = None
+        #: clock time of the next worker restart (None: none scheduled)
+        self._restart_at: float | None = None
         self._closed = False
         self._switch_waiter: Future | None = None
         self._loading: Future | None = None  # an in-place model switch
-        #: the worker was stopped by unload() and none is running until the next reload
-        self.unloaded = False
-        self.gave_up: errors.CtrlspeakError | None = None
         self.restarts = 0
+        self._ever_ready = False
+        self._state = WorkerState("starting", model)
+
+    @property
+    def state(self) -> WorkerState:
+        """The worker's state now (frozen; a new one at every transition)."""
+        return self._state
+
+    @property
+    def unloaded(self) -> bool:
+        """The worker was stopped by unload() and none runs until the next reload."""
+        return self._state.phase == "unloaded"
+
+    @property
+    def gave_up(self) -> errors.CtrlspeakError | None:
+        return self._state.gave_up
+
+    def _set_state(self, **changes: Any) -> None:
+        # called with the lock held, so states reach on_state in the order they were made
+        self._state = dataclasses.replace(self._state, version=self._state.version + 1, **changes)
+        self._on_state(self._state)
 
     # -- public -------------------------------------------------------------------------
     @property
@@ -126,7 +149,7 @@ class Supervisor:
 
     def start(self) -> None:
         with self._lock:
-            self._spawn()
+            self._spawn("starting", "start")
 
     def submit(self, audio: np.ndarray, options: TranscribeOptions | None = None) -> Future:
         request = _Request(uuid.uuid4().hex[:12], np.ascontiguousarray(audio, np.float32),
@@ -154,18 +177,29 @@ class Supervisor:
             if self._ready is not None and self._client is not None:
                 future = self._client.load_model(model)
                 self._loading = future
+                self._set_state(phase="switching", switching_to=model)
                 future.add_done_callback(lambda f: self._switched(model, f))
                 return future
+            cause: BootCause = "reload" if self.unloaded else "switch"
             self.model = model
-            self.unloaded = False
-            self.gave_up = None
             self._boot_failures = 0
             self._backoff.reset()
             self._retire_client()
             future: Future = Future()
             self._switch_waiter = future
-            self._spawn()
+            # the state keeps the old model until the new one is ready, as an in-place switch does
+            self._spawn("switching", cause, switching_to=model, error=None)
             return future
+
+    def retry(self) -> None:
+        """Start a fresh worker on the same model after giving up (a download that failed)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._boot_failures = 0
+            self._backoff.reset()
+            self._retire_client()
+            self._spawn("restarting", "retry", error=None)
 
     def unload(self) -> bool:
         """Stop an idle worker to free its memory; False (and nothing done) unless it is
@@ -177,8 +211,8 @@ class Supervisor:
                 return False
             log.info("unloading the idle worker %s (%s)", self._client.pid, self.model.name)
             self._ready = None
-            self.unloaded = True
             self._retire_client()  # stops it on a thread: the caller does not wait
+            self._set_state(phase="unloaded", ready=None, pid=None)
             return True
 
     def reload(self) -> bool:
@@ -190,22 +224,22 @@ class Supervisor:
             return True
 
     def _reload(self) -> None:
-        self.unloaded = False
         self._backoff.reset()
-        self._spawn()
+        self._spawn("reloading", "reload")
 
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
             self._closed = True
-            if self._restart_timer is not None:
-                self._restart_timer.cancel()
+            self._restart_at = None
+            self._wake.notify_all()  # the deadline thread sees _closed and ends
+            self._set_state(phase="closed", ready=None, pid=None)
             client, self._client = self._client, None
             pending = list(self._requests.values())
             self._requests.clear()
         if client is not None:
             client.close(timeout=timeout)
         for request in pending:
-            self._cancel_timer(request)
+            request.deadline = None
             if not request.future.done():
                 request.future.set_exception(errors.WorkerCrashed("the daemon is shutting down"))
 
@@ -214,14 +248,45 @@ class Supervisor:
         if client is not None:
             client.kill()
 
+    # -- deadlines ----------------------------------------------------------------------
+    def check_deadlines(self) -> float | None:
+        """Act on every deadline that has passed by the clock (hung requests, a due restart);
+        return the clock time of the next one, None when none is set."""
+        with self._lock:
+            if self._closed:
+                return None
+            now = self._clock()
+            hung = [(r.id, r.attempts) for r in self._requests.values()
+                    if r.deadline is not None and r.deadline <= now and not r.future.done()]
+            for request_id, _ in hung:
+                self._requests[request_id].deadline = None
+            restart = self._restart_at is not None and self._restart_at <= now
+            if restart:
+                self._restart_at = None
+        # hangs first: their kill must hit the worker that hung, not a fresh one
+        for request_id, attempt in hung:
+            self._timed_out(request_id, attempt)
+        if restart:
+            self._restart()
+        with self._lock:
+            return self._next_deadline()
+
+    def _next_deadline(self) -> float | None:
+        times = [r.deadline for r in self._requests.values() if r.deadline is not None]
+        if self._restart_at is not None:
+            times.append(self._restart_at)
+        return min(times, default=None)
+
     # -- worker life cycle --------------------------------------------------------------
-    def _spawn(self) -> None:
+    def _spawn(self, phase: WorkerPhase, cause: BootCause, **changes: Any) -> None:
+        self._deadlines.start()
         self._generation += 1
         generation = self._generation
         client = self._factory(self._settings_for(self.model), on_progress=self._on_progress,
                                on_exit=lambda code: self._exited(generation, code))
         self._client, self._ready = client, None
         client.start()
+        self._set_state(phase=phase, booted_by=cause, pid=client.pid, ready=None, **changes)
         client.ready.add_done_callback(lambda f: self._booted(generation, f))
 
     def _retire_client(self) -> None:
@@ -243,6 +308,9 @@ class Supervisor:
             self._boot_failures = 0
             self._backoff.reset()
             waiter, self._switch_waiter = self._switch_waiter, None
+            first, self._ever_ready = not self._ever_ready and waiter is None, True
+            self._set_state(phase="ready", model=self.model, ready=ready, error=None, switching_to=None,
+                            first_ready=first)
             pending = [r for r in self._requests.values() if not r.future.done()]
             for request in pending:
                 self._send(request)
@@ -256,21 +324,23 @@ class Supervisor:
                                      errors.DeviceUnavailable, errors.DiskSpaceError))
         if permanent or self._boot_failures >= self._max_boot_failures:
             # gunicorn's rule: a worker that cannot boot is not respawned in a loop
+            gave_up: errors.CtrlspeakError
             if permanent:
-                self.gave_up = exc
+                gave_up = exc
             elif isinstance(exc, errors.ModelDownloadError):  # its code and hint say what to do
-                self.gave_up = errors.ModelDownloadError(f"{exc.message} (gave up after {self._boot_failures} "
-                                                         "workers tried)", hint=exc.hint)
+                gave_up = errors.ModelDownloadError(f"{exc.message} (gave up after {self._boot_failures} "
+                                                    "workers tried)", hint=exc.hint)
             else:
-                self.gave_up = errors.WorkerBootError(
+                gave_up = errors.WorkerBootError(
                     f"the worker failed to start {self._boot_failures} times in a row: {exc.message}")
-            log.error("not restarting the worker: %s", self.gave_up.one_line())
+            log.error("not restarting the worker: %s", gave_up.one_line())
+            self._set_state(phase="gave_up", error=gave_up, ready=None, switching_to=None)
             waiter, self._switch_waiter = self._switch_waiter, None
             for request in list(self._requests.values()):
-                self._fail(request, self.gave_up)
+                self._fail(request, gave_up)
             if waiter is not None and not waiter.done():
-                waiter.set_exception(self.gave_up)
-            self._on_trouble(self.gave_up, True)
+                waiter.set_exception(gave_up)
+            self._on_trouble(gave_up, True)
             return
         self._schedule_restart(exc)
 
@@ -289,35 +359,38 @@ class Supervisor:
     def _schedule_restart(self, exc: errors.CtrlspeakError) -> None:
         delay = self._backoff.next()
         self.restarts += 1
+        self._set_state(phase="restarting", error=exc, ready=None)
         self._on_trouble(exc, False)
         log.info("restarting the worker in %.0f s", delay)
-        self._restart_timer = threading.Timer(delay, self._restart)
-        self._restart_timer.daemon = True
-        self._restart_timer.start()
+        self._restart_at = self._clock() + delay
+        self._wake.notify_all()
 
     def _restart(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._retire_client()
-            self._spawn()
+            self._spawn("restarting", "restart")
 
     def _switched(self, model: ModelRef, future: Future) -> None:
-        if future.exception() is None:
-            with self._lock:
+        with self._lock:
+            if self._closed:
+                return
+            if future.exception() is None:
                 self.model = model
                 self._ready = future.result()
+                self._set_state(phase="ready", model=model, ready=self._ready, switching_to=None)
+            else:  # the old model stays (or the worker died meanwhile: its phase stays)
+                phase = "ready" if self._state.phase == "switching" else self._state.phase
+                self._set_state(phase=phase, switching_to=None)
 
     # -- requests -----------------------------------------------------------------------
     def _send(self, request: _Request) -> None:
         request.attempts += 1
         request.generation = self._generation
         inner = self._client.submit(request.audio, request.options, request_id=f"{request.id}.{request.attempts}")
-        deadline = self.speed.deadline_s(request.audio.size / 16000)
-        self._cancel_timer(request)
-        request.timer = threading.Timer(deadline, self._timed_out, args=(request.id, request.attempts))
-        request.timer.daemon = True
-        request.timer.start()
+        request.deadline = self._clock() + self.speed.deadline_s(request.audio.size / 16000)
+        self._wake.notify_all()
         inner.add_done_callback(lambda f: self._answered(request, request.attempts, f))
 
     def _answered(self, request: _Request, attempt: int, inner: Future) -> None:
@@ -326,7 +399,7 @@ class Supervisor:
                 return  # an answer from an attempt we already gave up on
             exc = inner.exception()
             if exc is None:
-                self._cancel_timer(request)
+                request.deadline = None
                 self._requests.pop(request.id, None)
                 transcript: Transcript = inner.result()
                 self.speed.observe(transcript.timings.audio_s, transcript.timings.compute_s)
@@ -334,7 +407,7 @@ class Supervisor:
                 return
             if isinstance(exc, errors.WorkerError) and not self._closed:
                 if request.attempts < self._max_attempts:
-                    self._cancel_timer(request)
+                    request.deadline = None
                     return  # resent when the restarted worker is ready
             self._fail(request, exc if isinstance(exc, errors.CtrlspeakError) else errors.TranscribeError(str(exc)))
 
@@ -350,18 +423,15 @@ class Supervisor:
                 self._fail(request, errors.WorkerHung(
                     "the worker hung twice on this recording; it is kept in the journal for `ctrlspeak retry`"))
             client = self._client
-        self._on_trouble(errors.WorkerHung("the transcription worker stopped responding; restarting it"), False)
+            hung = errors.WorkerHung("the transcription worker stopped responding; restarting it")
+            # not ready from now on, though the supervisor's _ready stays until its exit is seen
+            self._set_state(phase="restarting", error=hung, ready=None)
+        self._on_trouble(hung, False)
         if client is not None:
             client.kill()  # the sentinel then drives the normal restart-and-resend path
 
     def _fail(self, request: _Request, exc: errors.CtrlspeakError) -> None:
-        self._cancel_timer(request)
+        request.deadline = None
         self._requests.pop(request.id, None)
         if not request.future.done():
             request.future.set_exception(exc)
-
-    @staticmethod
-    def _cancel_timer(request: _Request) -> None:
-        if request.timer is not None:
-            request.timer.cancel()
-            request.timer = None

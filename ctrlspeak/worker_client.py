@@ -3,8 +3,10 @@
 The worker is started from an explicit ``spawn`` context (never a global start method).
 One dispatcher thread waits on the results queue, the progress queue and the process
 sentinel together (``multiprocessing.connection.wait``, as concurrent.futures does), so it
-sleeps until something happens and notices a dead worker at once. Requests are matched
-to replies by id through futures. See :mod:`ctrlspeak.ipc` for the picture.
+sleeps until something happens and notices a dead worker at once. Every request
+(transcription or model switch) and the boot itself has an id and one future in one
+table, ``_pending``; a reply resolves the future with its id, never by arrival order.
+See :mod:`ctrlspeak.ipc` for the picture.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from ctrlspeak import errors
 from ctrlspeak.ipc import (
+    BOOT_ID,
     Failure,
     LoadModel,
     ModelRef,
@@ -71,9 +74,9 @@ class WorkerClient:
         self._process: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._pending: dict[str, Future[Transcript]] = {}
-        self._loads: list[Future[WorkerReady]] = []
         self.ready: Future[WorkerReady] = Future()
+        #: every request waiting for its reply, by id (the boot's under BOOT_ID)
+        self._pending: dict[str, Future[Any]] = {BOOT_ID: self.ready}
         self.started_at = 0.0
         self.ready_at = 0.0
         self.exited = threading.Event()
@@ -160,11 +163,15 @@ class WorkerClient:
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions | None = None, timeout: float | None = None) -> Transcript:
         return self.submit(audio, options).result(timeout)
 
-    def load_model(self, model: ModelRef) -> Future[WorkerReady]:
+    def load_model(self, model: ModelRef, request_id: str | None = None) -> Future[WorkerReady]:
+        request = LoadModel(id=request_id or f"load-{uuid.uuid4().hex[:12]}", model=model)
         future: Future[WorkerReady] = Future()
         with self._lock:
-            self._loads.append(future)
-        self._requests.put(LoadModel(model))
+            if self.exited.is_set():
+                future.set_exception(errors.WorkerCrashed(f"the worker {describe_exit(self.exitcode)}"))
+                return future
+            self._pending[request.id] = future
+        self._requests.put(request)
         return future
 
     # -- dispatcher thread ------------------------------------------------------------
@@ -175,10 +182,10 @@ class WorkerClient:
         while True:
             readable = multiprocessing.connection.wait([results_r, events_r, sentinel])
             if results_r in readable:
-                self._handle(self._results.get())
+                self.deliver(self._results.get())
             if events_r in readable:
                 try:
-                    self._handle(self._events.get_nowait())
+                    self.deliver(self._events.get_nowait())
                 except queue.Empty:
                     pass  # the worker dropped a stale one under us
             if sentinel in readable:
@@ -191,60 +198,48 @@ class WorkerClient:
         for q in (self._results, self._events):
             while True:
                 try:
-                    self._handle(q.get(timeout=0.05))
+                    self.deliver(q.get(timeout=0.05))
                 except (queue.Empty, EOFError, OSError):
                     break
 
-    def _handle(self, message: object) -> None:
+    def deliver(self, message: object) -> None:
+        """Resolve the future a message from the worker answers (the dispatcher thread calls
+        this for every message; tests call it to play a worker's replies in any order)."""
         if isinstance(message, Progress):
             if self._on_progress is not None:
                 self._on_progress(message)
-        elif isinstance(message, Transcript):
-            with self._lock:
-                future = self._pending.pop(message.id, None)
-            if future is not None:
-                future.set_result(message)
-        elif isinstance(message, WorkerReady):
-            if not self.ready.done():
-                self.ready_at = time.monotonic()
-                self.ready.set_result(message)
-            else:
-                with self._lock:
-                    load = self._loads.pop(0) if self._loads else None
-                if load is not None:
-                    load.set_result(message)
-        elif isinstance(message, Failure):
-            self._handle_failure(message)
-        else:
-            log.warning("unexpected message from worker: %r", type(message).__name__)
-
-    def _handle_failure(self, failure: Failure) -> None:
-        error = failure.to_error()
-        if failure.id is not None:
-            with self._lock:
-                future = self._pending.pop(failure.id, None)
-            if future is not None:
-                future.set_exception(error)
             return
-        if not self.ready.done():
-            self.ready.set_exception(error)
+        if not isinstance(message, (Transcript, WorkerReady, Failure)):
+            log.warning("unexpected message from worker: %r", type(message).__name__)
+            return
+        if message.id is None:  # a Failure the worker could not tie to a request
+            log.warning("worker failure with no request id: %s %s", getattr(message, "code", ""),
+                        getattr(message, "message", ""))
             return
         with self._lock:
-            load = self._loads.pop(0) if self._loads else None
-        if load is not None:
-            load.set_exception(error)
+            future = self._pending.pop(message.id, None)
+        if future is None or future.done():
+            log.debug("reply %s matches no pending request", message.id)
+            return
+        if isinstance(message, Failure):
+            future.set_exception(message.to_error())
+            return
+        if message.id == BOOT_ID:
+            self.ready_at = time.monotonic()
+        future.set_result(message)
 
     def _on_exit(self) -> None:
         how = describe_exit(self.exitcode)
         with self._lock:
             self.exited.set()
-            pending = list(self._pending.values()) + list(self._loads)
+            boot = self._pending.pop(BOOT_ID, None)
+            pending = list(self._pending.values())
             self._pending.clear()
-            self._loads.clear()
-        if not self.ready.done():
-            self.ready.set_exception(errors.WorkerBootError(f"the worker {how} before it was ready"))
+        if boot is not None and not boot.done():
+            boot.set_exception(errors.WorkerBootError(f"the worker {how} before it was ready"))
         for future in pending:
-            future.set_exception(errors.WorkerCrashed(f"the worker {how} while handling the request"))
+            if not future.done():
+                future.set_exception(errors.WorkerCrashed(f"the worker {how} while handling the request"))
         if self._on_exit_cb is not None:
             self._on_exit_cb(self.exitcode)
 

@@ -184,7 +184,7 @@ class FakeOutput:
 
 
 def make_daemon(keep_alive_minutes: float = 0.0, clock: Callable[[], float] = time.monotonic,
-                **cfg: Any) -> tuple[daemon_mod.Daemon, list]:
+                model: ModelRef = REF, **cfg: Any) -> tuple[daemon_mod.Daemon, list]:
     """A daemon with fakes at its edges (call :func:`use_fake_workers` first) and its worker
     starting; returns it and the list its status events go to."""
     if not isinstance(daemon_mod.Supervisor, functools.partial):  # never a real worker process here
@@ -194,8 +194,8 @@ def make_daemon(keep_alive_minutes: float = 0.0, clock: Callable[[], float] = ti
     d = daemon_mod.Daemon(Config(**{**base, **cfg}), console=False, hotkey=False, tray=False, clock=clock)
     events: list = []
     d.status.add("test", events.append)
-    d._vad, d._recorder, d.parts.output, d._model = EnergyVad(), FakeRecorder(), FakeOutput(), REF
-    d._start_worker(REF)
+    d._vad, d._recorder, d.parts.output = EnergyVad(), FakeRecorder(), FakeOutput()
+    d._start_worker(model)
     return d, events
 
 
@@ -241,7 +241,7 @@ def dictate(d: daemon_mod.Daemon, clock: FakeClock | None = None) -> str:
         clock.now += 1.0
     d._inbox.put(daemon_mod._Audio(speech()))
     command(d, "stop")
-    pump(d, lambda: len(d.parts.output.texts) > delivered and d._ready is not None)
+    pump(d, lambda: len(d.parts.output.texts) > delivered and d._snapshot.get("worker_ready"))
     return d.parts.output.texts[-1]
 
 
@@ -259,7 +259,7 @@ class DaemonsWithStores:
         d.parts.history = History(timeout=0.3)
         self.made.append(d)
         d._open_journal()  # recovers what a crash left, as start() does
-        pump(d, lambda: d._ready is not None)
+        pump(d, lambda: d._snapshot.get("worker_ready"))
         return d, events
 
     def close(self) -> None:

@@ -198,7 +198,7 @@ def test_a_second_signal_forces_the_exit(stores, workers: FakeWorkers):
 
 def test_a_stuck_loop_is_exited_by_the_relay_after_a_second_signal(workers, monkeypatch):
     d, _ = fakes.make_daemon()  # no loop runs: as if stuck in a call that never returns
-    pump(d, lambda: d._ready is not None)
+    pump(d, lambda: d._snapshot.get("worker_ready"))
     exits: list[int] = []
     monkeypatch.setattr(daemon_mod, "FORCE_EXIT_S", 0.05)
     monkeypatch.setattr(daemon_mod.os, "_exit", exits.append)
@@ -212,7 +212,7 @@ def test_a_stuck_loop_is_exited_by_the_relay_after_a_second_signal(workers, monk
 
 def test_after_a_second_signal_a_loop_that_gets_out_needs_no_help(workers, monkeypatch):
     d, _ = fakes.make_daemon()
-    pump(d, lambda: d._ready is not None)
+    pump(d, lambda: d._snapshot.get("worker_ready"))
     exits: list[int] = []
     monkeypatch.setattr(daemon_mod.os, "_exit", exits.append)
     loop = Loop(d)

@@ -17,8 +17,7 @@ HF = ModelRef("parakeet", "hf", hf_id="nvidia/parakeet-tdt-0.6b-v3", filename="p
 def downloading(workers):
     workers.auto_boot = False  # the test says when the download is over
     clock = FakeClock()
-    d, events = make_daemon(0.0, clock)
-    d._model = HF
+    d, events = make_daemon(0.0, clock, model=HF)
     yield d, events, clock
     d.supervisor.close()
 
@@ -46,7 +45,7 @@ def test_download_progress_goes_to_the_status_line_and_a_notice_says_how_long(do
     _bytes(d, clock, 100 * MB)
     clock.now += 30.0  # importing NeMo and loading: not download time
     workers.instances[0].boot()
-    pump(d, lambda: d._ready is not None)
+    pump(d, lambda: d._snapshot.get("worker_ready"))
     assert events[-1].state == "ready" and events[-1].message.endswith("; downloaded 100 MB in 10 s")
 
 
@@ -95,7 +94,7 @@ def test_retries_show_on_the_line_each_time_and_as_a_notice_once_a_minute(downlo
 def test_a_dictation_after_the_download_gave_up_tries_it_again_and_is_typed(downloading, workers):
     d, events, _clock = downloading
     workers.instances[0].ready.set_exception(errors.DiskSpaceError("not enough disk space: 2.5 GB for parakeet"))
-    pump(d, lambda: d._boot_error is not None)
+    pump(d, lambda: d._snapshot.get("state") == "error")
     assert events[-1].state == "error" and events[-1].code == "ERR_DISK_SPACE"
     assert d.start_recording("test") is None  # the person freed some space, and dictates
     assert len(workers.instances) == 2, "a fresh worker tries the download again"

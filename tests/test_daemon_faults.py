@@ -28,7 +28,7 @@ def workers(monkeypatch) -> FakeWorkers:
 
 def make_daemon(**cfg) -> tuple[daemon_mod.Daemon, list]:
     d, events = fakes.make_daemon(**cfg)
-    pump(d, lambda: d._ready is not None)
+    pump(d, lambda: d._snapshot.get("worker_ready"))
     return d, events
 
 
@@ -446,7 +446,7 @@ def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fau
     n = len(events)
     d._inbox.put(daemon_mod._Audio(speech(1.0)))
     workers.instances[0].kill()  # the worker dies while the microphone records
-    pump(d, lambda: len(workers.instances) == 2 and d._ready is not None, timeout=10)
+    pump(d, lambda: len(workers.instances) == 2 and d._snapshot.get("worker_ready"), timeout=10)
     during = events[n:]
     crash = next(e for e in during if e.state == "error")
     assert crash.code == "ERR_WORKER_CRASHED" and "the recording goes on and nothing is lost" in crash.message
@@ -473,7 +473,6 @@ def test_the_console_shows_each_loading_stage_with_its_percentage(monkeypatch, f
                           console=False, hotkey=False, tray=False)
     out = io.StringIO()  # not a terminal: journald, a log file
     d.status.add("console", ConsoleLine(out))
-    d._model = REF
     d._start_worker(REF)
     steps = [("download", 0.0, "model.nemo"), ("download", 0.3, "model.nemo"), ("download", 0.6, "model.nemo"),
              ("download", 1.0, "model.nemo"), ("import", 0.0, "importing torch"), ("import", 0.25, "importing NeMo ASR"),

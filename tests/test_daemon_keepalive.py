@@ -164,7 +164,7 @@ def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(wo
     assert workers.instances[1].submitted == [] and d.dictations.finishing, "the segment waits for the worker"
     assert d._snapshot["state"] == "transcribing"
     workers.instances[1].boot()
-    pump(d, lambda: d.parts.output.texts and d._ready is not None)
+    pump(d, lambda: d.parts.output.texts and d._snapshot.get("worker_ready"))
     assert d.parts.output.texts == ["words from worker 4001"]
     assert workers.instances[1].submitted and workers.instances[0].submitted == []
     states = [e.state for e in events[n:]]
@@ -178,7 +178,7 @@ def test_models_use_while_unloaded_loads_the_new_model(workers):
     d, _ = _unloaded_daemon()
     d._on_command(daemon_mod._Command({"cmd": "model", "name": "tiny-en"}, reply := Future()))
     assert reply.result(timeout=1) == {"switching": "tiny-en"}
-    pump(d, lambda: d._switching == 0 and d._ready is not None and d._snapshot["state"] == "ready")
+    pump(d, lambda: d.worker_state.switching_to is None and d.worker_state.ready is not None and d._snapshot["state"] == "ready")
     assert d._model_name() == "tiny-en" and not d._unloaded and len(workers.instances) == 2
     assert dictate(d) == "words from worker 4001"
     d.supervisor.close()
@@ -223,7 +223,8 @@ def test_the_main_loop_wakes_by_itself_to_unload_and_does_not_poll(workers):
     gets = inbox.gets
     time.sleep(0.5)
     assert inbox.gets == gets, "an unloaded, idle daemon blocks: no wake-ups"
-    assert gets <= 4, f"{gets} wake-ups for one ready event and one deadline: polling?"
+    # the ready worker's state and its announcement, the unload's state, one deadline, a last round
+    assert gets <= 6, f"{gets} wake-ups for one ready worker, one unload and one deadline: polling?"
     # and it is still usable: a tap reloads, the text comes through
     d._force = True
     inbox.put(daemon_mod._Command({"cmd": "cancel"}, Future()))

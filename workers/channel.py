@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from ctrlspeak.ipc import Progress
+from ctrlspeak.ipc import Progress, Stage
 
 
 class Channels:
@@ -42,7 +42,7 @@ class Channels:
             self._backlog.append(progress)  # a full deque drops its oldest entry
             self._wake.notify()
 
-    def progress(self, stage: str, fraction: float | None, message: str = "", **extra: Any) -> None:
+    def progress(self, stage: Stage, fraction: float | None, message: str = "", **extra: Any) -> None:
         self.emit(Progress(stage=stage, fraction=fraction, message=message, **extra))
 
     def _send_progress(self) -> None:

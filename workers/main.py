@@ -28,10 +28,12 @@ from typing import Any
 
 from ctrlspeak import errors
 from ctrlspeak.ipc import (
+    BOOT_ID,
     Failure,
     LoadModel,
     ModelRef,
     Shutdown,
+    Stage,
     TranscribeRequest,
     Transcript,
     Timings,
@@ -102,7 +104,7 @@ class Worker:
         self.model_name = ""
         self.import_s = 0.0
 
-    def _stage(self, stage: str, fraction: float, message: str) -> None:
+    def _stage(self, stage: Stage, fraction: float, message: str) -> None:
         self.channels.progress(stage, fraction, message)
 
     def import_runtime(self) -> None:
@@ -125,7 +127,7 @@ class Worker:
                                  endpoint=s.hf_endpoint, weights_dir=s.weights_cache_dir, int8=s.quantize == "int8")
         return str(path)
 
-    def load(self, ref: ModelRef) -> WorkerReady:
+    def load(self, ref: ModelRef, request_id: str = BOOT_ID) -> WorkerReady:
         from ctrlspeak.models import backends
 
         t0 = time.perf_counter()
@@ -147,6 +149,7 @@ class Worker:
             load_s=time.perf_counter() - t0,
             rss_bytes=_rss_bytes(),
             pid=os.getpid(),
+            id=request_id,
         )
 
     def transcribe(self, request: TranscribeRequest, received: float) -> Transcript:
@@ -187,9 +190,9 @@ class Worker:
                     self.channels.send_result(Failure.from_exception(message.id, exc, traceback.format_exc()))
             elif isinstance(message, LoadModel):
                 try:
-                    self.channels.send_result(self.load(message.model))
+                    self.channels.send_result(self.load(message.model, message.id))
                 except Exception as exc:
-                    self.channels.send_result(Failure.from_exception(None, exc, traceback.format_exc()))
+                    self.channels.send_result(Failure.from_exception(message.id, exc, traceback.format_exc()))
             else:
                 log.warning("ignoring unexpected message %r", type(message).__name__)
 
@@ -211,7 +214,7 @@ def run_worker(settings: WorkerSettings, requests: Any, results: Any, events: An
         worker.import_runtime()
         channels.send_result(worker.load(settings.model))
     except Exception as exc:
-        channels.send_result(Failure.from_exception(None, exc, traceback.format_exc()))
+        channels.send_result(Failure.from_exception(BOOT_ID, exc, traceback.format_exc()))
         _flush(results, events)
         sys.exit(EXIT_BOOT_FAILED)
     worker.serve(requests)
