@@ -30,7 +30,7 @@ a late reply from an attempt it gave up on never answers the retry.
 
 Audio travels as float32 16 kHz mono numpy arrays in memory (pickled by the queue);
 nothing is written to temporary WAV files. Resampling and downmixing happen on the
-daemon side (:mod:`ctrlspeak.audio`), so the worker only ever sees 16 kHz mono.
+daemon side (:mod:`ctrlspeak.audio.files`), so the worker only ever sees 16 kHz mono.
 """
 from __future__ import annotations
 

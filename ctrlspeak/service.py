@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 PLATFORMS = ("linux", "macos")
 UNIT_NAME = "ctrlspeak.service"
-LAUNCHD_LABEL = "io.ctrlspeak.daemon"
+LAUNCHD_LABEL = "io.ctrlspeak.daemon.core"
 #: the session variables the daemon needs (display, bus, audio), in the order they are written
 SESSION_VARS = ("DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "XDG_SESSION_TYPE",
                 "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR", "PULSE_SERVER")

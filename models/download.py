@@ -35,7 +35,7 @@ from typing import TypeVar
 import filelock
 
 from ctrlspeak import __version__, errors
-from ctrlspeak.backoff import Backoff
+from ctrlspeak.supervision.backoff import Backoff
 from ctrlspeak.ipc import ModelRef, Progress
 from ctrlspeak.models import cache, hub, registry
 from ctrlspeak.transfer import human_bytes, human_duration

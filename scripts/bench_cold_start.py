@@ -84,7 +84,7 @@ def _peak_rss(pid: int) -> int:
 
 def start_once(model: Path, threads: int, cache_dir: str | None, quantize: str) -> tuple[float, int, str]:
     from ctrlspeak.ipc import ModelRef, WorkerSettings
-    from ctrlspeak.worker_client import WorkerClient
+    from ctrlspeak.supervision.client import WorkerClient
 
     messages: list[str] = []
     client = WorkerClient(WorkerSettings(model=ModelRef(model.stem, "file", path=str(model)),

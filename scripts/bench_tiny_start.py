@@ -41,7 +41,7 @@ def old_model(rev: str) -> Path:
 
 def start(model: Path, threads: int, cache: str | None) -> tuple[float, float]:
     from ctrlspeak.ipc import ModelRef, WorkerSettings
-    from ctrlspeak.worker_client import WorkerClient
+    from ctrlspeak.supervision.client import WorkerClient
 
     client = WorkerClient(WorkerSettings(model=ModelRef(model.stem, "file", path=str(model)),
                                          threads=threads, compute_device="cpu",

@@ -120,10 +120,10 @@ def main() -> int:
 
         args.quantize = Config().quantize
 
-    from ctrlspeak import audio as audio_mod
+    from ctrlspeak.audio import files as audio_mod
     from ctrlspeak.ipc import WorkerSettings
     from ctrlspeak.models import registry
-    from ctrlspeak.worker_client import WorkerClient
+    from ctrlspeak.supervision.client import WorkerClient
 
     ref = registry.resolve(args.model)
     model_path = str(registry.cached_path(ref))

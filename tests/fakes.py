@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from ctrlspeak import daemon as daemon_mod
+from ctrlspeak.daemon import core as daemon_mod
 from ctrlspeak import errors
 from ctrlspeak.config import Config
 from ctrlspeak.ipc import ModelRef, Progress, Timings, Transcript, WorkerReady, WorkerSettings
-from ctrlspeak.supervisor import Supervisor
-from ctrlspeak.vad import EnergyVad
+from ctrlspeak.supervision.supervisor import Supervisor
+from ctrlspeak.audio.vad import EnergyVad
 
 REF = ModelRef("m", "file", path="/x.nemo")
 

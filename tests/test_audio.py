@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ctrlspeak import audio, errors
+from ctrlspeak import errors
+from ctrlspeak.audio import files as audio
 
 
 def _tone(rate: int, seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:

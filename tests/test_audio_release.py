@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ctrlspeak import daemon as daemon_mod
-from ctrlspeak import recorder
+from ctrlspeak.daemon import core as daemon_mod
+from ctrlspeak.audio import capture as recorder
 from tests.fakes import FakeClock, dictate, make_daemon, pump
 
 sd = pytest.importorskip("sounddevice")
@@ -126,7 +126,7 @@ def test_the_daemon_says_when_audio_was_lost_to_overflows(monkeypatch, caplog, w
     d._recorder = CountingRecorder()
     d._recorder.overflows = 3
     pump(d, lambda: d._snapshot["state"] == "ready")
-    with caplog.at_level("WARNING", logger="ctrlspeak.daemon"):
+    with caplog.at_level("WARNING", logger="ctrlspeak.daemon.core"):
         dictate(d, clock)
     assert "too busy to read the microphone 3 time(s)" in caplog.text
     d._worker.close()

@@ -6,8 +6,8 @@ import pytest
 
 from ctrlspeak.cli import build_parser
 from ctrlspeak.commands import bench
-from ctrlspeak.segment import live_rule
-from ctrlspeak.vad import make_vad
+from ctrlspeak.audio.segment import live_rule
+from ctrlspeak.audio.vad import make_vad
 
 SR = 16000
 

@@ -14,7 +14,7 @@ from concurrent.futures import Future
 import numpy as np
 import pytest
 
-from ctrlspeak import daemon as daemon_mod
+from ctrlspeak.daemon import core as daemon_mod
 from ctrlspeak import errors
 from tests import fakes
 from tests.fakes import Delivery, FakeClock, FakeWorkers, command, pump, speech, wait
@@ -121,7 +121,7 @@ def test_a_microphone_stall_transcribes_what_was_recorded_and_the_next_recording
 
 
 def test_a_recording_a_crash_left_is_recovered_into_history_at_the_next_start(stores, isolated_env):
-    from ctrlspeak.journal import Journal
+    from ctrlspeak.audio.journal import Journal
 
     left = Journal().start(model="m")  # the daemon died after the stop, before the transcript
     left.append(speech(2.0))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from ctrlspeak import cli, control, errors
-from ctrlspeak import daemon as daemon_mod
+from ctrlspeak.daemon import core as daemon_mod
 from ctrlspeak.config import Config
 from tests import fakes
 from tests.fakes import REF, FakeOutput, FakeWorkers, pump, speech, wait
@@ -386,7 +386,7 @@ def test_reported_latency_ends_at_the_paste_not_after_the_restore_wait(with_stor
 
 # -- 19: back to ready after a dictation ----------------------------------------------------------
 def test_the_status_channel_returns_to_ready_quietly_after_done(with_stores):
-    from ctrlspeak.notify import should_notify
+    from ctrlspeak.desktop.notify import should_notify
 
     d, _ = with_stores()
     got = dictate(d)
@@ -466,7 +466,7 @@ def test_the_console_shows_each_loading_stage_with_its_percentage(monkeypatch, f
     import io
 
     from ctrlspeak.ipc import Progress
-    from ctrlspeak.status import ConsoleLine
+    from ctrlspeak.daemon.status import ConsoleLine
 
     workers.auto_boot = False  # still loading while the test feeds progress
     d = daemon_mod.Daemon(Config(journal=False, history=False, sounds=False, tray=False, notify="off"),

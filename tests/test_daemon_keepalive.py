@@ -11,9 +11,9 @@ from concurrent.futures import Future
 import numpy as np
 import pytest
 
-from ctrlspeak import daemon as daemon_mod
+from ctrlspeak.daemon import core as daemon_mod
 from ctrlspeak.ipc import ModelRef, WorkerReady, WorkerSettings
-from ctrlspeak.supervisor import Backoff, Supervisor
+from ctrlspeak.supervision.supervisor import Backoff, Supervisor
 from tests.fakes import REF, FakeClock, FakeWorkers, dictate, make_daemon, pump, speech, wait
 
 

@@ -1,7 +1,7 @@
 """DownloadView, the pure part of the daemon's download status: when a line, when a notice."""
 from __future__ import annotations
 
-from ctrlspeak.download_view import DownloadView
+from ctrlspeak.daemon.download_view import DownloadView
 from ctrlspeak.ipc import Progress
 
 MB = 1_000_000

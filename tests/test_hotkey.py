@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctrlspeak.hotkey import HotkeyConfig, HotkeyEvent, TapDetector, key_matches
+from ctrlspeak.desktop.hotkey import HotkeyConfig, HotkeyEvent, TapDetector, key_matches
 
 ARMED, TRIGGER, DISARMED = HotkeyEvent.ARMED, HotkeyEvent.TRIGGER, HotkeyEvent.DISARMED
 HOLD_START, HOLD_END = HotkeyEvent.HOLD_START, HotkeyEvent.HOLD_END

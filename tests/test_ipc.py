@@ -47,7 +47,7 @@ def _ready(request_id: str, model: str) -> ipc.WorkerReady:
 
 
 def test_load_model_replies_are_matched_by_id_when_they_arrive_out_of_order():
-    from ctrlspeak.worker_client import WorkerClient
+    from ctrlspeak.supervision.client import WorkerClient
 
     client = WorkerClient(ipc.WorkerSettings(model=ipc.ModelRef("a", "file", path="/a.nemo")))
     client.deliver(_ready(ipc.BOOT_ID, "a"))
@@ -66,7 +66,7 @@ def test_load_model_replies_are_matched_by_id_when_they_arrive_out_of_order():
 
 
 def test_a_boot_failure_answers_the_ready_future_and_not_a_load():
-    from ctrlspeak.worker_client import WorkerClient
+    from ctrlspeak.supervision.client import WorkerClient
 
     client = WorkerClient(ipc.WorkerSettings(model=ipc.ModelRef("a", "file", path="/a.nemo")))
     load = client.load_model(ipc.ModelRef("b", "file", path="/b.nemo"), request_id="load-b")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ctrlspeak import errors
-from ctrlspeak.journal import Journal
+from ctrlspeak.audio.journal import Journal
 
 
 def test_recording_is_on_disk_while_it_is_made_and_committed_atomically(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ctrlspeak import config, errors
-from ctrlspeak.keepalive import KeepAlive
+from ctrlspeak.daemon.keepalive import KeepAlive
 
 
 def test_due_after_the_idle_period_counted_from_the_first_idle_moment():

@@ -9,7 +9,7 @@ import textwrap
 CHILD = textwrap.dedent(r"""
     import logging, os, subprocess, sys
     logging.basicConfig(level=logging.WARNING, format="log: %(message)s")
-    from ctrlspeak.native_stderr import NativeStderr
+    from ctrlspeak.daemon.native_stderr import NativeStderr
     native = NativeStderr()
     assert native.install()
     # what PortAudio and alsa-lib write from their own threads, straight to fd 2

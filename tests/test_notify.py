@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import logging
 
-from ctrlspeak.notify import Notifier, should_notify
-from ctrlspeak.status import StatusEvent
+from ctrlspeak.desktop.notify import Notifier, should_notify
+from ctrlspeak.daemon.status import StatusEvent
 
 
 def test_without_a_dbus_session_one_warning_and_no_tracebacks(monkeypatch, caplog, fault_row):

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ctrlspeak import errors
-from ctrlspeak.clipboard import ClipboardContent
-from ctrlspeak.output import Delivery, NullKeyGuard, Output, paste_tools_status
+from ctrlspeak.desktop.clipboard import ClipboardContent
+from ctrlspeak.desktop.output import Delivery, NullKeyGuard, Output, paste_tools_status
 
 # Not a display anyone has: pynput (which uses os.environ's DISPLAY) must never be chosen.
 FAKE_X = {"DISPLAY": "ctrlspeak-test-display:0"}
@@ -373,7 +373,7 @@ def test_null_key_guard():
     (FAKE_X, "darwin", ["pbcopy", "pbpaste", "xclip"], "MacClipboard"),  # XQuartz sets DISPLAY
 ])
 def test_detect_clipboard(tools, env, platform, present, expected):
-    from ctrlspeak.clipboard import detect_clipboard, missing_clipboard_reason
+    from ctrlspeak.desktop.clipboard import detect_clipboard, missing_clipboard_reason
 
     for tool in present:
         tools(tool)
@@ -384,7 +384,7 @@ def test_detect_clipboard(tools, env, platform, present, expected):
 
 
 def test_missing_clipboard_reason_names_the_package(tools):
-    from ctrlspeak.clipboard import missing_clipboard_reason
+    from ctrlspeak.desktop.clipboard import missing_clipboard_reason
 
     assert "xclip" in missing_clipboard_reason({**FAKE_X, "PATH": str(tools.bin)}, platform="linux")
     assert "wl-clipboard" in missing_clipboard_reason({**FAKE_WAYLAND, "PATH": str(tools.bin)}, platform="linux")
@@ -406,7 +406,7 @@ def _fake_xclip(tools, body: str) -> dict[str, str]:
 
 
 def test_clipboard_tool_that_hangs_times_out(tools, monkeypatch):
-    from ctrlspeak import clipboard as clipboard_module
+    from ctrlspeak.desktop import clipboard as clipboard_module
 
     monkeypatch.setattr(clipboard_module, "TOOL_TIMEOUT_S", 0.3)
     env = _fake_xclip(tools, "exec /bin/sleep 30\n")
@@ -419,7 +419,7 @@ def test_clipboard_tool_that_hangs_times_out(tools, monkeypatch):
 
 def test_set_text_does_not_wait_for_the_owner_child(tools, tmp_path):
     """Like xclip, the fake leaves a child holding stdout/stderr; set_text must return anyway."""
-    from ctrlspeak.clipboard import detect_clipboard
+    from ctrlspeak.desktop.clipboard import detect_clipboard
 
     store = tmp_path / "clip"
     env = _fake_xclip(tools, f"""
@@ -438,7 +438,7 @@ esac
 
 
 def test_failing_clipboard_tool_reports_its_stderr(tools):
-    from ctrlspeak.clipboard import detect_clipboard
+    from ctrlspeak.desktop.clipboard import detect_clipboard
 
     env = _fake_xclip(tools, "echo \"Error: Can't open display: nowhere\" >&2\nexit 1\n")
     with pytest.raises(errors.PasteFailed, match="Can't open display") as info:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ctrlspeak.recorder import FileSource
+from ctrlspeak.audio.capture import FileSource
 
 SR = 16000
 BLOCK = 320  # 20 ms

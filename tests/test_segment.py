@@ -4,7 +4,7 @@ import numpy as np
 
 from hypothesis import given, settings, strategies as st
 
-from ctrlspeak import segment
+from ctrlspeak.audio import segment
 
 SR = 16000
 FRAME = 480
@@ -131,7 +131,7 @@ def _vowel(seconds: float, f0: float = 120.0) -> np.ndarray:
 
 
 def test_webrtc_vad_tells_speech_from_silence():
-    from ctrlspeak.vad import FRAME as VFRAME, WebRtcVad
+    from ctrlspeak.audio.vad import FRAME as VFRAME, WebRtcVad
 
     def frames(audio):
         return [audio[i:i + VFRAME] for i in range(0, audio.size - VFRAME + 1, VFRAME)]

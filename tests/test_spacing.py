@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctrlspeak.spacing import fit, tidy
+from ctrlspeak.desktop.spacing import fit, tidy
 
 words = st.text(alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "Zs")), max_size=40)
 befores = st.one_of(st.none(), st.text(max_size=30))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 
-from ctrlspeak import daemon as daemon_mod
+from ctrlspeak.daemon import core as daemon_mod
 from ctrlspeak.ipc import Progress
 from tests.fakes import command, make_daemon, wait
 

@@ -10,7 +10,7 @@ import pytest
 
 from ctrlspeak import errors
 from ctrlspeak.ipc import ModelRef, Timings, Transcript, WorkerReady, WorkerSettings
-from ctrlspeak.supervisor import Backoff, SpeedEstimate, Supervisor
+from ctrlspeak.supervision.supervisor import Backoff, SpeedEstimate, Supervisor
 
 REF = ModelRef("m", "file", path="/x.nemo")
 

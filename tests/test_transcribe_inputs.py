@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ctrlspeak import audio, cli, errors
+from ctrlspeak import cli, errors
+from ctrlspeak.audio import files as audio
 
 
 def bad_files(tmp_path) -> dict[str, object]:

@@ -8,7 +8,7 @@ import pytest
 
 from ctrlspeak.ipc import Progress
 from ctrlspeak.progress_view import ProgressView
-from ctrlspeak.status import ConsoleLine, StatusEvent, describe
+from ctrlspeak.daemon.status import ConsoleLine, StatusEvent, describe
 from ctrlspeak.transfer import LineThrottle, Transfer, TransferMeter, human_bytes, human_duration
 from ctrlspeak.transfer import describe as describe_transfer
 

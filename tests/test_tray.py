@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from ctrlspeak.status import StatusEvent
+from ctrlspeak.daemon.status import StatusEvent
 from tests.fakes import wait
 
 pytest.importorskip("PIL")
@@ -52,7 +52,7 @@ def tray(monkeypatch):
     fake.Menu = type("Menu", (), {"SEPARATOR": None, "__init__": lambda self, *items: None})
     monkeypatch.setitem(sys.modules, "pystray", fake)
     FakeIcon.made = []
-    from ctrlspeak.tray import Tray
+    from ctrlspeak.desktop.tray import Tray
 
     t = Tray(on_toggle=lambda: None, on_model=lambda n: None, on_quit=lambda: None, models=["tiny-en"])
     t.start()

@@ -1,13 +1,13 @@
 """``ctrlspeak bench``: how fast ctrlspeak is with your model on your machine.
 
 It runs the real daemon in this process, on a thread of its own, with a
-:class:`~ctrlspeak.recorder.FileSource` in the microphone's place playing dictations at
+:class:`~ctrlspeak.audio.capture.FileSource` in the microphone's place playing dictations at
 real-time pacing, started and stopped over its control socket as ``ctrlspeak start`` and
 ``stop`` do, and measures:
 
 * load time: the daemon spawning its worker to the worker being ready;
 * warm RTFx: audio seconds per second of round trip through the daemon's worker
-  :class:`~ctrlspeak.supervisor.Supervisor`, on 5 s and 30 s clips (each sent once untimed);
+  :class:`~ctrlspeak.supervision.supervisor.Supervisor`, on 5 s and 30 s clips (each sent once untimed);
 * stop to text: the daemon's own ``latency_s`` (the stop command to the text at the cursor, not
   counting the clipboard restore after it: what a person waits for) for a
   ~3 s and a ~30 s dictation, interleaved;
@@ -65,7 +65,7 @@ def add_parser(sub: Any) -> None:
 
 # -- audio ----------------------------------------------------------------------------------
 def load_sentences(paths: Sequence[str | os.PathLike[str]] | None = None) -> list[np.ndarray]:
-    from ctrlspeak import audio
+    from ctrlspeak.audio import files as audio
 
     from ctrlspeak.models.registry import BUNDLED_SAMPLE
 
@@ -80,7 +80,7 @@ def trim_silence(samples: np.ndarray, floor_db: float = -60.0) -> np.ndarray:
     """Without the quiet 20 ms frames at either end (the pauses are added explicitly)."""
     import numpy as np
 
-    from ctrlspeak.segment import FRAME, frame_energy
+    from ctrlspeak.audio.segment import FRAME, frame_energy
 
     loud = np.flatnonzero(20 * np.log10(frame_energy(samples) + 1e-12) > floor_db)
     if loud.size == 0:
@@ -223,13 +223,13 @@ def bench_config(cfg: config.Config) -> config.Config:
 
 
 class DaemonRig:
-    """The real :class:`~ctrlspeak.daemon.Daemon` on a thread of this process, a
-    :class:`~ctrlspeak.recorder.FileSource` for a microphone, text printed into a buffer.
+    """The real :class:`~ctrlspeak.daemon.core.Daemon` on a thread of this process, a
+    :class:`~ctrlspeak.audio.capture.FileSource` for a microphone, text printed into a buffer.
 
     ``show`` gets the daemon's status events while the model loads (a progress view)."""
 
     def __init__(self, cfg: config.Config, show: Callable[[Any], None] | None = None) -> None:
-        from ctrlspeak.daemon import Daemon
+        from ctrlspeak.daemon.core import Daemon
 
         self.cfg = bench_config(cfg)
         self._tmp = tempfile.TemporaryDirectory(prefix="ctrlspeak-bench-")
@@ -246,7 +246,7 @@ class DaemonRig:
         self._thread = threading.Thread(target=self._run, name="bench-daemon", daemon=True)
 
     def _make_source(self, **kwargs: Any) -> Any:
-        from ctrlspeak.recorder import FileSource
+        from ctrlspeak.audio.capture import FileSource
 
         self.source = FileSource(**kwargs)
         return self.source
@@ -404,7 +404,7 @@ def run_bench(cfg: config.Config, *, runs: int = 3, quick: bool = False, audio_f
 
 
 def run(args: argparse.Namespace) -> int:
-    from ctrlspeak.status import ConsoleLine
+    from ctrlspeak.daemon.status import ConsoleLine
 
     cfg = config.load({"model": args.model})
     console = None if args.quiet else ConsoleLine(sys.stderr)

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from ctrlspeak import service
-    from ctrlspeak.daemon import Daemon
+    from ctrlspeak.daemon.core import Daemon
 
     # under systemd: restore DISPLAY & co. recorded at install time, where the login left them unset
     service.apply_session_fallbacks(os.environ)
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = config.load(given)
     log_path = _setup_daemon_logging(cfg.log_level)
     logging.getLogger(__name__).info("ctrlspeak daemon starting; log file %s", log_path)
-    from ctrlspeak.native_stderr import NativeStderr
+    from ctrlspeak.daemon.native_stderr import NativeStderr
 
     native = NativeStderr()  # PortAudio's and ALSA's raw lines off the console
     native.install()
@@ -145,7 +145,7 @@ def control_verb(args: argparse.Namespace) -> int:
 
 
 def devices(args: argparse.Namespace) -> int:
-    from ctrlspeak.recorder import list_input_devices
+    from ctrlspeak.audio.capture import list_input_devices
 
     found = list_input_devices()
     if args.json:

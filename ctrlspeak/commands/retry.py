@@ -20,7 +20,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ctrlspeak.commands.transcribe import check_available, run_batch
     from ctrlspeak.history import History
-    from ctrlspeak.journal import Journal
+    from ctrlspeak.audio.journal import Journal
     from ctrlspeak.models import registry
 
     try:

@@ -11,13 +11,15 @@ import time
 from concurrent.futures import Future
 from typing import Any
 
-from ctrlspeak import audio, config, errors, segment
+from ctrlspeak import config, errors
+from ctrlspeak.audio import files as audio
+from ctrlspeak.audio import segment
 from ctrlspeak.ipc import Progress, TranscribeOptions, Transcript, WorkerReady
 from ctrlspeak.models import registry
 from ctrlspeak.models.download import is_offline
 from ctrlspeak.patches.tqdm_lock import apply_tqdm_lock
 from ctrlspeak.progress_view import ProgressView
-from ctrlspeak.worker_client import WorkerClient, settings_from_config
+from ctrlspeak.supervision.client import WorkerClient, settings_from_config
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,7 @@ def _transcribe_one(client: WorkerClient, name: str, data: Any, options: Transcr
     """
     from collections import deque
 
-    from ctrlspeak.vad import make_vad
+    from ctrlspeak.audio.vad import make_vad
 
     shown = audio.display_path(name)
     if isinstance(data, errors.CtrlspeakError):

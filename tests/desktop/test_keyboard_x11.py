@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from ctrlspeak import errors
-from ctrlspeak.hotkey import HotkeyConfig, HotkeyEvent, TapDetector
-from ctrlspeak.keyboard import GlobalHotkey, hotkey_available, key_name
+from ctrlspeak.desktop.hotkey import HotkeyConfig, HotkeyEvent, TapDetector
+from ctrlspeak.desktop.keyboard import GlobalHotkey, hotkey_available, key_name
 
 pytestmark = pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="X11 tests")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from ctrlspeak.clipboard import ClipboardContent, XclipClipboard, detect_clipboard
-from ctrlspeak.output import NullKeyGuard, Output
+from ctrlspeak.desktop.clipboard import ClipboardContent, XclipClipboard, detect_clipboard
+from ctrlspeak.desktop.output import NullKeyGuard, Output
 
 pytestmark = pytest.mark.desktop
 
@@ -242,7 +242,7 @@ def test_without_xdotool_pynput_pastes(x11_env, tk_window, xclip, tmp_path):
         pytest.skip("pynput is not installed")
     xclip("-i", input=b"previous clipboard")
     code = (
-        "from ctrlspeak.output import NullKeyGuard, Output\n"
+        "from ctrlspeak.desktop.output import NullKeyGuard, Output\n"
         "d = Output('paste', key_guard=NullKeyGuard()).deliver('pasted by pynput')\n"
         "print(d.method, d.pasted)\n"
     )

@@ -38,7 +38,7 @@ def test_icon_docks_and_follows_the_state(desktop, start_daemon):
 
 def test_without_a_tray_host_the_daemon_runs_quietly():
     with Desktop(start_tray=False) as bare:
-        from ctrlspeak.tray import tray_host
+        from ctrlspeak.desktop.tray import tray_host
 
         ok, why = tray_host(bare.env)
         assert not ok and "no system tray" in why

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ctrlspeak.ipc import ModelRef, WorkerSettings
-from ctrlspeak.worker_client import WorkerClient
+from ctrlspeak.supervision.client import WorkerClient
 
 
 @pytest.fixture

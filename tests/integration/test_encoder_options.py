@@ -95,7 +95,7 @@ def test_the_worker_applies_the_encoder_options(quantize):
     from ctrlspeak.config import Config
     from ctrlspeak.ipc import WorkerSettings
     from ctrlspeak.models import registry
-    from ctrlspeak.worker_client import WorkerClient
+    from ctrlspeak.supervision.client import WorkerClient
 
     assert Config().quantize == WorkerSettings(model=registry.resolve("tiny-en")).quantize == "int8"
     messages: list[str] = []

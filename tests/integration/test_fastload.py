@@ -102,7 +102,7 @@ def test_an_unwritable_cache_only_costs_speed(test_models, tmp_path):
 
 def test_the_worker_uses_the_cache_on_its_second_start(test_models, tmp_path):
     from ctrlspeak.ipc import WorkerSettings
-    from ctrlspeak.worker_client import WorkerClient
+    from ctrlspeak.supervision.client import WorkerClient
 
     ref = ModelRef("tdt", "file", path=str(test_models["tdt"]))
     root = tmp_path / "weights"

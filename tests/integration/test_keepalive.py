@@ -13,7 +13,7 @@ import soundfile as sf
 
 from ctrlspeak.ipc import WorkerSettings
 from ctrlspeak.models import registry
-from ctrlspeak.supervisor import Supervisor
+from ctrlspeak.supervision.supervisor import Supervisor
 
 pytestmark = pytest.mark.integration
 

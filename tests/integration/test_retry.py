@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from ctrlspeak import audio
+from ctrlspeak.audio import files as audio
 from ctrlspeak.history import History
-from ctrlspeak.journal import Journal
+from ctrlspeak.audio.journal import Journal
 from ctrlspeak.models import registry
 
 pytestmark = pytest.mark.integration

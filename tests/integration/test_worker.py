@@ -126,7 +126,7 @@ def test_worker_never_outlives_its_parent(test_models, tmp_path):
     code = textwrap.dedent(f"""
         import pathlib, time
         from ctrlspeak.ipc import ModelRef, WorkerSettings
-        from ctrlspeak.worker_client import WorkerClient
+        from ctrlspeak.supervision.client import WorkerClient
         if __name__ == "__main__":
             c = WorkerClient(WorkerSettings(model=ModelRef("m", "file", path={str(test_models['ctc'])!r}), threads=1))
             c.start()

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ctrlspeak.status import StatusEvent, describe
+from ctrlspeak.daemon.status import StatusEvent, describe
 
 log = logging.getLogger(__name__)
 

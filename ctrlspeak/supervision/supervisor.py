@@ -1,6 +1,6 @@
 """Keeping a transcription worker alive, so that no request is lost when it dies.
 
-The :class:`Supervisor` owns one :class:`~ctrlspeak.worker_client.WorkerClient` at a time
+The :class:`Supervisor` owns one :class:`~ctrlspeak.supervision.client.WorkerClient` at a time
 and hands out futures that outlive it:
 
 * a worker that dies (SIGKILL, a segfault, the OOM killer) is noticed through its process
@@ -14,7 +14,7 @@ and hands out futures that outlive it:
   once; a second hang fails it with ``ERR_WORKER_HUNG``;
 * a model switch that fails keeps the previous model (the worker only replaces its model
   once the new one has loaded);
-* it publishes one frozen :class:`~ctrlspeak.worker_state.WorkerState` (phase, model,
+* it publishes one frozen :class:`~ctrlspeak.supervision.worker_state.WorkerState` (phase, model,
   pid, last error) at every transition: ``state`` and the ``on_state`` callback;
 * an idle worker can be unloaded (``keep_alive_minutes``): it is stopped, and the next
   :meth:`~Supervisor.reload`, :meth:`~Supervisor.submit` or :meth:`~Supervisor.switch`
@@ -44,11 +44,11 @@ from typing import Any
 import numpy as np
 
 from ctrlspeak import errors
-from ctrlspeak.backoff import Backoff
-from ctrlspeak.deadlines import DeadlineThread, SpeedEstimate
+from ctrlspeak.supervision.backoff import Backoff
+from ctrlspeak.supervision.deadlines import DeadlineThread, SpeedEstimate
 from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
-from ctrlspeak.worker_client import WorkerClient, describe_exit
-from ctrlspeak.worker_state import BootCause, WorkerPhase, WorkerState
+from ctrlspeak.supervision.client import WorkerClient, describe_exit
+from ctrlspeak.supervision.worker_state import BootCause, WorkerPhase, WorkerState
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ flight finish within STOP_GRACE_S, a deadline like the keep-alive's, and a secon
 forces the exit; the journal keeps whatever was not transcribed.
 
 The worker's state (ready, model, gave up, switching, unloaded) is the supervisor's:
-the loop reads the newest :class:`~ctrlspeak.worker_state.WorkerState` it was handed
+the loop reads the newest :class:`~ctrlspeak.supervision.worker_state.WorkerState` it was handed
 (``worker_state``), never a copy of its own.
 """
 from __future__ import annotations
@@ -48,17 +48,18 @@ from typing import Any, TextIO
 import numpy as np
 
 from ctrlspeak import config as config_mod
-from ctrlspeak import errors, wiring
-from ctrlspeak.dictation import Dictations, Parts, Session
-from ctrlspeak.download_view import DownloadView
+from ctrlspeak import errors
+from ctrlspeak.daemon import wiring
+from ctrlspeak.daemon.dictation import Dictations, Parts, Session
+from ctrlspeak.daemon.download_view import DownloadView
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
-from ctrlspeak.keepalive import KeepAlive
+from ctrlspeak.daemon.keepalive import KeepAlive
 from ctrlspeak.models import download, registry
-from ctrlspeak.segment import FILE_RULE, cut, live_rule
-from ctrlspeak.status import StatusBus, StatusEvent
-from ctrlspeak.supervisor import SpeedEstimate, Supervisor
-from ctrlspeak.worker_client import settings_from_config
-from ctrlspeak.worker_state import WorkerState
+from ctrlspeak.audio.segment import FILE_RULE, cut, live_rule
+from ctrlspeak.daemon.status import StatusBus, StatusEvent
+from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
+from ctrlspeak.supervision.client import settings_from_config
+from ctrlspeak.supervision.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +180,7 @@ class Daemon:
                  audio_source: Callable[..., Any] | None = None, stdout: TextIO | None = None,
                  runtime_dir: Path | None = None) -> None:
         """``audio_source(on_audio=, on_stall=, preroll_s=)`` makes the audio source in the
-        microphone's place (a :class:`~ctrlspeak.recorder.FileSource` for ``ctrlspeak bench``);
+        microphone's place (a :class:`~ctrlspeak.audio.capture.FileSource` for ``ctrlspeak bench``);
         ``stdout`` is where output = "stdout" prints; ``runtime_dir`` holds the control socket."""
         self.cfg = cfg
         self._audio_source = audio_source
@@ -226,9 +227,9 @@ class Daemon:
     # -- set-up -------------------------------------------------------------------------
     def start(self) -> None:
         from ctrlspeak import control
-        from ctrlspeak.recorder import Recorder
-        from ctrlspeak.signals import SignalRelay
-        from ctrlspeak.vad import make_vad
+        from ctrlspeak.audio.capture import Recorder
+        from ctrlspeak.daemon.signals import SignalRelay
+        from ctrlspeak.audio.vad import make_vad
 
         # the socket first: a second daemon must stop here, before it spawns a worker of its own
         self._control = control.ControlServer(control.socket_path(self._runtime_dir), self._handle_request,
@@ -268,7 +269,7 @@ class Daemon:
     def _check_microphone(self) -> None:
         """Say at start, not at the first tap, when the microphone is missing. Not fatal:
         it is looked up again at every recording, so plugging one in later just works."""
-        from ctrlspeak.recorder import describe_input, resolve_device
+        from ctrlspeak.audio.capture import describe_input, resolve_device
 
         try:
             device = resolve_device(self.cfg.input_device)
@@ -277,7 +278,7 @@ class Daemon:
             self._publish_error(exc)
 
     def _open_journal(self, recover: bool = True) -> bool:
-        from ctrlspeak.journal import Journal
+        from ctrlspeak.audio.journal import Journal
 
         try:
             journal = Journal(keep=self.cfg.keep_recordings)
@@ -402,7 +403,7 @@ class Daemon:
             return
         self._audio_release_at = None
         if self._session is None and not getattr(self._recorder, "is_open", False):
-            from ctrlspeak.recorder import release_portaudio
+            from ctrlspeak.audio.capture import release_portaudio
 
             if release_portaudio():
                 log.debug("PortAudio shut down until the next recording")
@@ -816,7 +817,7 @@ class Daemon:
                 f"internal error while handling {cmd!r}: {type(exc).__name__}"))
 
     def _on_hotkey(self, event: Any, at: float | None = None) -> None:
-        from ctrlspeak.hotkey import HotkeyEvent
+        from ctrlspeak.desktop.hotkey import HotkeyEvent
 
         if event is HotkeyEvent.ARMED and self._session is None:
             try:
@@ -950,6 +951,6 @@ class Daemon:
 
     def _sound(self, which: str) -> None:
         if self.cfg.sounds:
-            from ctrlspeak.sounds import play
+            from ctrlspeak.audio.sounds import play
 
             play(which)

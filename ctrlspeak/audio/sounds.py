@@ -22,7 +22,7 @@ def blip(rising: bool, seconds: float = 0.09, volume: float = 0.2) -> np.ndarray
 def play(which: str) -> None:
     """Play without waiting; a machine without an output device simply stays quiet."""
     try:
-        from ctrlspeak.recorder import portaudio
+        from ctrlspeak.audio.capture import portaudio
 
         portaudio().play(blip(which == "start"), RATE, blocking=False)
     except Exception as exc:

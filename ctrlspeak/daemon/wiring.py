@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.models import registry
-from ctrlspeak.status import StatusBus, StatusEvent
+from ctrlspeak.daemon.status import StatusBus, StatusEvent
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +21,8 @@ log = logging.getLogger(__name__)
 def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, console: bool) -> Any:
     """The console line, notifications and systemd's STATUS=; returns the notifier's sink."""
     from ctrlspeak import sdnotify
-    from ctrlspeak.notify import Notifier
-    from ctrlspeak.status import ConsoleLine, ThreadedSink
+    from ctrlspeak.desktop.notify import Notifier
+    from ctrlspeak.daemon.status import ConsoleLine, ThreadedSink
 
     if console:
         bus.add("console", ConsoleLine())
@@ -38,8 +38,8 @@ def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, con
 def add_tray(bus: StatusBus, closers: list[Any], *, on_toggle: Callable[[], None],
              on_model: Callable[[str], None], on_quit: Callable[[], None]) -> None:
     """A tray icon, where the desktop has a tray host; said once in the log where it has not."""
-    from ctrlspeak.status import ThreadedSink
-    from ctrlspeak.tray import Tray, tray_host
+    from ctrlspeak.daemon.status import ThreadedSink
+    from ctrlspeak.desktop.tray import Tray, tray_host
 
     available, why = tray_host()
     if not available:
@@ -57,7 +57,7 @@ def add_tray(bus: StatusBus, closers: list[Any], *, on_toggle: Callable[[], None
 
 def make_output(cfg: config_mod.Config, hotkey: Any, stdout: TextIO | None) -> Any:
     """Paste, type or print; the hotkey (when there is one) keeps its own key out of a paste."""
-    from ctrlspeak.output import NullKeyGuard, Output
+    from ctrlspeak.desktop.output import NullKeyGuard, Output
 
     guard = hotkey if hotkey is not None else NullKeyGuard()
     return Output(cfg.output, key_guard=guard, restore_clipboard=cfg.restore_clipboard, stdout=stdout)
@@ -67,8 +67,8 @@ def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[
                  publish: Callable[[StatusEvent], None]) -> Any:
     """The global hotkey listener, posting each tap event; None (said once) where the desktop
     gives no global keys: the daemon runs on, driven by `ctrlspeak toggle` over the socket."""
-    from ctrlspeak.hotkey import HotkeyConfig, TapDetector
-    from ctrlspeak.keyboard import GlobalHotkey
+    from ctrlspeak.desktop.hotkey import HotkeyConfig, TapDetector
+    from ctrlspeak.desktop.keyboard import GlobalHotkey
 
     detector = TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=cfg.hotkey_key,
                                         taps=cfg.hotkey_taps, window_s=cfg.hotkey_window_s))

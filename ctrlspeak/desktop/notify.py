@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ctrlspeak.status import StatusEvent, describe
+from ctrlspeak.daemon.status import StatusEvent, describe
 
 log = logging.getLogger(__name__)
 

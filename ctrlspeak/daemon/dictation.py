@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from ctrlspeak import errors
-from ctrlspeak.segment import Segmenter, join_texts
-from ctrlspeak.status import StatusEvent
+from ctrlspeak.audio.segment import Segmenter, join_texts
+from ctrlspeak.daemon.status import StatusEvent
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ class Dictations:
         """The window with the focus, and ``text`` as it must be inserted there: after the last
         dictation into the same window, a space (and a capital after a sentence end). An unknown
         window (Wayland) counts as the same one; another known window is a fresh start."""
-        from ctrlspeak import spacing
+        from ctrlspeak.desktop import spacing
 
         output = self.parts.output
         target = output.target()

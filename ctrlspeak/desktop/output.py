@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from typing import ContextManager, Protocol, TextIO
 
 from ctrlspeak import errors
-from ctrlspeak.clipboard import INSTALL_HINTS, Clipboard, ClipboardContent, display_kind, missing_clipboard_reason
-from ctrlspeak.clipboard import detect_clipboard, which
+from ctrlspeak.desktop.clipboard import INSTALL_HINTS, Clipboard, ClipboardContent, display_kind, missing_clipboard_reason
+from ctrlspeak.desktop.clipboard import detect_clipboard, which
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Global keys: a pynput listener feeding a :class:`~ctrlspeak.hotkey.TapDetector`.
+"""Global keys: a pynput listener feeding a :class:`~ctrlspeak.desktop.hotkey.TapDetector`.
 
 Threads and who does what::
 
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from ctrlspeak import errors
-from ctrlspeak.hotkey import HotkeyEvent, TapDetector
+from ctrlspeak.desktop.hotkey import HotkeyEvent, TapDetector
 
 log = logging.getLogger(__name__)
 

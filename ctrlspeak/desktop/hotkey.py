@@ -3,7 +3,7 @@
 No pynput, no threads, no clock: the caller feeds key presses and releases with their
 times (seconds, any monotonic origin) and calls :meth:`TapDetector.tick` when
 :meth:`TapDetector.next_deadline` has passed, so tests drive it with synthetic events and
-the pynput adapter (:mod:`ctrlspeak.keyboard`) drives it with real ones.
+the pynput adapter (:mod:`ctrlspeak.desktop.keyboard`) drives it with real ones.
 
 Key names are normalised lowercase strings ("ctrl", "ctrl_l", "ctrl_r", "shift", "a",
 "space", "vk65027"...). A configured key without a side ("ctrl") matches both sides; a

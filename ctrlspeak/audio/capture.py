@@ -332,7 +332,7 @@ class FileSource:
     def load(self, clip: Any, rate: int = SAMPLE_RATE) -> None:
         """Play ``clip`` at every following :meth:`begin`: a path to an audio file, or an
         array of samples at ``rate`` ((frames,) or (frames, channels))."""
-        from ctrlspeak import audio
+        from ctrlspeak.audio import files as audio
 
         if isinstance(clip, np.ndarray):
             self._clip = audio.to_mono_16k(clip, rate)

@@ -1,0 +1,1 @@
+"""The dictation daemon (``ctrlspeak run``): its loop, events, published status and signals."""

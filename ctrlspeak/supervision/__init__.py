@@ -1,0 +1,1 @@
+"""The daemon's side of the worker: the process handle, the supervisor that keeps it alive, backoff."""
