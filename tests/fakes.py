@@ -228,7 +228,7 @@ def speech(seconds: float = 1.0) -> np.ndarray:
 def command(d: daemon_mod.Daemon, cmd: str, **args: Any) -> Future:
     """Post a control command as the socket's handler does; the future gets the reply."""
     reply: Future = Future()
-    d._inbox.put(daemon_mod._Command({"cmd": cmd, **args}, reply))
+    d._inbox.put(daemon_mod.Command({"cmd": cmd, **args}, reply))
     return reply
 
 
@@ -239,7 +239,7 @@ def dictate(d: daemon_mod.Daemon, clock: FakeClock | None = None) -> str:
     pump(d, lambda: d._session is not None)
     if clock is not None:
         clock.now += 1.0
-    d._inbox.put(daemon_mod._Audio(speech()))
+    d._inbox.put(daemon_mod.AudioIn(speech()))
     command(d, "stop")
     pump(d, lambda: len(d.parts.output.texts) > delivered and d._snapshot.get("worker_ready"))
     return d.parts.output.texts[-1]

@@ -48,7 +48,7 @@ class Running:
 
     def close(self) -> None:
         self.d._force = True
-        self.d._inbox.put(daemon_mod._Audio(np.zeros(0, np.float32)))  # wakes the loop; nothing records
+        self.d._inbox.put(daemon_mod.AudioIn(np.zeros(0, np.float32)))  # wakes the loop; nothing records
         self.thread.join(5)
         self.server.close()
         self.d._worker.close()
@@ -119,7 +119,7 @@ def test_a_slow_stop_holds_no_other_clients_status_up(running):
     d.parts.output = SlowPaste()
     r = running(d)
     r.request("start")
-    d._inbox.put(daemon_mod._Audio(speech(1.0)))
+    d._inbox.put(daemon_mod.AudioIn(speech(1.0)))
     stopper = threading.Thread(target=r.request, args=("stop",), kwargs={"timeout": 15})
     stopper.start()
     time.sleep(0.3)  # the stop is being handled: the paste takes 2 s
@@ -145,13 +145,13 @@ def dictate(d: daemon_mod.Daemon, seconds: float = 1.0, *, during=None) -> list:
     d.status.add("dictation", events.append)
     try:
         stop = Future()
-        d._inbox.put(daemon_mod._Command({"cmd": "start"}, Future()))
+        d._inbox.put(daemon_mod.Command({"cmd": "start"}, Future()))
         pump(d, lambda: d._session is not None)
-        d._inbox.put(daemon_mod._Audio(speech(seconds)))
+        d._inbox.put(daemon_mod.AudioIn(speech(seconds)))
         pump(d, lambda: d._inbox.empty())
         if during is not None:
             during()
-        d._inbox.put(daemon_mod._Command({"cmd": "stop"}, stop))
+        d._inbox.put(daemon_mod.Command({"cmd": "stop"}, stop))
         pump(d, lambda: stop.done() and not d.dictations.finishing and any(e.state in ("done", "idle") for e in events))
         assert stop.exception() is None, stop.exception()
     finally:
@@ -441,10 +441,10 @@ def test_the_stdout_output_has_a_line_per_dictation_and_no_leading_space(monkeyp
 # -- 18: the worker dies mid-recording ----------------------------------------------------------
 def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fault_row, workers):
     d, events = make_daemon()
-    d._inbox.put(daemon_mod._Command({"cmd": "start"}, Future()))
+    d._inbox.put(daemon_mod.Command({"cmd": "start"}, Future()))
     pump(d, lambda: d._session is not None)
     n = len(events)
-    d._inbox.put(daemon_mod._Audio(speech(1.0)))
+    d._inbox.put(daemon_mod.AudioIn(speech(1.0)))
     workers.instances[0].kill()  # the worker dies while the microphone records
     pump(d, lambda: len(workers.instances) == 2 and d._snapshot.get("worker_ready"), timeout=10)
     during = events[n:]
@@ -454,7 +454,7 @@ def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fau
     assert [e.state for e in during][-1] == "recording" and "worker is back" in during[-1].message
     assert d._snapshot["state"] == "recording" and d._snapshot["worker_ready"] is True
     stop = Future()
-    d._inbox.put(daemon_mod._Command({"cmd": "stop"}, stop))
+    d._inbox.put(daemon_mod.Command({"cmd": "stop"}, stop))
     pump(d, lambda: d.parts.output.texts)
     assert d.parts.output.texts == ["words from worker 4001"]
     fault_row("#18 the worker dies mid-recording",

@@ -155,7 +155,7 @@ def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(wo
     assert len(workers.instances) == 1
     workers.auto_boot = False  # the reload takes its time: the test says when it is done
     n = len(events)
-    d._on_command(daemon_mod._Command({"cmd": "start"}, reply := Future()))
+    d._on_command(daemon_mod.Command({"cmd": "start"}, reply := Future()))
     assert reply.result(timeout=1)["state"] == "recording"
     assert len(workers.instances) == 2, "the tap started a worker at once"
     d._on_audio(speech(1.5))
@@ -176,7 +176,7 @@ def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(wo
 
 def test_models_use_while_unloaded_loads_the_new_model(workers):
     d, _ = _unloaded_daemon()
-    d._on_command(daemon_mod._Command({"cmd": "model", "name": "tiny-en"}, reply := Future()))
+    d._on_command(daemon_mod.Command({"cmd": "model", "name": "tiny-en"}, reply := Future()))
     assert reply.result(timeout=1) == {"switching": "tiny-en"}
     pump(d, lambda: d.worker_state.switching_to is None and d.worker_state.ready is not None and d._snapshot["state"] == "ready")
     assert d._model_name() == "tiny-en" and not d._unloaded and len(workers.instances) == 2
@@ -227,7 +227,7 @@ def test_the_main_loop_wakes_by_itself_to_unload_and_does_not_poll(workers):
     assert gets <= 6, f"{gets} wake-ups for one ready worker, one unload and one deadline: polling?"
     # and it is still usable: a tap reloads, the text comes through
     d._force = True
-    inbox.put(daemon_mod._Command({"cmd": "cancel"}, Future()))
+    inbox.put(daemon_mod.Command({"cmd": "cancel"}, Future()))
     loop.join(5)
     assert not loop.is_alive()
     d._force = False

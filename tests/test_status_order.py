@@ -36,7 +36,7 @@ def test_a_progress_event_arriving_after_ready_is_not_published(workers):
         assert d._snapshot["last"]["state"] == "ready"
     finally:
         d._force = True
-        d._inbox.put(daemon_mod._Command({"cmd": "cancel"}, Future()))
+        d._inbox.put(daemon_mod.Command({"cmd": "cancel"}, Future()))
         loop.join(5)
         d.supervisor.close()
     assert not loop.is_alive()

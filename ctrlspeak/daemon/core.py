@@ -41,7 +41,6 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -52,7 +51,9 @@ from ctrlspeak import errors
 from ctrlspeak.daemon import wiring
 from ctrlspeak.daemon.dictation import Dictations, Parts, Session
 from ctrlspeak.daemon.download_view import DownloadView
-from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
+from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, MicStalled, ModelSwitched, SegmentDone,
+                                     SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged, WorkerTrouble)
+from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerSettings
 from ctrlspeak.daemon.keepalive import KeepAlive
 from ctrlspeak.models import download, registry
 from ctrlspeak.audio.segment import FILE_RULE, cut, live_rule
@@ -81,70 +82,6 @@ FORCED_EXIT_STATUS = 130
 #: after these boot errors a new dictation tries the download again (the partial is kept):
 #: the network or the disk may have been fixed meanwhile
 _RETRY_DOWNLOAD_ON = ("ERR_MODEL_DOWNLOAD", "ERR_DISK_SPACE", "ERR_MODEL_NOT_CACHED")
-
-
-# -- events posted to the main loop ---------------------------------------------------
-@dataclass(frozen=True)
-class _Hotkey:
-    event: Any
-    #: when the tap happened: a stop's latency counts from here, not from when the loop got to it
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class _Command:
-    request: dict[str, Any]
-    reply: Future
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass(frozen=True)
-class _Audio:
-    audio: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Stall:
-    reason: str
-
-
-@dataclass(frozen=True)
-class _SegmentDone:
-    session: str
-    index: int
-    future: Future
-
-
-@dataclass(frozen=True)
-class _WorkerProgress:
-    progress: Progress
-
-
-@dataclass(frozen=True)
-class _WorkerReady:
-    ready: WorkerReady
-
-
-@dataclass(frozen=True)
-class _WorkerStateChanged:
-    state: WorkerState
-
-
-@dataclass(frozen=True)
-class _WorkerTrouble:
-    error: errors.CtrlspeakError
-    final: bool
-
-
-@dataclass(frozen=True)
-class _ModelSwitched:
-    ref: ModelRef
-    future: Future
-
-
-@dataclass(frozen=True)
-class _Signal:
-    signum: int
 
 
 def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
@@ -220,7 +157,7 @@ class Daemon:
         #: the edges a dictation's text goes to (output, history, journal), set up in start()
         self._parts = Parts()
         self._dictations = Dictations(
-            self._parts, submit=self._submit, on_done=lambda sid, i, f: self._inbox.put(_SegmentDone(sid, i, f)),
+            self._parts, submit=self._submit, on_done=lambda sid, i, f: self._inbox.put(SegmentDone(sid, i, f)),
             publish=self._publish, publish_error=self._publish_error, settle=self._settle,
             model_name=lambda: self._model_name())
 
@@ -244,8 +181,8 @@ class Daemon:
         if notice:
             self._publish(StatusEvent("notice", notice, model=model.name))
         make_source = self._audio_source or functools.partial(Recorder, self.cfg.input_device)
-        self._recorder = make_source(on_audio=lambda a: self._inbox.put(_Audio(a)),
-                                     on_stall=lambda why: self._inbox.put(_Stall(why)), preroll_s=self.cfg.preroll_s)
+        self._recorder = make_source(on_audio=lambda a: self._inbox.put(AudioIn(a)),
+                                     on_stall=lambda why: self._inbox.put(MicStalled(why)), preroll_s=self.cfg.preroll_s)
         self._closers.append(self._recorder.close)
         if self._audio_source is None:
             self._check_microphone()
@@ -325,13 +262,13 @@ class Daemon:
             wiring.add_tray(self.status, self._closers,
                             on_toggle=lambda: self._post_command({"cmd": "toggle"}),
                             on_model=lambda name: self._post_command({"cmd": "model", "name": name}),
-                            on_quit=lambda: self._inbox.put(_Signal(signal.SIGTERM)))
+                            on_quit=lambda: self._inbox.put(SignalReceived(signal.SIGTERM)))
 
     def _setup_output(self) -> None:
         self._parts.output = wiring.make_output(self.cfg, self._hotkey, self._stdout)
 
     def _setup_hotkey(self) -> None:
-        self._hotkey = wiring.start_hotkey(self.cfg, self._closers, post=lambda event: self._inbox.put(_Hotkey(event)),
+        self._hotkey = wiring.start_hotkey(self.cfg, self._closers, post=lambda event: self._inbox.put(HotkeyPressed(event)),
                                            publish=self._publish)
         if self._hotkey is not None:
             self._setup_output()  # now with the hotkey as the key guard
@@ -343,10 +280,10 @@ class Daemon:
         self._reset_download()
         self._worker = Supervisor(
             self._worker_settings, ref,
-            on_progress=lambda p: self._inbox.put(_WorkerProgress(p)),
-            on_ready=lambda r: self._inbox.put(_WorkerReady(r)),
-            on_trouble=lambda exc, final: self._inbox.put(_WorkerTrouble(exc, final)),
-            on_state=lambda state: self._inbox.put(_WorkerStateChanged(state)),
+            on_progress=lambda p: self._inbox.put(WorkerProgress(p)),
+            on_ready=lambda r: self._inbox.put(WorkerIsReady(r)),
+            on_trouble=lambda exc, final: self._inbox.put(WorkerTrouble(exc, final)),
+            on_state=lambda state: self._inbox.put(WorkerStateChanged(state)),
             speed=SpeedEstimate(margin_s=self.cfg.hang_margin_s),
         )
         self._worker_state = self._worker.state
@@ -446,27 +383,27 @@ class Daemon:
         self._read_worker_state()
 
     def _dispatch(self, event: Any) -> None:
-        if isinstance(event, _Audio):
+        if isinstance(event, AudioIn):
             self._on_audio(event.audio)
-        elif isinstance(event, _SegmentDone):
+        elif isinstance(event, SegmentDone):
             self._dictations.segment_done(self._session, event.session, event.index, event.future)
-        elif isinstance(event, _Hotkey):
+        elif isinstance(event, HotkeyPressed):
             self._on_hotkey(event.event, event.at)
-        elif isinstance(event, _Command):
+        elif isinstance(event, Command):
             self._on_command(event)
-        elif isinstance(event, _WorkerProgress):
+        elif isinstance(event, WorkerProgress):
             self._on_progress(event.progress)
-        elif isinstance(event, _WorkerStateChanged):
+        elif isinstance(event, WorkerStateChanged):
             self._take_worker_state(event.state)
-        elif isinstance(event, _WorkerReady):
+        elif isinstance(event, WorkerIsReady):
             self._on_worker_ready(event)
-        elif isinstance(event, _WorkerTrouble):
+        elif isinstance(event, WorkerTrouble):
             self._on_worker_trouble(event)
-        elif isinstance(event, _ModelSwitched):
+        elif isinstance(event, ModelSwitched):
             self._on_model_switched(event)
-        elif isinstance(event, _Stall):
+        elif isinstance(event, MicStalled):
             self._on_stall(event.reason)
-        elif isinstance(event, _Signal):
+        elif isinstance(event, SignalReceived):
             self._handle_signal(event.signum)
 
     def shutdown(self) -> None:
@@ -712,7 +649,7 @@ class Daemon:
         self._worker.retry()  # a fresh worker on the same model; ready arrives as usual
         self._read_worker_state()
 
-    def _on_worker_ready(self, event: _WorkerReady) -> None:
+    def _on_worker_ready(self, event: WorkerIsReady) -> None:
         from ctrlspeak import sdnotify
 
         ready = event.ready
@@ -742,7 +679,7 @@ class Daemon:
             return
         self._publish(StatusEvent("ready", message if first else f"worker restarted; {message}", model=ready.model))
 
-    def _on_worker_trouble(self, event: _WorkerTrouble) -> None:
+    def _on_worker_trouble(self, event: WorkerTrouble) -> None:
         # the worker state (restarting, or gave up: the person can switch model with
         # `ctrlspeak model NAME`) came before this event; here it is told
         error = event.error
@@ -760,10 +697,10 @@ class Daemon:
         self._reset_download()
         future = self._worker.switch(ref)  # while unloaded it starts a fresh worker: a reload
         self._read_worker_state()
-        future.add_done_callback(lambda f: self._inbox.put(_ModelSwitched(ref, f)))
+        future.add_done_callback(lambda f: self._inbox.put(ModelSwitched(ref, f)))
         return {"switching": ref.name}
 
-    def _on_model_switched(self, event: _ModelSwitched) -> None:
+    def _on_model_switched(self, event: ModelSwitched) -> None:
         # the supervisor's state (the new model, or the old one kept) came before this event
         try:
             ready = event.future.result()
@@ -786,13 +723,13 @@ class Daemon:
                 self._control.publish({"event": "status", **last.to_json()})
             return {}
         future: Future = Future()
-        self._inbox.put(_Command(request, future))
+        self._inbox.put(Command(request, future))
         return future.result(timeout=10)
 
     def _post_command(self, request: dict[str, Any]) -> None:
-        self._inbox.put(_Command(request, Future()))
+        self._inbox.put(Command(request, Future()))
 
-    def _on_command(self, event: _Command) -> None:
+    def _on_command(self, event: Command) -> None:
         cmd = event.request.get("cmd")
         try:
             if cmd in ("toggle", "start"):
@@ -834,17 +771,17 @@ class Daemon:
             self.stop_recording(at=at)
 
     # -- signals ------------------------------------------------------------------------
-    # As uvicorn's Server.handle_exit: a signal only posts _Signal to the inbox, and the loop acts
+    # As uvicorn's Server.handle_exit: a signal only posts SignalReceived to the inbox, and the loop acts
     # on it. The first stop lets the dictations in flight finish within STOP_GRACE_S; a second
     # one forces the exit (the worker killed, FORCED_EXIT_STATUS).
     def request_stop(self) -> None:
         """Stop as SIGTERM does (the transcription in flight is finished, within STOP_GRACE_S,
         then run() returns). Safe from any thread: for a daemon run on a thread of its own."""
-        self._inbox.put(_Signal(int(signal.SIGTERM)))
+        self._inbox.put(SignalReceived(int(signal.SIGTERM)))
 
     def _on_signal(self, sig: signal.Signals) -> None:
         """Runs on the signal relay's thread: post, and after a second stop signal stand by."""
-        self._inbox.put(_Signal(int(sig)))
+        self._inbox.put(SignalReceived(int(sig)))
         if sig == signal.SIGHUP:
             return
         self._stop_signals += 1
