@@ -50,7 +50,7 @@ from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.daemon import wiring
 from ctrlspeak.daemon.dictation import Dictations, Parts, Session
-from ctrlspeak.daemon.download_view import DownloadView
+from ctrlspeak.daemon.model_view import REFRESH, Busy, ModelView, Say
 from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, MicStalled, ModelSwitched, SegmentDone,
                                      SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged, WorkerTrouble)
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerSettings
@@ -64,8 +64,6 @@ from ctrlspeak.supervision.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 
-#: share of the loading bar per stage (download only happens for uncached models)
-_STAGE_SPAN = {"download": (0.0, 40.0), "import": (40.0, 70.0), "restore": (70.0, 95.0), "warmup": (95.0, 100.0)}
 #: a final segment quieter than this (about -50 dBFS) holds no speech: don't transcribe it
 _SILENT_PEAK = 0.003
 #: PortAudio is shut down this long after the microphone closes (release_portaudio)
@@ -138,16 +136,12 @@ class Daemon:
         self._force = False
         self._closers: list[Any] = []
         self._snapshot: dict[str, Any] = {"state": "loading"}
-        # Progress is published from the worker client's thread, everything else from the main
-        # loop: one lock keeps "is it still loading?" and the publish together, so a late
-        # "loading 100%" can never reach a sink after "ready" (the tray once stuck on it).
-        self._publish_lock = threading.RLock()
         self._stop_signals = 0  # counted on the signal relay's thread only (see _on_signal)
         self._exited = threading.Event()  # set once shutdown() is over: the relay's fallback stands down
         self._clock = clock
         self._keepalive = KeepAlive(cfg.keep_alive_minutes)
         self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
-        self._download = DownloadView()  # the model's download, while the worker fetches it
+        self._model_view = ModelView()  # what is said about the model, and its download
         self.exit_status = 0
         # parts created in start()
         self._recorder: Any = None
@@ -277,7 +271,7 @@ class Daemon:
         return settings_from_config(self.cfg, ref)
 
     def _start_worker(self, ref: ModelRef) -> None:
-        self._reset_download()
+        self._model_view.reset()
         self._worker = Supervisor(
             self._worker_settings, ref,
             on_progress=lambda p: self._inbox.put(WorkerProgress(p)),
@@ -586,130 +580,62 @@ class Daemon:
     def _model_name(self) -> str:
         return self._worker_state.model_name
 
+    # -- what is said about the model (ModelView decides, the loop publishes) ---------------
+    def _busy(self) -> Busy:
+        return Busy(recording=self._session is not None, finishing=bool(self._dictations.finishing),
+                    state=self._state())
+
+    def _say(self, items: list[Say]) -> None:
+        for item in items:
+            if item == REFRESH:
+                self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
+            elif isinstance(item, errors.CtrlspeakError):
+                self._publish_error(item)
+            else:
+                self._publish(item)
+
     def _on_progress(self, p: Progress) -> None:
-        ws = self._worker_state
-        if p.stage == "download" and p.unit == "B" and p.done is not None and (ws.ready is None or ws.switching_to):
-            self._on_download(p)
-            return
-        if p.stage == "transcribe" or ws.ready is not None:
-            return
-        if ws.reloading and not self._idle():
-            return  # a reload under a recording: "recording"/"transcribing" stays on show
-        lo, hi = _STAGE_SPAN.get(p.stage, (0.0, 100.0))
-        percent = lo + (hi - lo) * (p.fraction or 0.0)
-        with self._publish_lock:
-            if self._worker_state.ready is None:  # checked again: ready may have been published meanwhile
-                self._publish(StatusEvent("loading", p.message, percent=round(percent, 1), model=self._model_name(),
-                                          stage=p.stage))
-
-    # -- the model's download ----------------------------------------------------------
-    def _reset_download(self) -> None:
-        self._download = DownloadView()
-
-    def _downloading(self) -> bool:
-        return self._download.active and self._worker_state.ready is None
+        self._say(self._model_view.progress(p, self._worker_state, self._busy(), self._clock()))
 
     def _waiting_for(self) -> str:
         """What a recording made now waits for ("" when the model is ready to transcribe it)."""
-        if self._worker_state.ready is not None or self._unloaded:
-            return ""
-        name = self._model_name()
-        if self._downloading():
-            return self._download.waiting(name)
-        gave_up = self._worker_state.gave_up
-        if gave_up is not None:
-            return f"{name} could not be loaded ({gave_up.code})"
-        return f"{name} is still loading"
+        return self._model_view.waiting_for(self._worker_state, self._unloaded)
 
-    def _on_download(self, p: Progress) -> None:
-        """Bytes of the model arriving: the live line (tray, console, followers) and the
-        notices :class:`DownloadView` decides on. A recording keeps its own state on show."""
-        switching_to = self._worker_state.switching_to
-        name = switching_to.name if switching_to is not None else self._model_name()
-        with self._publish_lock:
-            if self._worker_state.ready is not None and switching_to is None:
-                return  # ready was published meanwhile
-            said = self._download.feed(p, self._clock(), name, quiet=self._session is not None)
-            if not said.line:  # `ctrlspeak status` still gets the latest numbers
-                self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
-                return
-            fields: dict[str, Any] = {"model": name, **self._download.to_json()}
-            if self._dictations.finishing:
-                self._publish(StatusEvent("transcribing", f"your recording is kept and waits for {name}", **fields))
-            else:
-                self._publish(StatusEvent("loading", p.message, **fields))
-            if said.notice:
-                self._publish(StatusEvent("notice", said.notice, model=name))
+    def _downloading(self) -> bool:
+        return self._model_view.downloading(self._worker_state)
 
     def _retry_download(self) -> None:
         """A dictation after the download gave up tries it again (it continues where it stopped)."""
         assert self._worker is not None
         log.info("dictation while %s is not downloaded: trying the download again", self._model_name())
-        self._reset_download()
+        self._model_view.reset()
         self._worker.retry()  # a fresh worker on the same model; ready arrives as usual
         self._read_worker_state()
 
     def _on_worker_ready(self, event: WorkerIsReady) -> None:
         from ctrlspeak import sdnotify
 
-        ready = event.ready
-        # the state that made this worker ready came before this event (the supervisor sends it first)
-        first, reloaded = self._worker_state.first_ready, self._worker_state.booted_by == "reload"
         sdnotify.ready()
-        message = f"{ready.model} on {ready.device}, loaded in {ready.load_s + ready.import_s:.1f} s"
-        message += self._download.summary()
-        self._reset_download()
-        if reloaded:
+        message, said = self._model_view.ready(event.ready, self._worker_state, self._busy())
+        if self._worker_state.booted_by == "reload":
             log.info("reloaded %s", message)
-        if self._session is not None:
-            # "ready" now would be a lie (and a "ctrlspeak is ready" notification while the
-            # microphone records): the recording's state stays, the worker's readiness is beside it.
-            # A kept recording that only waited for the model is different: the person who waited
-            # through a download is told it is ready, and the text follows.
-            if reloaded:
-                self._refresh_snapshot(self.status.last or StatusEvent(self._state()))
-                return
-            state = self._state()
-            listening = "listening; " if state == "recording" else ""
-            self._publish(StatusEvent(state, f"{listening}the worker is {'ready' if first else 'back'} ({message})",
-                                      model=ready.model))
-            return
-        if reloaded:
-            self._publish(StatusEvent("ready", f"reloaded {message}", model=ready.model))
-            return
-        self._publish(StatusEvent("ready", message if first else f"worker restarted; {message}", model=ready.model))
+        self._say(said)
 
     def _on_worker_trouble(self, event: WorkerTrouble) -> None:
-        # the worker state (restarting, or gave up: the person can switch model with
-        # `ctrlspeak model NAME`) came before this event; here it is told
-        error = event.error
-        if not event.final and not self._idle():
-            goes_on = "the recording goes on" if self._session is not None else "its audio is sent again"
-            error = type(error)(f"{error.message}; {goes_on} and nothing is lost", hint=error.hint)
-        self._publish_error(error)
-        if self._session is not None and not event.final:  # the recording's state stays on show
-            self._publish(StatusEvent("recording", "listening; the worker is restarting", model=self._model_name()))
+        self._say(self._model_view.trouble(event.error, event.final, self._worker_state, self._busy()))
 
     def switch_model(self, name: str) -> dict[str, Any]:
         ref = registry.resolve(name)
         assert self._worker is not None
         self._publish(StatusEvent("loading", f"switching to {ref.name}", percent=0.0, model=ref.name))
-        self._reset_download()
+        self._model_view.reset()
         future = self._worker.switch(ref)  # while unloaded it starts a fresh worker: a reload
         self._read_worker_state()
         future.add_done_callback(lambda f: self._inbox.put(ModelSwitched(ref, f)))
         return {"switching": ref.name}
 
     def _on_model_switched(self, event: ModelSwitched) -> None:
-        # the supervisor's state (the new model, or the old one kept) came before this event
-        try:
-            ready = event.future.result()
-        except errors.CtrlspeakError as exc:
-            self._publish_error(exc)
-            if self._worker_state.ready is not None:
-                self._publish(StatusEvent("ready", f"still using {self._model_name()}", model=self._model_name()))
-            return
-        self._publish(StatusEvent("ready", f"switched to {ready.model}", model=ready.model))
+        self._say(self._model_view.switched(event.future, self._worker_state))
 
     # -- control socket and hotkey ------------------------------------------------------
     def _handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -861,9 +787,10 @@ class Daemon:
         return "error" if self._worker_state.gave_up is not None else "loading"
 
     def _publish(self, event: StatusEvent) -> None:
-        with self._publish_lock:
-            self._refresh_snapshot(event)
-            self.status.publish(event)
+        # only the loop publishes (progress too arrives through the inbox), so no lock: a late
+        # "loading 100%" is handled before or after "ready", never in between
+        self._refresh_snapshot(event)
+        self.status.publish(event)
 
     def _refresh_snapshot(self, event: StatusEvent) -> None:
         self._snapshot = {
@@ -878,8 +805,7 @@ class Daemon:
         gave_up = self._worker_state.gave_up
         if gave_up is not None and self._worker_state.ready is None:
             self._snapshot["error"] = {"code": gave_up.code, "message": gave_up.message, "hint": gave_up.hint}
-        if self._downloading() or (self._worker_state.switching_to is not None and self._download.active):
-            self._snapshot["download"] = self._download.to_json()
+        self._snapshot.update(self._model_view.snapshot(self._worker_state))
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:
         # the console line shows it already: the log file gets it, stderr not a second time
