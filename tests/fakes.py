@@ -194,7 +194,7 @@ def make_daemon(keep_alive_minutes: float = 0.0, clock: Callable[[], float] = ti
     d = daemon_mod.Daemon(Config(**{**base, **cfg}), console=False, hotkey=False, tray=False, clock=clock)
     events: list = []
     d.status.add("test", events.append)
-    d._vad, d._recorder, d.parts.output = EnergyVad(), FakeRecorder(), FakeOutput()
+    d._vad, d._mic.source, d.parts.output = EnergyVad(), FakeRecorder(), FakeOutput()
     d._start_worker(model)
     return d, events
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ctrlspeak.daemon import core as daemon_mod
+from ctrlspeak.daemon.microphone import AUDIO_RELEASE_S
 from ctrlspeak.audio import capture as recorder
 from tests.fakes import FakeClock, dictate, make_daemon, pump
 
@@ -51,12 +51,12 @@ def released(monkeypatch) -> list[float]:
 def test_the_daemon_releases_portaudio_a_moment_after_the_microphone_closes(monkeypatch, released, workers):
     clock = FakeClock()
     d, _ = make_daemon(0.0, clock)
-    d._recorder = CountingRecorder()
+    d._mic.source = CountingRecorder()
     pump(d, lambda: d._snapshot["state"] == "ready")
     assert d._next_wait() is None, "nothing due: the loop blocks"
     dictate(d, clock)
-    assert d._next_wait() == pytest.approx(daemon_mod.AUDIO_RELEASE_S), "the loop wakes for it, no polling"
-    clock.now += daemon_mod.AUDIO_RELEASE_S - 0.1
+    assert d._next_wait() == pytest.approx(AUDIO_RELEASE_S), "the loop wakes for it, no polling"
+    clock.now += AUDIO_RELEASE_S - 0.1
     d._audio_tick()
     assert released == []
     clock.now += 0.1
@@ -68,16 +68,16 @@ def test_the_daemon_releases_portaudio_a_moment_after_the_microphone_closes(monk
 def test_never_while_a_recording_or_the_preroll_has_the_microphone(monkeypatch, released, workers):
     clock = FakeClock()
     d, _ = make_daemon(0.0, clock)
-    d._recorder = CountingRecorder()
+    d._mic.source = CountingRecorder()
     pump(d, lambda: d._snapshot["state"] == "ready")
     dictate(d, clock)
     assert d.start_recording("test") is None  # a new recording before the release was due
-    clock.now += 10 * daemon_mod.AUDIO_RELEASE_S
+    clock.now += 10 * AUDIO_RELEASE_S
     d._audio_tick()
     assert released == [] and d._next_wait() is None
     d.stop_recording()
-    d._recorder.open()  # the first tap of the next hotkey sequence opened it again (pre-roll)
-    clock.now += 10 * daemon_mod.AUDIO_RELEASE_S
+    d._mic.source.open()  # the first tap of the next hotkey sequence opened it again (pre-roll)
+    clock.now += 10 * AUDIO_RELEASE_S
     d._audio_tick()
     assert released == []
     d._worker.close()
@@ -123,8 +123,8 @@ def test_input_overflows_are_counted_from_begin(monkeypatch):
 def test_the_daemon_says_when_audio_was_lost_to_overflows(monkeypatch, caplog, workers):
     clock = FakeClock()
     d, _ = make_daemon(0.0, clock)
-    d._recorder = CountingRecorder()
-    d._recorder.overflows = 3
+    d._mic.source = CountingRecorder()
+    d._mic.source.overflows = 3
     pump(d, lambda: d._snapshot["state"] == "ready")
     with caplog.at_level("WARNING", logger="ctrlspeak.daemon.core"):
         dictate(d, clock)

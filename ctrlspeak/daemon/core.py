@@ -48,13 +48,14 @@ import numpy as np
 
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
-from ctrlspeak.daemon import wiring
+from ctrlspeak.daemon import commands, wiring
 from ctrlspeak.daemon.dictation import Dictations, Parts, Session
 from ctrlspeak.daemon.model_view import REFRESH, Busy, ModelView, Say
 from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, MicStalled, ModelSwitched, SegmentDone,
                                      SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged, WorkerTrouble)
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerSettings
 from ctrlspeak.daemon.keepalive import KeepAlive
+from ctrlspeak.daemon.microphone import Microphone
 from ctrlspeak.models import download, registry
 from ctrlspeak.audio.segment import FILE_RULE, cut, live_rule
 from ctrlspeak.daemon.status import StatusBus, StatusEvent
@@ -66,8 +67,6 @@ log = logging.getLogger(__name__)
 
 #: a final segment quieter than this (about -50 dBFS) holds no speech: don't transcribe it
 _SILENT_PEAK = 0.003
-#: PortAudio is shut down this long after the microphone closes (release_portaudio)
-AUDIO_RELEASE_S = 2.0
 #: a stop (SIGTERM, SIGINT, the tray's Quit) lets the dictations in flight finish for this long;
 #: what is left then stays in the journal and is transcribed at the next start. Below the unit's
 #: TimeoutStopSec (15 s, ctrlspeak.service) with room for shutdown() (the worker's 5 s close).
@@ -96,16 +95,6 @@ def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
     fallback = registry.resolve("tiny-en")
     return fallback, (f"{cfg.model} is not downloaded and the network is unreachable: using the bundled demo "
                       f"model tiny-en (synthetic English only); run `ctrlspeak models download {cfg.model}`")
-
-
-def _trim_heap() -> None:
-    """Hand the heap's free pages back to the OS (glibc's malloc_trim); elsewhere a no-op."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 class Daemon:
@@ -140,11 +129,10 @@ class Daemon:
         self._exited = threading.Event()  # set once shutdown() is over: the relay's fallback stands down
         self._clock = clock
         self._keepalive = KeepAlive(cfg.keep_alive_minutes)
-        self._audio_release_at: float | None = None  # when to shut PortAudio down (see _audio_tick)
+        self._mic = Microphone(clock)  # the audio source, and PortAudio's release between recordings
         self._model_view = ModelView()  # what is said about the model, and its download
         self.exit_status = 0
         # parts created in start()
-        self._recorder: Any = None
         self._hotkey: Any = None
         self._control: Any = None
         self._vad: Any = None
@@ -175,12 +163,12 @@ class Daemon:
         if notice:
             self._publish(StatusEvent("notice", notice, model=model.name))
         make_source = self._audio_source or functools.partial(Recorder, self.cfg.input_device)
-        self._recorder = make_source(on_audio=lambda a: self._inbox.put(AudioIn(a)),
-                                     on_stall=lambda why: self._inbox.put(MicStalled(why)), preroll_s=self.cfg.preroll_s)
-        self._closers.append(self._recorder.close)
+        self._mic.source = make_source(on_audio=lambda a: self._inbox.put(AudioIn(a)),
+                                       on_stall=lambda why: self._inbox.put(MicStalled(why)),
+                                       preroll_s=self.cfg.preroll_s)
+        self._closers.append(self._mic.source.close)
         if self._audio_source is None:
-            self._check_microphone()
-            self._audio_release_at = self._clock()  # nothing records until the first tap
+            self._mic.check(self.cfg.input_device, self._publish_error)
         self._setup_output()
         if self._want_hotkey:
             self._setup_hotkey()
@@ -196,17 +184,6 @@ class Daemon:
                                 lambda sig: self._on_signal(sig))
             relay.install()
             self._closers.append(relay.restore)
-
-    def _check_microphone(self) -> None:
-        """Say at start, not at the first tap, when the microphone is missing. Not fatal:
-        it is looked up again at every recording, so plugging one in later just works."""
-        from ctrlspeak.audio.capture import describe_input, resolve_device
-
-        try:
-            device = resolve_device(self.cfg.input_device)
-            log.info("microphone: %s", describe_input(device))
-        except errors.CtrlspeakError as exc:
-            self._publish_error(exc)
 
     def _open_journal(self, recover: bool = True) -> bool:
         from ctrlspeak.audio.journal import Journal
@@ -318,27 +295,17 @@ class Daemon:
         """Seconds until something timed is due (None: nothing is, block)."""
         now = self._clock()
         waits = [w for w in (self._keepalive.wait_s(now),
-                             None if self._audio_release_at is None else max(0.0, self._audio_release_at - now),
+                             self._mic.wait_s(now),
                              None if self._stop_by is None else max(0.0, self._stop_by - now))
                  if w is not None]
         return min(waits) if waits else None
 
     # -- the audio system between recordings -----------------------------------------------
     def _close_recorder(self) -> None:
-        self._recorder.close()
-        # PortAudio goes down a moment later (the stop sound is still playing now)
-        self._audio_release_at = self._clock() + AUDIO_RELEASE_S
+        self._mic.close_soon()
 
     def _audio_tick(self) -> None:
-        if self._audio_release_at is None or self._clock() < self._audio_release_at:
-            return
-        self._audio_release_at = None
-        if self._session is None and not getattr(self._recorder, "is_open", False):
-            from ctrlspeak.audio.capture import release_portaudio
-
-            if release_portaudio():
-                log.debug("PortAudio shut down until the next recording")
-        _trim_heap()
+        self._mic.tick(recording=self._session is not None)
 
     # -- keep-alive ---------------------------------------------------------------------
     @property
@@ -422,7 +389,7 @@ class Daemon:
         if self._session is not None or self._stopping:
             return None
         try:
-            pre = self._recorder.begin()
+            pre = self._mic.begin()
         except errors.CtrlspeakError as exc:
             self._publish_error(exc)
             return exc
@@ -457,12 +424,7 @@ class Daemon:
         session = self._session
         if session is None:
             return
-        self._recorder.end()
-        overflows = getattr(self._recorder, "overflows", 0)
-        if overflows:
-            log.warning("the system was too busy to read the microphone %d time(s) during this recording: "
-                        "some audio is missing", overflows)
-        self._close_recorder()
+        self._mic.end()
         self._session = None
         session.stopped_at = time.monotonic() if at is None else at
         session.reason = reason
@@ -492,8 +454,7 @@ class Daemon:
         session = self._session
         if session is None:
             return
-        self._recorder.end()
-        self._close_recorder()
+        self._mic.end()
         self._session = None
         if session.recording is not None:
             session.recording.discard()
@@ -641,7 +602,7 @@ class Daemon:
     def _handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
         """Called on the control server's thread: hand over to the main loop and wait."""
         if request.get("cmd") == "status":
-            return dict(self._snapshot)
+            return self.snapshot()
         if request.get("cmd") == "follow":
             # a new follower first gets the current state, then every event as it happens
             last = self.status.last
@@ -656,45 +617,27 @@ class Daemon:
         self._inbox.put(Command(request, Future()))
 
     def _on_command(self, event: Command) -> None:
-        cmd = event.request.get("cmd")
-        try:
-            if cmd in ("toggle", "start"):
-                failed = self.toggle("socket", event.at) if cmd == "toggle" else self.start_recording("socket")
-                if failed is not None:
-                    raise failed
-            elif cmd == "stop":
-                self.stop_recording(at=event.at)
-            elif cmd == "cancel":
-                self.cancel_recording()
-            elif cmd == "model":
-                event.reply.set_result(self.switch_model(str(event.request.get("name", ""))))
-                return
-            else:
-                raise errors.UsageError(f"unknown command {cmd!r}")
-            event.reply.set_result(dict(self._snapshot))
-        except errors.CtrlspeakError as exc:
-            event.reply.set_exception(exc)
-        except Exception as exc:  # noqa: BLE001 - every command gets exactly one reply, at once
-            log.exception("control command %r failed", cmd)
-            event.reply.set_exception(errors.CtrlspeakError(
-                f"internal error while handling {cmd!r}: {type(exc).__name__}"))
+        commands.answer(self, event)
 
     def _on_hotkey(self, event: Any, at: float | None = None) -> None:
-        from ctrlspeak.desktop.hotkey import HotkeyEvent
+        commands.on_hotkey(self, event, at)
 
-        if event is HotkeyEvent.ARMED and self._session is None:
-            try:
-                self._recorder.open()  # pre-roll: the mic is running before the last tap
-            except errors.CtrlspeakError as exc:
-                log.debug("pre-roll unavailable: %s", exc.message)
-        elif event is HotkeyEvent.DISARMED and self._session is None:
-            self._close_recorder()
-        elif event is HotkeyEvent.TRIGGER:
-            self.toggle("hotkey", at)
-        elif event is HotkeyEvent.HOLD_START:
-            self.start_recording("hotkey")
-        elif event is HotkeyEvent.HOLD_END:
-            self.stop_recording(at=at)
+    @property
+    def recording(self) -> bool:
+        """A recording is being made (the microphone is live)."""
+        return self._session is not None
+
+    def snapshot(self) -> dict[str, Any]:
+        """What ``ctrlspeak status`` says: the state, the model, the worker, the last event."""
+        return dict(self._snapshot)
+
+    def preroll(self) -> None:
+        """Open the microphone ahead of a recording (the hotkey is armed): nothing is cut off."""
+        self._mic.preroll()
+
+    def close_microphone(self) -> None:
+        """Close it again (the tap sequence broke off); PortAudio follows AUDIO_RELEASE_S later."""
+        self._close_recorder()
 
     # -- signals ------------------------------------------------------------------------
     # As uvicorn's Server.handle_exit: a signal only posts SignalReceived to the inbox, and the loop acts
