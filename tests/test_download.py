@@ -322,7 +322,7 @@ def test_through_https_proxy_connect_to_a_tls_hub(tmp_path, test_hub):
         assert out.returncode == 0, out.stderr
         assert _sha(Path(out.stdout.strip())) == _served(tls_hub)[1]
         # the daemon's first-run decision is the same probe: not "offline" behind this proxy
-        code = "from ctrlspeak import config; from ctrlspeak.daemon.core import choose_model; " \
+        code = "from ctrlspeak import config; from ctrlspeak.daemon.wiring import choose_model; " \
                "print(choose_model(config.Config(model='parakeet')))"
         seen = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
         assert "name='parakeet'" in seen.stdout and "None)" in seen.stdout, seen.stderr

@@ -56,8 +56,8 @@ from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, MicStalled
 from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerSettings
 from ctrlspeak.daemon.keepalive import KeepAlive
 from ctrlspeak.daemon.microphone import Microphone
-from ctrlspeak.models import download, registry
-from ctrlspeak.audio.segment import FILE_RULE, cut, live_rule
+from ctrlspeak.models import registry
+from ctrlspeak.audio.segment import live_rule
 from ctrlspeak.daemon.status import StatusBus, StatusEvent
 from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.supervision.client import settings_from_config
@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 _SILENT_PEAK = 0.003
 #: a stop (SIGTERM, SIGINT, the tray's Quit) lets the dictations in flight finish for this long;
 #: what is left then stays in the journal and is transcribed at the next start. Below the unit's
-#: TimeoutStopSec (15 s, ctrlspeak.service) with room for shutdown() (the worker's 5 s close).
+#: TimeoutStopSec (15 s, ctrlspeak.service.systemd) with room for shutdown() (the worker's 5 s close).
 STOP_GRACE_S = 8.0
 #: after a second stop signal the relay waits this long for the loop to exit, then exits itself:
 #: the one thing a signal does besides posting, for a loop stuck in a call that never returns
@@ -79,22 +79,6 @@ FORCED_EXIT_STATUS = 130
 #: after these boot errors a new dictation tries the download again (the partial is kept):
 #: the network or the disk may have been fixed meanwhile
 _RETRY_DOWNLOAD_ON = ("ERR_MODEL_DOWNLOAD", "ERR_DISK_SPACE", "ERR_MODEL_NOT_CACHED")
-
-
-def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
-    """The model to load, and a notice when the bundled demo model stands in.
-
-    The default model (Parakeet) must be downloaded once; until then, offline, the bundled
-    ``tiny-en`` serves so that the daemon still runs - with a notice saying what to do.
-    """
-    ref = registry.resolve(cfg.model)
-    if cfg.model != registry.DEFAULT_MODEL or registry.cached_path(ref, cfg.hf_cache_dir) is not None:
-        return ref, None
-    if not download.is_offline(cfg.offline) and download.hub_reachable():
-        return ref, None  # the worker downloads it, with progress
-    fallback = registry.resolve("tiny-en")
-    return fallback, (f"{cfg.model} is not downloaded and the network is unreachable: using the bundled demo "
-                      f"model tiny-en (synthetic English only); run `ctrlspeak models download {cfg.model}`")
 
 
 class Daemon:
@@ -158,7 +142,7 @@ class Daemon:
         self._setup_sinks()
         self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
         self._vad = make_vad()
-        model, notice = choose_model(self.cfg)
+        model, notice = wiring.choose_model(self.cfg)
         self._start_worker(model)  # then at once: loading takes longest
         if notice:
             self._publish(StatusEvent("notice", notice, model=model.name))
@@ -186,46 +170,10 @@ class Daemon:
             self._closers.append(relay.restore)
 
     def _open_journal(self, recover: bool = True) -> bool:
-        from ctrlspeak.audio.journal import Journal
-
-        try:
-            journal = Journal(keep=self.cfg.keep_recordings)
-            leftovers = journal.leftovers() if recover else []
-        except OSError as exc:
-            self._journal_failed(exc)
-            return False
-        self._parts.journal = journal
-        for entry in leftovers:
-            self._recover(entry)
-        return True
+        return self._dictations.open_journal(self.cfg.keep_recordings, self._vad, recover=recover)
 
     def _journal_failed(self, exc: OSError, session: Session | None = None) -> None:
-        """A journal write failed: this recording goes on in memory; the next one tries again."""
-        if session is not None and session.recording is not None:
-            session.recording.abandon()
-            session.recording = None
-        self._publish_error(errors.JournalError(
-            f"the audio journal is unavailable ({exc.strerror or exc}); this recording is kept in memory only"))
-
-    def _recover(self, entry: Any) -> None:
-        """Transcribe a recording a crash left behind; it goes to history, not the cursor."""
-        if self._dictations.in_history(entry.id):
-            # committed, then the daemon died (or a full disk kept it) before the entry was removed
-            log.info("journal entry %s is in history already; removing it", entry.id)
-            self._dictations.forget_journal(entry.id)
-            return
-        audio = self._parts.journal.read(entry)
-        session = Session(id=entry.id, started=time.monotonic(), segmenter=FILE_RULE.segmenter(self._vad),
-                          kind="recovered", journal_id=entry.id, in_journal=True, audio_s=audio.size / SAMPLE_RATE,
-                          stopped_at=time.monotonic())
-        self._dictations.finishing[session.id] = session
-        if audio.size == 0:
-            self._parts.journal.done(entry.id)
-            self._dictations.finishing.pop(session.id)
-            return
-        log.info("recovering recording %s (%.1f s) left by a crash", entry.id, session.audio_s)
-        for piece in cut(audio, self._vad, FILE_RULE):  # a whole file at hand, as `transcribe` cuts one
-            self._dictations.add_segment(session, piece)
+        self._dictations.journal_failed(exc, session)
 
     def _setup_sinks(self) -> None:
         self._notifier = wiring.add_sinks(self.status, self.cfg, self._closers, console=self._want_console)

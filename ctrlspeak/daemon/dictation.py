@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from ctrlspeak import errors
-from ctrlspeak.audio.segment import Segmenter, join_texts
+from ctrlspeak.ipc import SAMPLE_RATE
+from ctrlspeak.audio.segment import FILE_RULE, Segmenter, cut, join_texts
 from ctrlspeak.daemon.status import StatusEvent
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,48 @@ class Dictations:
         self._deliver(text, session)
 
     # -- the journal and history --------------------------------------------------------
+    def open_journal(self, keep_recordings: bool, vad: Any, recover: bool = True) -> bool:
+        """Open the audio journal and (at start) transcribe what a crash left in it."""
+        from ctrlspeak.audio.journal import Journal
+
+        try:
+            journal = Journal(keep=keep_recordings)
+            leftovers = journal.leftovers() if recover else []
+        except OSError as exc:
+            self.journal_failed(exc)
+            return False
+        self.parts.journal = journal
+        for entry in leftovers:
+            self._recover(entry, vad)
+        return True
+
+    def journal_failed(self, exc: OSError, session: Session | None = None) -> None:
+        """A journal write failed: this recording goes on in memory; the next one tries again."""
+        if session is not None and session.recording is not None:
+            session.recording.abandon()
+            session.recording = None
+        self._publish_error(errors.JournalError(
+            f"the audio journal is unavailable ({exc.strerror or exc}); this recording is kept in memory only"))
+
+    def _recover(self, entry: Any, vad: Any) -> None:
+        """Transcribe a recording a crash left behind; it goes to history, not the cursor."""
+        if self.in_history(entry.id):
+            # committed, then the daemon died (or a full disk kept it) before the entry was removed
+            log.info("journal entry %s is in history already; removing it", entry.id)
+            self.forget_journal(entry.id)
+            return
+        audio = self.parts.journal.read(entry)
+        if audio.size == 0:
+            self.parts.journal.done(entry.id)
+            return
+        session = Session(id=entry.id, started=time.monotonic(), segmenter=FILE_RULE.segmenter(vad),
+                          kind="recovered", journal_id=entry.id, in_journal=True, audio_s=audio.size / SAMPLE_RATE,
+                          stopped_at=time.monotonic())
+        self.finishing[session.id] = session
+        log.info("recovering recording %s (%.1f s) left by a crash", entry.id, session.audio_s)
+        for piece in cut(audio, vad, FILE_RULE):  # a whole file at hand, as `transcribe` cuts one
+            self.add_segment(session, piece)
+
     def forget_journal(self, journal_id: str | None, keep: bool = False) -> None:
         journal = self.parts.journal
         if journal is not None and journal_id:

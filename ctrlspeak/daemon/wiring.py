@@ -1,4 +1,4 @@
-"""The daemon's edges, built: status sinks, the tray icon, the output, the global hotkey.
+"""The daemon's edges, built: the model to load, status sinks, the tray icon, the output, the global hotkey.
 
 Each builder takes what it needs and returns the part; the daemon owns what comes back and
 registers each part's close in ``closers`` (closed in reverse at shutdown). The parts talk
@@ -12,10 +12,27 @@ from typing import Any, TextIO
 
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
-from ctrlspeak.models import registry
+from ctrlspeak.ipc import ModelRef
+from ctrlspeak.models import download, registry
 from ctrlspeak.daemon.status import StatusBus, StatusEvent
 
 log = logging.getLogger(__name__)
+
+
+def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
+    """The model to load, and a notice when the bundled demo model stands in.
+
+    The default model (Parakeet) must be downloaded once; until then, offline, the bundled
+    ``tiny-en`` serves so that the daemon still runs - with a notice saying what to do.
+    """
+    ref = registry.resolve(cfg.model)
+    if cfg.model != registry.DEFAULT_MODEL or registry.cached_path(ref, cfg.hf_cache_dir) is not None:
+        return ref, None
+    if not download.is_offline(cfg.offline) and download.hub_reachable():
+        return ref, None  # the worker downloads it, with progress
+    fallback = registry.resolve("tiny-en")
+    return fallback, (f"{cfg.model} is not downloaded and the network is unreachable: using the bundled demo "
+                      f"model tiny-en (synthetic English only); run `ctrlspeak models download {cfg.model}`")
 
 
 def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, console: bool) -> Any:
