@@ -1,20 +1,18 @@
-"""One control client, served on its own thread: its request lines in order, its events between.
+"""One control client on its own thread: read a line, answer it, and so on, within every bound.
 
-:class:`~ctrlspeak.control.server.ControlServer` starts one per accepted client. Its socket is
-non-blocking and only this thread touches it; the thread sleeps in poll() on the socket, its
-own wake-up socketpair (publish() rings it when events arrive) and the server's stop socket.
-Every bound a client can push against is here: the line length, the idle timeout (for a
-request, half a line, or a reply it does not read), the grace to read a last error line, and a
-follower's event queue.
+:class:`~ctrlspeak.control.server.ControlServer` starts one per admitted client. Its socket
+blocks with a timeout, the idle bound: for a request, for the rest of a line, or for a reply
+the client does not read. A follower's socket has none (it waits for events, not requests):
+publish() writes events into it without waiting, so its kernel send buffer, sized to
+``max_buffer``, is the follower's queue, and a follower that fills it is dropped.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-import select
 import socket
 import socketserver
 import threading
-import time
 from typing import TYPE_CHECKING
 
 from ctrlspeak import errors
@@ -28,12 +26,8 @@ log = logging.getLogger(__name__)
 _CLOSE_GRACE = 2.0  # seconds a closing client gets to read its last error line
 
 
-class _Drop(Exception):
-    """End this connection now (the reason is logged where it is raised, if it needs saying)."""
-
-
 class Connection(socketserver.BaseRequestHandler):
-    """One client on its own thread: read a line, answer it, and so on; a follower's events between."""
+    """One client: its request lines answered in order; a follower's events written by publish()."""
 
     server: ControlServer
     request: socket.socket
@@ -41,140 +35,99 @@ class Connection(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         self.thread = threading.current_thread()
         self.thread.name = "ctrlspeak-control-conn"
-        self.inbuf = bytearray()
-        self.events: bytearray | None = None  # a follower's queue: publish() fills it under the server's lock
-        self.dropped = False
-        self.unsent = 0
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-
-    def finish(self) -> None:
-        self._wake_r.close()
-        self._wake_w.close()
+        # these three change under the server's lock
+        self.following = False  # publish() writes events into its socket
+        self.held: bytearray | None = None  # events published while its follow request is answered
+        self.calling = False  # in a handler call, whose reply close() lets out
+        self.unsent = 0  # bytes of the reply being written that the kernel has not taken yet
+        self.request.settimeout(self.server.idle_timeout)
 
     def handle(self) -> None:
-        srv = self.server
+        srv, buf = self.server, bytearray()
         if not srv.register(self):
             return
-        self.request.setblocking(False)
         try:
-            while (line := self._next_line()) is not None:
-                if not line.strip():
+            while not srv.closed:
+                nl = buf.find(b"\n", 0, srv.max_line + 1)
+                if nl >= 0:
+                    line = bytes(buf[:nl])
+                    del buf[:nl + 1]
+                    if line.strip():
+                        self._answer(line)
                     continue
-                reply = srv.answer(line, self)
-                if len(reply) > srv.max_buffer:
-                    log.warning("dropping a control client that does not read its replies "
-                                "(%d bytes unsent, at most %d)", len(reply), srv.max_buffer)
+                if len(buf) > srv.max_line:
+                    return self._last_word(f"the request line is longer than {srv.max_line} bytes")
+                try:
+                    data = self.request.recv(READ_CHUNK)
+                except TimeoutError:
+                    what = "the end of the request line" if buf else "a request"
+                    return self._last_word(f"timed out after {srv.idle_timeout:g} s waiting for {what}")
+                if not data:  # the client is done, or close() or a drop shut the socket
+                    if buf.strip() and not srv.closed:
+                        self._last_word("incomplete request: the input ended before the newline")
                     return
-                self._send(reply, srv.idle_timeout)
-        except _Drop:
+                buf += data
+        except OSError:  # the peer went away, or did not read for idle_timeout s (logged)
             pass
-        if srv.closed:  # what is queued goes out if it fits at once (e.g. a last event)
+        finally:
             with srv.lock:
-                last, self.events = bytes(self.events or b""), None
-            try:
-                self.request.send(last)
-            except OSError:
-                pass
+                self.following, self.held = False, None
 
-    def follow(self, on: bool) -> None:
-        with self.server.lock:
-            self.events = (self.events if self.events is not None else bytearray()) if on else None
-
-    def wake(self) -> None:
+    def push(self, data: bytes) -> None:
+        """Write ``data`` to this follower at once, or drop it. Called under the server's lock."""
         try:
-            self._wake_w.send(b"\0")
-        except OSError:  # full (a wake-up is pending already) or closed (the connection ended)
-            pass
+            sent = self.request.send(data, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # it hung up: its thread sees the end of input
+            return
+        if sent < len(data):
+            self.drop()
 
-    def _next_line(self) -> bytes | None:
-        """The next request line; None once the client is done or has had its last (error) word."""
-        srv, eof, scanned = self.server, False, 0
-        while True:
-            nl = self.inbuf.find(b"\n", scanned)
-            if 0 <= nl <= srv.max_line:
-                line = bytes(self.inbuf[:nl])
-                del self.inbuf[:nl + 1]
-                return line
-            if nl > srv.max_line or len(self.inbuf) > srv.max_line:
-                return self._last_word(f"the request line is longer than {srv.max_line} bytes")
-            if eof:
-                if self.inbuf.strip():
-                    self._send(error_line(errors.UsageError(
-                        "incomplete request: the input ended before the newline"), None), srv.idle_timeout)
-                return None
-            scanned = len(self.inbuf)
-            self._send_events()
-            # a follower is never idle: it waits for events; anyone else has idle_timeout s to speak
-            if not self._wait(select.POLLIN, None if self.events is not None else srv.idle_timeout):
-                what = "the end of the request line" if self.inbuf else "a request"
-                return self._last_word(f"timed out after {srv.idle_timeout:g} s waiting for {what}")
-            try:
-                data = self.request.recv(READ_CHUNK)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:  # reset by the peer
-                raise _Drop from None
-            if data:
-                self.inbuf += data
-            else:
-                eof = True
-                self.follow(False)  # a follower that hangs up is gone; stop queueing events for it
+    def drop(self) -> None:
+        """End a follower that fell behind; its thread wakes to the end of input. Under the server's lock."""
+        log.warning("dropping a control follower that fell more than %d bytes behind", self.server.max_buffer)
+        self.following, self.held = False, None
+        with contextlib.suppress(OSError):
+            self.request.shutdown(socket.SHUT_RDWR)
+
+    def _answer(self, line: bytes) -> None:
+        srv = self.server
+        reply = srv.answer(line, self)
+        if len(reply) > srv.max_buffer:
+            log.warning("dropping a control client that does not read its replies (%d bytes unsent, at most %d)",
+                        len(reply), srv.max_buffer)
+            raise ConnectionAbortedError
+        if self.following:  # publish() writes to it too, so a reply goes the same way
+            with srv.lock:
+                self.push(reply)
+        else:
+            self._send(reply)
+        if self.held is not None:  # a follow request, answered: the events it held go out after its reply
+            self.request.settimeout(None)
+            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, srv.max_buffer)
+            with srv.lock:
+                if self.held is not None:
+                    held, self.held, self.following = bytes(self.held), None, True
+                    self.push(held)
+
+    def _send(self, data: bytes) -> None:
+        """Write ``data`` to a client that is not following; it must take some every idle_timeout s."""
+        view = memoryview(data)
+        try:
+            while view:
+                self.unsent = len(view)
+                view = view[self.request.send(view):]
+        except TimeoutError:
+            log.warning("dropping a control client that has not read its replies for %g s (%d bytes unsent)",
+                        self.server.idle_timeout, len(view))
+            raise
+        finally:
+            self.unsent = 0
 
     def _last_word(self, message: str) -> None:
-        self.follow(False)
-        self._send(error_line(errors.UsageError(message), None), _CLOSE_GRACE)
-
-    def _send_events(self) -> None:
-        with self.server.lock:
-            batch, self.events = self.events, (bytearray() if self.events is not None else None)
-        if batch:
-            self._send(bytes(batch), None)  # a follower is bounded by publish(), not by a clock
-
-    def _send(self, data: bytes, timeout: float | None) -> None:
-        """Write ``data``; raise _Drop if the client takes nothing for ``timeout`` s, or must go."""
-        srv, view = self.server, memoryview(data)
-        while view:
-            self.unsent = len(view)
-            if not self._wait(select.POLLOUT, timeout):
-                if timeout == srv.idle_timeout:
-                    log.warning("dropping a control client that has not read its replies for %g s (%d bytes unsent)",
-                                timeout, len(view))
-                raise _Drop
-            try:
-                view = view[self.request.send(view):]
-            except (BlockingIOError, InterruptedError):
-                pass
-            except OSError:  # the peer went away
-                raise _Drop from None
-        self.unsent = 0
-
-    def _wait(self, what: int, timeout: float | None) -> bool:
-        """Wait until the socket is ready for ``what``; False after ``timeout`` s. Raises _Drop
-        when the server closes or this follower fell behind; new events only wake it."""
-        poll = select.poll()
-        poll.register(self.request, what)
-        poll.register(self._wake_r, select.POLLIN)
-        poll.register(self.server.stop_r, select.POLLIN)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready = dict(poll.poll(None if left is None else int(left * 1000) + 1))
-            if self.request.fileno() in ready and (what == select.POLLOUT or not self.server.closed):
-                return True  # closing: what is being written still goes out while the client takes it
-            if self.server.closed:
-                raise _Drop
-            if self.dropped:
-                log.warning("dropping a control follower that fell more than %d bytes behind", self.server.max_buffer)
-                raise _Drop
-            if self._wake_r.fileno() in ready:
-                try:
-                    while self._wake_r.recv(4096):
-                        pass
-                except (BlockingIOError, InterruptedError):
-                    pass
-                if what == select.POLLIN and self.events:
-                    return True  # not input, but events to send: the caller loops back to them
-            elif deadline is not None and time.monotonic() >= deadline:
-                return False
+        with self.server.lock:  # publish() must not write to it now: its socket blocks again
+            self.following = False
+        self.request.settimeout(_CLOSE_GRACE)
+        with contextlib.suppress(OSError):
+            self.request.sendall(error_line(errors.UsageError(message), None))

@@ -8,17 +8,17 @@
               <-- reply\\n ---------------------------------  waits up to 10 s for its loop's reply
     follow()  <-- event lines ------------------------------  the events publish() queued for it
 
-Each client is a :class:`~ctrlspeak.control.connection.Connection` on its own thread, the only
-one that touches its socket; publish() (from any thread) appends to each follower's bounded
-queue and wakes its thread through a socketpair, so every thread sleeps in poll() until
-something happens (an idle server uses no CPU). The protocol and its limits are in
-:mod:`ctrlspeak.control.protocol`.
+Every thread sleeps in a blocking call until something happens, so an idle server uses no
+CPU; close() wakes the accepting thread through a stop socket and each client's thread by
+shutting its socket down. One client's bounds are in :mod:`ctrlspeak.control.connection`,
+the protocol and its limits in :mod:`ctrlspeak.control.protocol`.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import selectors
+import select
 import socket
 import socketserver
 import threading
@@ -71,19 +71,16 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
                  allowed_uid: int | None = None, max_buffer: int = MAX_BUFFER, idle_timeout: float = IDLE_TIMEOUT,
                  immediate: Collection[str] = ()) -> None:
         super().__init__(os.fspath(path), Connection, bind_and_activate=False)
-        self.timeout = 0  # handle_request() takes the connection that is waiting and never blocks
         self.path = Path(path)
         self.max_line, self.max_buffer, self.idle_timeout = max_line, max_buffer, idle_timeout
-        self._handler = handler
-        self._immediate = frozenset(immediate)
-        self._max_clients = max_clients
+        self._handler, self._immediate, self._max_clients = handler, frozenset(immediate), max_clients
         self._allowed_uid = os.getuid() if allowed_uid is None else allowed_uid
         self.lock = threading.Lock()  # the client table, the closed flag and every follower's queue
         self._turn = threading.Lock()  # one blocking handler call at a time, as the daemon's loop takes them
         self._clients: dict[socket.socket, Connection | None] = {}  # None: admitted, its thread not started
         self._closed = False
         self._identity: tuple[int, int] | None = None
-        self.stop_r, self._stop_w = socket.socketpair()  # written once by close(), never read
+        self._stop_r, self._stop_w = socket.socketpair()  # written once by close(), never read
         self._thread: threading.Thread | None = None
 
     @property
@@ -99,9 +96,8 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
         return not self._closed and self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
-        with self.lock:
-            if self._thread is not None or self._closed:
-                raise RuntimeError("a ControlServer can be started once")
+        if self._thread is not None or self._closed:
+            raise RuntimeError("a ControlServer can be started once")
         ensure_private_dir(self.path.parent)
         check_path_length(self.path)
         try:
@@ -120,12 +116,14 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
             if self._closed:
                 return
             self._closed = True
-            threads = [c.thread for c in self._clients.values() if c is not None]
+            conns = [c for c in self._clients.values() if c is not None]
+            for c in conns:  # each thread wakes to the end of input; a call's reply still goes out
+                with contextlib.suppress(OSError):
+                    c.request.shutdown(socket.SHUT_RD if c.calling else socket.SHUT_RDWR)
+        threads = [c.thread for c in conns]
         release_socket_path(self.path, self._identity)
-        try:
-            self._stop_w.send(b"\0")  # stays readable: every thread's poll() wakes up and sees _closed
-        except OSError:  # closed already: start() failed
-            pass
+        with contextlib.suppress(OSError):  # closed already: start() failed
+            self._stop_w.send(b"\0")
         deadline = time.monotonic() + _JOIN
         for thread in (self._thread, *threads):
             if thread is not None and thread is not threading.current_thread():
@@ -137,36 +135,26 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
     def publish(self, event: Mapping[str, Any]) -> None:
         """Send ``event`` to every follower. Thread-safe, never blocks on a client.
 
-        A follower with more than ``max_buffer`` bytes of events waiting is dropped.
+        A follower whose socket buffer (``max_buffer`` bytes) is full is dropped.
         Raises TypeError/ValueError at once if ``event`` is not JSON-serializable.
         """
         line = encode(event)
         with self.lock:
-            followers = [c for c in self._clients.values() if c is not None and c.events is not None]
-            for c in followers:
-                if len(c.events) + c.unsent > self.max_buffer:  # type: ignore[arg-type]
-                    c.dropped = True
-                elif not c.dropped:
-                    c.events += line  # type: ignore[operator]
-        for c in followers:
-            c.wake()
+            for c in self._clients.values():
+                if c is not None and c.held is not None:
+                    if len(c.held) + len(line) > self.max_buffer:
+                        c.drop()
+                    else:
+                        c.held += line
+                elif c is not None and c.following:
+                    c.push(line)
 
     def clients(self) -> list[ClientInfo]:
         with self.lock:
-            return [ClientInfo(c.events is not None, c.unsent + len(c.events or b""))
+            return [ClientInfo(c.following or c.held is not None, c.unsent + len(c.held or b""))
                     for c in self._clients.values() if c is not None]
 
     # -- socketserver's hooks, called on the accepting thread --
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        try:
-            return self.socket.accept()
-        except (BlockingIOError, InterruptedError):
-            raise
-        except OSError as exc:  # EMFILE and friends: the listener stays readable, so slow down
-            log.warning("cannot accept a control connection: %s", exc)
-            time.sleep(0.1)
-            raise
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         try:
@@ -200,18 +188,16 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
 
     def server_close(self) -> None:
         super().server_close()
-        if not any(c is not None and c.thread.is_alive() for c in self._clients.values()):
-            self.stop_r.close()
-            self._stop_w.close()
+        self._stop_r.close()
+        self._stop_w.close()
 
     # -- for the connections --
 
     def register(self, conn: Connection) -> bool:
         with self.lock:
-            if self._closed:
-                return False
-            self._clients[conn.request] = conn
-            return True
+            if not self._closed:
+                self._clients[conn.request] = conn
+            return not self._closed
 
     def answer(self, line: bytes, conn: Connection) -> bytes:
         """The reply line to one request line of ``conn``."""
@@ -220,16 +206,16 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
         except BadRequest as exc:
             log.debug("rejected a malformed control request: %s", exc.error.message)
             return error_line(exc.error, exc.request_id)
-        was_following = conn.events is not None
-        if request["cmd"] == "follow":
-            conn.follow(True)  # from now on events are held, and sent right after this reply
-        if request["cmd"] in self._immediate:
+        with self.lock:
+            if request["cmd"] == "follow" and not conn.following:
+                conn.held = bytearray()  # from now on events wait, and go out right after this reply
+            conn.calling = True
+        with contextlib.nullcontext() if request["cmd"] in self._immediate else self._turn:
             reply, ok = self._call(request)
-        else:
-            with self._turn:
-                reply, ok = self._call(request)
-        if request["cmd"] == "follow" and not ok and not was_following:
-            conn.follow(False)
+        with self.lock:
+            conn.calling = False
+            if not ok:
+                conn.held = None
         return reply
 
     def _call(self, request: dict) -> tuple[bytes, bool]:
@@ -248,23 +234,31 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
             return error_line(err, request.get("id")), False
 
     def _serve(self) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.socket, selectors.EVENT_READ)
-            selector.register(self.stop_r, selectors.EVENT_READ)
-            while not self._closed:
-                try:
-                    selector.select()
-                    if not self._closed:
-                        self.handle_request()
-                except Exception:
-                    log.exception("control socket accept loop error; continuing")
-                    time.sleep(0.05)  # a repeating failure must not become a busy loop
+        poll = select.poll()
+        poll.register(self.socket, select.POLLIN)
+        poll.register(self._stop_r, select.POLLIN)
+        while not self._closed:
+            poll.poll()
+            try:
+                request, client_address = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:  # EMFILE and friends: the listener stays readable, so slow down
+                if not self._closed:
+                    log.warning("cannot accept a control connection: %s", exc)
+                    time.sleep(0.1)
+                continue
+            try:  # what socketserver's handle_request() does, minus its selector per call
+                if self.verify_request(request, client_address):
+                    self.process_request(request, client_address)
+                    continue
+            except Exception:  # noqa: BLE001 - e.g. no thread to start: this client goes, the server stays
+                self.handle_error(request, client_address)
+            self.shutdown_request(request)
 
 
 def _refuse(conn: socket.socket, err: errors.CtrlspeakError) -> None:
     """One error line to a connection we will not serve; shutdown_request() then closes it."""
     conn.setblocking(False)
-    try:
+    with contextlib.suppress(OSError):
         conn.send(error_line(err, None))
-    except OSError:
-        pass
