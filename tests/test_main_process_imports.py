@@ -12,7 +12,7 @@ def test_daemon_side_modules_do_not_import_torch():
         import sys
         import ctrlspeak.cli, ctrlspeak.commands.transcribe, ctrlspeak.commands.models
         import ctrlspeak.control, ctrlspeak.control.protocol, ctrlspeak.control.runtime
-        import ctrlspeak.control.client, ctrlspeak.control.server, ctrlspeak.control.connection
+        import ctrlspeak.control.client, ctrlspeak.control.server
         import ctrlspeak.worker_client, ctrlspeak.audio, ctrlspeak.segment, ctrlspeak.config
         import ctrlspeak.models.registry, ctrlspeak.models.download, ctrlspeak.workers.main
         from ctrlspeak.cli import main
