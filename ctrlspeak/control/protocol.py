@@ -22,9 +22,9 @@ Limits (the server's defaults; each is a ControlServer argument):
 * replies a client does not read are bounded: while one waits for it (the kernel's socket
   buffer is full), the server reads and answers nothing more from it; after ``idle_timeout`` s
   without reading, or for a reply over ``max_buffer`` bytes, it is dropped with a logged reason.
-* a follower's events wait in its socket's kernel send buffer, sized to ``max_buffer`` bytes
-  (the kernel counts its own bookkeeping too); one that fills it is dropped with a logged
-  reason, and publishing never waits for it.
+* a follower's events, and its replies with them, wait in its socket's kernel send buffer,
+  sized to ``max_buffer`` bytes (the kernel counts its own bookkeeping too); one that fills it
+  is dropped with a logged reason, and publishing never waits for it.
 * the client refuses a reply line longer than :data:`MAX_REPLY` bytes.
 """
 from __future__ import annotations

@@ -45,7 +45,7 @@ class ClientInfo:
     """One connected client, as :meth:`ControlServer.clients` sees it at one moment."""
 
     following: bool
-    unsent: int  #: bytes of the reply or events being written to it and not yet taken by the kernel
+    unsent: int  #: bytes of a reply being written, or of events held for it, that the kernel has not taken
 
 
 class ControlServer(socketserver.ThreadingUnixStreamServer):
