@@ -5,8 +5,8 @@ JSON lines over a Unix-domain socket that only its owner may use::
     protocol.py   the line protocol: requests, replies, limits, error codes
     runtime.py    the runtime dir and its permissions, the socket file, peer credentials
     client.py     request() and follow(), what the CLI verbs call
-    server.py     ControlServer, which ``ctrlspeak run`` owns: accepts, admits, publishes
-    connection.py one client on its own thread, with the bounds a client can push against
+    server.py     ControlServer, which ``ctrlspeak run`` owns: accepts, admits, publishes,
+                  and serves each client on its own thread within every bound
 
 Torch-free, like the rest of the daemon side.
 """

@@ -22,21 +22,28 @@ Limits (the server's defaults; each is a ControlServer argument):
 * replies a client does not read are bounded: while one waits for it (the kernel's socket
   buffer is full), the server reads and answers nothing more from it; after ``idle_timeout`` s
   without reading, or for a reply over ``max_buffer`` bytes, it is dropped with a logged reason.
-* a follower's events wait in a queue of at most ``max_buffer`` bytes; one that falls further
-  behind is dropped with a logged reason, and publishing never waits for it.
+* a follower's events, and its replies with them, wait in its socket's kernel send buffer,
+  sized to ``max_buffer`` bytes (the kernel counts its own bookkeeping too); one that fills it
+  is dropped with a logged reason, and publishing never waits for it.
 * the client refuses a reply line longer than :data:`MAX_REPLY` bytes.
 """
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from ctrlspeak import errors
+
+log = logging.getLogger(__name__)
+
+#: what the daemon gives the server: a valid request in, the reply's body out
+Handler = Callable[[dict], dict]
 
 MAX_LINE = 64 * 1024
 MAX_CLIENTS = 32
@@ -91,6 +98,24 @@ def ok_line(request: Mapping[str, Any], body: Mapping[str, Any]) -> bytes:
     if request.get("id") is not None:
         reply["id"] = request["id"]
     return encode(reply)
+
+
+def reply_line(request: dict[str, Any], handler: Handler) -> tuple[bytes, bool]:
+    """The reply to a valid ``request``, and whether it is a success: ``handler``'s body, or the
+    code of the CtrlspeakError it raised; anything else it raises is logged and sent as ERR_INTERNAL."""
+    cmd = request["cmd"]
+    try:
+        body = handler(request)
+        if not isinstance(body, Mapping):
+            raise TypeError(f"the handler returned {type(body).__name__}, not a dict")
+        return ok_line(request, body), True
+    except errors.CtrlspeakError as exc:
+        log.debug("control request %r failed with %s", cmd, exc.code)
+        return error_line(exc, request.get("id")), False
+    except BaseException as exc:  # noqa: BLE001 - SystemExit included: the client must get its answer
+        log.exception("control handler failed on %r", cmd)
+        err = errors.CtrlspeakError(f"internal error while handling {cmd!r}: {type(exc).__name__}: {exc}")
+        return error_line(err, request.get("id")), False
 
 
 class BadRequest(Exception):
