@@ -23,7 +23,7 @@ import os
 import sys
 
 from ctrlspeak import config
-from ctrlspeak.commands import bench
+from ctrlspeak.commands import bench, bench_report
 from ctrlspeak.ipc import SAMPLE_RATE
 
 RATIO_TARGET = 1.3
@@ -56,8 +56,8 @@ def main() -> int:
         ready = rig.daemon.supervisor.ready if rig.daemon.supervisor else None
 
     short, long = sorted(runs)
-    p = bench.percentile
-    ms = bench.format_duration
+    p = bench_report.percentile
+    ms = bench_report.format_duration
     rows = []
     for seconds in (short, long):
         lat = [d.latency_s for d in runs[seconds]]
@@ -67,7 +67,7 @@ def main() -> int:
                      ms(p(over, 50)), ms(min(lat)), ms(max(lat)), str(len(lat))])
     print(f"model {ready.model if ready else cfg.model} on {ready.device if ready else '?'}, "
           f"{ready.threads if ready else '?'} thread(s); {args.runs} run(s) each, interleaved, after a warm-up")
-    print(bench.format_table(["stop to text", "p50", "p95", "compute p50", "overhead p50", "min", "max", "runs"], rows))
+    print(bench_report.format_table(["stop to text", "p50", "p95", "compute p50", "overhead p50", "min", "max", "runs"], rows))
     lat_s = [d.latency_s for d in runs[short]]
     lat_l = [d.latency_s for d in runs[long]]
     ratio50, ratio95 = p(lat_l, 50) / p(lat_s, 50), p(lat_l, 95) / p(lat_s, 95)

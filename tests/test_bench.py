@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from ctrlspeak.cli import build_parser
-from ctrlspeak.commands import bench
+from ctrlspeak.commands import bench, bench_report
 from ctrlspeak.audio.segment import live_rule
 from ctrlspeak.audio.vad import make_vad
 
@@ -13,7 +13,7 @@ SR = 16000
 
 
 def test_format_table_aligns_columns():
-    text = bench.format_table(["", "p50", "runs"], [["load", "7.31 s", "1"], ["stop to text, 31.8 s", "48 ms", "12"]])
+    text = bench_report.format_table(["", "p50", "runs"], [["load", "7.31 s", "1"], ["stop to text, 31.8 s", "48 ms", "12"]])
     lines = text.splitlines()
     assert len(lines) == 4
     assert lines[1].split() == ["-" * len("stop to text, 31.8 s"), "------", "----"]
@@ -27,9 +27,9 @@ def test_format_table_aligns_columns():
     assert all(line == line.rstrip() for line in lines)
 
 
-def _result() -> bench.BenchResult:
-    d = bench.Dictation
-    return bench.BenchResult(
+def _result() -> bench_report.BenchResult:
+    d = bench_report.Dictation
+    return bench_report.BenchResult(
         model="tiny-en", device="cpu", threads=2, load_s=7.25,
         rtfx_times={5.0: [0.05, 0.1, 0.05], 30.0: [0.5]},
         dictations={3.36: [d(3.36, 0.100, 0.090, "a"), d(3.36, 0.120, 0.105, "a"), d(3.36, 0.200, 0.150, "a")],
@@ -38,7 +38,7 @@ def _result() -> bench.BenchResult:
 
 
 def test_table_shows_every_figure():
-    text = bench.table(_result())
+    text = bench_report.table(_result())
     rows = {line.split("  ")[0].strip(): line.split() for line in text.splitlines()[3:]}
     assert text.splitlines()[0] == "ctrlspeak bench: tiny-en on cpu, 2 thread(s)"
     assert rows["load (spawn to ready)"][-3:] == ["7.25", "s", "1"]
@@ -54,16 +54,16 @@ def test_table_shows_every_figure():
 
 
 def test_small_times_keep_a_decimal():
-    assert bench.format_duration(0.0004) == "0.4 ms"
-    assert bench.format_duration(0.0123) == "12 ms"
-    assert bench.format_duration(12.34) == "12.3 s"
+    assert bench_report.format_duration(0.0004) == "0.4 ms"
+    assert bench_report.format_duration(0.0123) == "12 ms"
+    assert bench_report.format_duration(12.34) == "12.3 s"
 
 
 def test_percentile():
-    assert bench.percentile([3.0, 1.0, 2.0], 50) == 2.0
-    assert bench.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)
+    assert bench_report.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert bench_report.percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == pytest.approx(4.8)
     with pytest.raises(ValueError):
-        bench.percentile([], 50)
+        bench_report.percentile([], 50)
 
 
 def test_trim_silence_keeps_only_the_speech():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ctrlspeak import config
-from ctrlspeak.commands import bench
+from ctrlspeak.commands import bench, bench_report
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ def test_quick_bench_with_tiny_en(isolated_env, monkeypatch):
     assert result.worker_rss > 100 * 2**20
     assert result.daemon_rss > 10 * 2**20
 
-    table = bench.table(result)
+    table = bench_report.table(result)
     assert _cells(table, "load (spawn to ready)")[-1] == "1"
     for label in ("warm RTFx, 5 s clip", "warm RTFx, 30 s clip"):
         assert float(_cells(table, label)[0].rstrip("x")) > 0
