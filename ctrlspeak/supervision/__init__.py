@@ -1,1 +1,1 @@
-"""The daemon's side of the worker: the process handle, the supervisor that keeps it alive, its requests, restart policy and deadlines."""
+"""The daemon's side of the worker: its process handle, the supervisor, its requests, restarts and deadlines."""
