@@ -10,6 +10,7 @@ import pytest
 
 from ctrlspeak import errors
 from ctrlspeak.ipc import ModelRef, Timings, Transcript, WorkerReady, WorkerSettings
+from ctrlspeak.supervision.restart_policy import RestartPolicy, give_up_error
 from ctrlspeak.supervision.supervisor import Backoff, SpeedEstimate, Supervisor
 
 REF = ModelRef("m", "file", path="/x.nemo")
@@ -119,6 +120,20 @@ def test_backoff_doubles_up_to_the_cap_and_resets():
     assert [b.next() for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
     b.reset()
     assert b.next() == 1
+
+
+def test_the_restart_policy_gives_up_at_once_on_a_permanent_error_else_after_the_limit():
+    assert give_up_error(errors.ModelNotCached("x"), 1, 3).code == errors.ModelNotCached("x").code
+    crash = errors.WorkerCrashed("died")
+    assert give_up_error(crash, 2, 3) is None
+    assert give_up_error(crash, 3, 3).code == errors.WorkerBootError("x").code
+    download = give_up_error(errors.ModelDownloadError("offline", hint="check the network"), 3, 3)
+    assert isinstance(download, errors.ModelDownloadError) and download.hint == "check the network"
+    policy = RestartPolicy(Backoff(1, 4), max_boot_failures=2)
+    assert policy.boot_failed(crash) is None and [policy.next_delay() for _ in range(3)] == [1, 2, 4]
+    assert policy.restarts == 3 and policy.boot_failed(crash) is not None
+    policy.reset()
+    assert policy.boot_failures == 0 and policy.next_delay() == 1
 
 
 def test_speed_estimate_scales_with_audio_and_learns():

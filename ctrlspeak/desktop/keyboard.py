@@ -17,15 +17,16 @@ any method of :class:`GlobalHotkey` (``stop`` included). It should return quickl
 events keep being detected meanwhile, but their events queue up behind it. An exception
 it raises is logged and the next event is still delivered.
 
-pynput is imported only inside :meth:`GlobalHotkey.start` and :func:`hotkey_available`:
-on Linux importing it without a reachable X display raises. Which keys were pressed is
-never logged, at any level.
+pynput is imported only inside :meth:`GlobalHotkey.start`: on Linux importing it without a
+reachable X display raises, so whether keys can be read at all is asked first
+(:mod:`ctrlspeak.desktop.key_access`). Key names come from :mod:`ctrlspeak.desktop.keys`;
+starting and stopping pynput's thread within a bound is :mod:`ctrlspeak.desktop.pynput_listener`.
+Which keys were pressed is never logged, at any level.
 """
 from __future__ import annotations
 
 import collections
 import contextlib
-import enum
 import logging
 import math
 import os
@@ -36,139 +37,17 @@ from collections.abc import Callable, Iterator
 
 from ctrlspeak import errors
 from ctrlspeak.desktop.hotkey import HotkeyEvent, TapDetector
+from ctrlspeak.desktop.key_access import MACOS_PERMISSION, is_wayland, uses_x11, x11_problem
+from ctrlspeak.desktop.keys import is_modifier, key_name
+from ctrlspeak.desktop.pynput_listener import JOIN_TIMEOUT_S, READY_TIMEOUT_S, stop_listener, wait_ready
 
 log = logging.getLogger(__name__)
 
 #: Key events this long after a synthesizing() block ends are still ours: the X server
 #: delivers a synthesized key to the listener within a few ms, 0.2 s covers a loaded box.
 SYNTH_GRACE_S = 0.2
-_MODIFIER_FAMILIES = frozenset({"ctrl", "shift", "alt", "cmd"})
-# X11 keysyms pynput reports as a bare KeyCode although they are a named modifier:
-# AltGr sends ISO_Level3_Shift on most layouts (pynput's Key.alt_gr is Mode_switch).
-_X11_KEYSYM_NAMES = {0xFE03: "alt_gr"}
-_PROBE_TIMEOUT_S = 3.0  # an X server that accepts the socket but never answers
-_READY_TIMEOUT_S = 5.0
-_JOIN_TIMEOUT_S = 1.0
 # Detector deadlines are inclusive ("within window_s"); tick a little after them.
 _TICK_SLACK_S = 0.005
-
-_NO_X11_HINT = "global keys need an X11 session (or XWayland); bind `ctrlspeak toggle` to a desktop shortcut instead"
-_MACOS_PERMISSION = (
-    "macOS does not let this program read the keyboard: allow your terminal (or the Python "
-    "running ctrlspeak) in System Settings > Privacy & Security > Accessibility and Input "
-    "Monitoring, then restart ctrlspeak"
-)
-
-
-def _uses_x11() -> bool:
-    # pynput's own choice: xorg everywhere but macOS and Windows, unless overridden
-    return sys.platform not in ("darwin", "win32") and not os.environ.get("PYNPUT_BACKEND")
-
-
-def key_name(key: object) -> str:
-    """A pynput ``Key``/``KeyCode`` (or None) as a normalised lowercase name.
-
-    ``Key.ctrl`` -> "ctrl" (pynput's name for the left Ctrl on X11 and macOS),
-    ``Key.ctrl_r`` -> "ctrl_r", ``KeyCode(char="A")`` -> "a", a KeyCode without a
-    character -> "vk<code>", None (pynput could not decode the key) -> "unknown".
-    """
-    if key is None:
-        return "unknown"
-    if isinstance(key, enum.Enum):
-        return key.name.lower()
-    char = getattr(key, "char", None)
-    if isinstance(char, str) and char:
-        # Shift+A arrives as "A" but its release as "a": one name for both
-        return char.lower()
-    vk = getattr(key, "vk", None)
-    if vk is None:
-        return "unknown"
-    if sys.platform not in ("darwin", "win32") and vk in _X11_KEYSYM_NAMES:
-        return _X11_KEYSYM_NAMES[vk]
-    return f"vk{vk}"
-
-
-def is_modifier(name: str) -> bool:
-    return name.split("_", 1)[0] in _MODIFIER_FAMILIES
-
-
-def _is_wayland() -> bool:
-    return bool(os.environ.get("WAYLAND_DISPLAY")) or os.environ.get("XDG_SESSION_TYPE") == "wayland"
-
-
-def _x11_problem(display: str | None, timeout: float = _PROBE_TIMEOUT_S) -> str | None:
-    """Why pynput's X11 listener cannot work on ``display``, or None if it can."""
-    if not display:
-        if _is_wayland():
-            return "this is a Wayland session without X11 (DISPLAY is not set): global keys cannot be read under Wayland"
-        return "no X display: DISPLAY is not set"
-    outcome: list[str | None] = []
-
-    def probe() -> None:
-        try:
-            import Xlib.display
-            import Xlib.error
-        except ImportError as exc:
-            outcome.append(f"python-xlib is missing ({exc}); reinstall ctrlspeak's dependencies")
-            return
-        try:
-            conn = Xlib.display.Display(display)
-        except (Xlib.error.DisplayError, Xlib.error.ConnectionClosedError, OSError) as exc:
-            outcome.append(f"cannot connect to X display {display!r}: {exc}")
-            return
-        try:
-            if conn.has_extension("RECORD"):
-                outcome.append(None)
-            else:
-                outcome.append(f"the X server on {display!r} lacks the RECORD extension that reading global keys needs")
-        finally:
-            conn.close()
-
-    # A thread, so that a server which accepts the connection and never answers costs
-    # `timeout` seconds rather than a hung daemon.
-    thread = threading.Thread(target=probe, name="ctrlspeak-x11-probe", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not outcome:
-        return f"the X server on {display!r} did not answer within {timeout:g} s"
-    return outcome[0]
-
-
-def _macos_trusted() -> bool | None:
-    """Whether macOS lets this process monitor input; None if that cannot be asked."""
-    try:
-        import HIServices  # pyobjc, installed with pynput on macOS
-    except ImportError:
-        return None
-    return bool(HIServices.AXIsProcessTrusted())
-
-
-def hotkey_available() -> tuple[bool, str]:
-    """A cheap probe for ``ctrlspeak doctor``: (works?, one line saying why / what to do)."""
-    if sys.platform == "darwin":
-        trusted = _macos_trusted()
-        if trusted is False:
-            return False, _MACOS_PERMISSION
-        if trusted is None:
-            return False, "pyobjc is missing, so pynput cannot read the keyboard: reinstall ctrlspeak's dependencies"
-        return True, "global keys available (macOS accessibility permission granted)"
-    if _uses_x11():
-        display = os.environ.get("DISPLAY")
-        problem = _x11_problem(display)
-        if problem:
-            return False, f"{problem}; {_NO_X11_HINT}"
-    try:
-        import pynput.keyboard  # noqa: F401  (the import itself is the check)
-    except ImportError as exc:
-        return False, f"pynput cannot read the keyboard: {str(exc).splitlines()[0]}"
-    if _uses_x11() and _is_wayland():
-        return True, (
-            "global keys work only while an X11 (XWayland) window has focus in this Wayland "
-            "session; bind `ctrlspeak toggle` to a desktop shortcut for the rest"
-        )
-    if _uses_x11():
-        return True, f"global keys available on X11 display {os.environ.get('DISPLAY')}"
-    return True, "global keys available"
 
 
 class GlobalHotkey:
@@ -211,12 +90,12 @@ class GlobalHotkey:
         with self._cond:
             if self._running:
                 return
-        display = os.environ.get("DISPLAY") if _uses_x11() else None
-        if _uses_x11():
-            problem = _x11_problem(display)
+        display = os.environ.get("DISPLAY") if uses_x11() else None
+        if uses_x11():
+            problem = x11_problem(display)
             if problem:
                 raise errors.HotkeyUnavailable(problem)
-            if _is_wayland():
+            if is_wayland():
                 log.warning("Wayland session: global keys are seen only while an X11 (XWayland) window has focus")
         try:
             from pynput import keyboard as pynput_keyboard
@@ -231,12 +110,12 @@ class GlobalHotkey:
             on_release=lambda key, injected=False: self._on_release(key, generation),
         )
         listener.start()
-        ready = _wait_ready(listener, _READY_TIMEOUT_S)
+        ready = wait_ready(listener, READY_TIMEOUT_S)
         trusted = getattr(listener, "IS_TRUSTED", True) if sys.platform == "darwin" else True
         if not (ready and trusted and listener.is_alive()):
-            _stop_listener(listener, display, ready=ready)
+            stop_listener(listener, display, ready=ready)
             if sys.platform == "darwin":
-                raise errors.HotkeyUnavailable(_MACOS_PERMISSION)
+                raise errors.HotkeyUnavailable(MACOS_PERMISSION)
             raise errors.HotkeyUnavailable(
                 "pynput's keyboard listener did not start" + (f" on X display {display!r}" if display else "")
             )
@@ -266,9 +145,9 @@ class GlobalHotkey:
             self._detector.reset()
             self._cond.notify_all()
         if listener is not None:
-            _stop_listener(listener, display)
+            stop_listener(listener, display)
         if dispatcher is not None and dispatcher is not threading.current_thread():
-            dispatcher.join(_JOIN_TIMEOUT_S)
+            dispatcher.join(JOIN_TIMEOUT_S)
             if dispatcher.is_alive():
                 log.warning("the hotkey callback is still running after stop(); leaving it to finish")
 
@@ -380,63 +259,3 @@ class GlobalHotkey:
             self._on_event(event)
         except Exception:
             log.exception("the hotkey event handler failed on %s", event.name)
-
-
-def _wait_ready(listener: threading.Thread, timeout: float) -> bool:
-    """pynput's ``Listener.wait()`` without its hang when the listener dies while starting."""
-    waiter = threading.Thread(target=listener.wait, name="ctrlspeak-hotkey-ready", daemon=True)  # type: ignore[attr-defined]
-    waiter.start()
-    deadline = time.monotonic() + timeout
-    # bounded, start-up only: a dead listener never wakes the waiter, so check both
-    while waiter.is_alive() and listener.is_alive() and time.monotonic() < deadline:
-        waiter.join(0.05)
-    return not waiter.is_alive()
-
-
-def _stop_listener(listener: threading.Thread, display: str | None, *, ready: bool = True) -> None:
-    if not listener.is_alive():
-        # it died while starting: pynput's stop() would wait for a readiness that never comes
-        return
-    if not ready:
-        # still starting (a server slower than _READY_TIMEOUT_S): stop() blocks until it is
-        # ready, so let a thread of its own wait for that
-        threading.Thread(target=listener.stop, name="ctrlspeak-hotkey-stop", daemon=True).start()  # type: ignore[attr-defined]
-        return
-    listener.stop()  # type: ignore[attr-defined]
-    if type(listener).__module__.endswith("._xorg"):
-        _wake_x11_listener(listener, display)
-    # Thread.join, not pynput's join: that one re-raises listener errors here
-    threading.Thread.join(listener, _JOIN_TIMEOUT_S)
-    if listener.is_alive():
-        log.warning("pynput's keyboard listener did not stop within %.1f s; abandoning its thread", _JOIN_TIMEOUT_S)
-
-
-def _wake_x11_listener(listener: object, display: str | None) -> None:
-    """Make pynput's X11 listener thread notice stop() now.
-
-    Its stop() queues RecordDisableContext on the recording connection without flushing
-    it, so the thread sleeps until the next key event arrives (pynput PR #583). Disabling
-    the same RECORD context from a connection of our own wakes it at once.
-    """
-    context = getattr(listener, "_context", None)
-    if context is None:
-        return
-    try:
-        import Xlib.display
-        import Xlib.error
-    except ImportError:
-        return
-    try:
-        conn = Xlib.display.Display(display)
-    except (Xlib.error.DisplayError, Xlib.error.ConnectionClosedError, OSError) as exc:
-        log.debug("cannot reach the X server to stop the key listener: %s", exc)
-        return
-    try:
-        # the listener may have freed the context already (BadRecordContext): expected
-        conn.set_error_handler(lambda err, request: log.debug("X error while stopping the key listener: %s", err))
-        conn.record_disable_context(context)
-        conn.sync()
-    except (Xlib.error.XError, Xlib.error.ConnectionClosedError, OSError) as exc:
-        log.debug("could not disable the key listener's RECORD context: %s", exc)
-    finally:
-        conn.close()

@@ -1,1 +1,1 @@
-"""The daemon's side of the worker: the process handle, the supervisor that keeps it alive, backoff."""
+"""The daemon's side of the worker: its process handle, the supervisor, its requests, restarts and deadlines."""

@@ -8,10 +8,12 @@ and hands out futures that outlive it:
   that was in flight is sent again;
 * a worker that fails to *boot* several times in a row (a corrupt model, say) is not
   respawned in a loop: the supervisor reports ``ERR_WORKER_BOOT`` (or the load error) and
-  waits for a model switch;
+  waits for a model switch (when to restart and when to give up:
+  :mod:`~ctrlspeak.supervision.restart_policy`);
 * a request that runs far past its expected time (from the audio length and the speed
   measured so far) is a hang: the worker is killed and restarted and the request retried
-  once; a second hang fails it with ``ERR_WORKER_HUNG``;
+  once; a second hang fails it with ``ERR_WORKER_HUNG`` (every request's attempts, hangs
+  and deadline: :mod:`~ctrlspeak.supervision.requests`);
 * a model switch that fails keeps the previous model (the worker only replaces its model
   once the new one has loaded);
 * it publishes one frozen :class:`~ctrlspeak.supervision.worker_state.WorkerState` (phase, model,
@@ -35,37 +37,24 @@ import dataclasses
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ctrlspeak import errors
+from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, WorkerReady, WorkerSettings
 from ctrlspeak.supervision.backoff import Backoff
-from ctrlspeak.supervision.deadlines import DeadlineThread, SpeedEstimate
-from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
 from ctrlspeak.supervision.client import WorkerClient, describe_exit
+from ctrlspeak.supervision.deadlines import DeadlineThread, SpeedEstimate
+from ctrlspeak.supervision.requests import Request, RequestTable
+from ctrlspeak.supervision.restart_policy import RestartPolicy
 from ctrlspeak.supervision.worker_state import BootCause, WorkerPhase, WorkerState
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Backoff", "SpeedEstimate", "Supervisor"]
-
-
-@dataclass
-class _Request:
-    id: str
-    audio: np.ndarray
-    options: TranscribeOptions
-    future: Future
-    attempts: int = 0
-    hangs: int = 0
-    generation: int = -1
-    #: clock time past which the current attempt counts as hung (None: not in the worker)
-    deadline: float | None = field(default=None, repr=False)
 
 
 ClientFactory = Callable[..., Any]
@@ -94,10 +83,7 @@ class Supervisor:
         self._on_ready = on_ready
         self._on_trouble = on_trouble
         self._on_state = on_state
-        self._max_boot_failures = max_boot_failures
-        self._max_attempts = max_attempts
-        self._backoff = backoff or Backoff()
-        self.speed = speed or SpeedEstimate()
+        self._policy = RestartPolicy(backoff or Backoff(), max_boot_failures)
         self._factory = client_factory
         self._clock = clock
         self._lock = threading.RLock()
@@ -105,19 +91,27 @@ class Supervisor:
         self._wake = threading.Condition(self._lock)
         self._deadlines = DeadlineThread(self._wake, clock, self.check_deadlines, self._next_deadline,
                                          lambda: self._closed, name="supervisor-deadlines")
-        self._requests: dict[str, _Request] = {}
+        self._requests = RequestTable(speed or SpeedEstimate(), max_attempts)
         self._client: Any = None
         self._generation = 0
         self._ready: WorkerReady | None = None
-        self._boot_failures = 0
         #: clock time of the next worker restart (None: none scheduled)
         self._restart_at: float | None = None
         self._closed = False
         self._switch_waiter: Future | None = None
         self._loading: Future | None = None  # an in-place model switch
-        self.restarts = 0
         self._ever_ready = False
         self._state = WorkerState("starting", model)
+
+    @property
+    def restarts(self) -> int:
+        """Worker restarts scheduled so far (after a crash, a hang or a failed boot)."""
+        return self._policy.restarts
+
+    @property
+    def speed(self) -> SpeedEstimate:
+        """How long a request should take, learnt from every answer (sets the hang deadlines)."""
+        return self._requests.speed
 
     @property
     def state(self) -> WorkerState:
@@ -152,19 +146,18 @@ class Supervisor:
             self._spawn("starting", "start")
 
     def submit(self, audio: np.ndarray, options: TranscribeOptions | None = None) -> Future:
-        request = _Request(uuid.uuid4().hex[:12], np.ascontiguousarray(audio, np.float32),
-                           options or TranscribeOptions(), Future())
+        request = Request.new(audio, options)
         with self._lock:
             if self._closed:
                 request.future.set_exception(errors.WorkerCrashed("the transcription worker is shut down"))
                 return request.future
-            self._requests[request.id] = request
+            self._requests.add(request)
             if self.unloaded:
                 self._reload()  # held below until the fresh worker is ready
             if self._ready is not None:
                 self._send(request)
             elif self.gave_up is not None:
-                self._fail(request, self.gave_up)
+                self._requests.fail(request, self.gave_up)
         return request.future
 
     def switch(self, model: ModelRef) -> Future:
@@ -182,8 +175,7 @@ class Supervisor:
                 return future
             cause: BootCause = "reload" if self.unloaded else "switch"
             self.model = model
-            self._boot_failures = 0
-            self._backoff.reset()
+            self._policy.reset()
             self._retire_client()
             future: Future = Future()
             self._switch_waiter = future
@@ -196,8 +188,7 @@ class Supervisor:
         with self._lock:
             if self._closed:
                 return
-            self._boot_failures = 0
-            self._backoff.reset()
+            self._policy.reset()
             self._retire_client()
             self._spawn("restarting", "retry", error=None)
 
@@ -224,7 +215,7 @@ class Supervisor:
             return True
 
     def _reload(self) -> None:
-        self._backoff.reset()
+        self._policy.backoff.reset()
         self._spawn("reloading", "reload")
 
     def close(self, timeout: float = 10.0) -> None:
@@ -234,14 +225,11 @@ class Supervisor:
             self._wake.notify_all()  # the deadline thread sees _closed and ends
             self._set_state(phase="closed", ready=None, pid=None)
             client, self._client = self._client, None
-            pending = list(self._requests.values())
-            self._requests.clear()
+            pending = self._requests.drain()
         if client is not None:
             client.close(timeout=timeout)
         for request in pending:
-            request.deadline = None
-            if not request.future.done():
-                request.future.set_exception(errors.WorkerCrashed("the daemon is shutting down"))
+            request.fail(errors.WorkerCrashed("the daemon is shutting down"))
 
     def kill_worker(self) -> None:
         client = self._client
@@ -256,10 +244,7 @@ class Supervisor:
             if self._closed:
                 return None
             now = self._clock()
-            hung = [(r.id, r.attempts) for r in self._requests.values()
-                    if r.deadline is not None and r.deadline <= now and not r.future.done()]
-            for request_id, _ in hung:
-                self._requests[request_id].deadline = None
+            hung = self._requests.due(now)
             restart = self._restart_at is not None and self._restart_at <= now
             if restart:
                 self._restart_at = None
@@ -272,7 +257,7 @@ class Supervisor:
             return self._next_deadline()
 
     def _next_deadline(self) -> float | None:
-        times = [r.deadline for r in self._requests.values() if r.deadline is not None]
+        times = self._requests.deadlines()
         if self._restart_at is not None:
             times.append(self._restart_at)
         return min(times, default=None)
@@ -305,44 +290,29 @@ class Supervisor:
                 self._boot_failed(exc)
                 return
             self._ready = ready
-            self._boot_failures = 0
-            self._backoff.reset()
+            self._policy.reset()
             waiter, self._switch_waiter = self._switch_waiter, None
             first, self._ever_ready = not self._ever_ready and waiter is None, True
             self._set_state(phase="ready", model=self.model, ready=ready, error=None, switching_to=None,
                             first_ready=first)
-            pending = [r for r in self._requests.values() if not r.future.done()]
-            for request in pending:
+            for request in self._requests.waiting():
                 self._send(request)
         if waiter is not None and not waiter.done():
             waiter.set_result(ready)
         self._on_ready(ready)
 
     def _boot_failed(self, exc: errors.CtrlspeakError) -> None:
-        self._boot_failures += 1
-        permanent = isinstance(exc, (errors.ModelNotFound, errors.ModelNotCached, errors.ModelLoadError,
-                                     errors.DeviceUnavailable, errors.DiskSpaceError))
-        if permanent or self._boot_failures >= self._max_boot_failures:
-            # gunicorn's rule: a worker that cannot boot is not respawned in a loop
-            gave_up: errors.CtrlspeakError
-            if permanent:
-                gave_up = exc
-            elif isinstance(exc, errors.ModelDownloadError):  # its code and hint say what to do
-                gave_up = errors.ModelDownloadError(f"{exc.message} (gave up after {self._boot_failures} "
-                                                    "workers tried)", hint=exc.hint)
-            else:
-                gave_up = errors.WorkerBootError(
-                    f"the worker failed to start {self._boot_failures} times in a row: {exc.message}")
-            log.error("not restarting the worker: %s", gave_up.one_line())
-            self._set_state(phase="gave_up", error=gave_up, ready=None, switching_to=None)
-            waiter, self._switch_waiter = self._switch_waiter, None
-            for request in list(self._requests.values()):
-                self._fail(request, gave_up)
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(gave_up)
-            self._on_trouble(gave_up, True)
+        gave_up = self._policy.boot_failed(exc)
+        if gave_up is None:
+            self._schedule_restart(exc)
             return
-        self._schedule_restart(exc)
+        log.error("not restarting the worker: %s", gave_up.one_line())
+        self._set_state(phase="gave_up", error=gave_up, ready=None, switching_to=None)
+        waiter, self._switch_waiter = self._switch_waiter, None
+        self._requests.fail_all(gave_up)
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(gave_up)
+        self._on_trouble(gave_up, True)
 
     def _exited(self, generation: int, exitcode: int | None) -> None:
         with self._lock:
@@ -357,8 +327,7 @@ class Supervisor:
             self._schedule_restart(exc)
 
     def _schedule_restart(self, exc: errors.CtrlspeakError) -> None:
-        delay = self._backoff.next()
-        self.restarts += 1
+        delay = self._policy.next_delay()
         self._set_state(phase="restarting", error=exc, ready=None)
         self._on_trouble(exc, False)
         log.info("restarting the worker in %.0f s", delay)
@@ -385,7 +354,7 @@ class Supervisor:
                 self._set_state(phase=phase, switching_to=None)
 
     # -- requests -----------------------------------------------------------------------
-    def _send(self, request: _Request) -> None:
+    def _send(self, request: Request) -> None:
         request.attempts += 1
         request.generation = self._generation
         inner = self._client.submit(request.audio, request.options, request_id=f"{request.id}.{request.attempts}")
@@ -393,35 +362,14 @@ class Supervisor:
         self._wake.notify_all()
         inner.add_done_callback(lambda f: self._answered(request, request.attempts, f))
 
-    def _answered(self, request: _Request, attempt: int, inner: Future) -> None:
+    def _answered(self, request: Request, attempt: int, inner: Future) -> None:
         with self._lock:
-            if request.attempts != attempt or request.future.done():
-                return  # an answer from an attempt we already gave up on
-            exc = inner.exception()
-            if exc is None:
-                request.deadline = None
-                self._requests.pop(request.id, None)
-                transcript: Transcript = inner.result()
-                self.speed.observe(transcript.timings.audio_s, transcript.timings.compute_s)
-                request.future.set_result(transcript)
-                return
-            if isinstance(exc, errors.WorkerError) and not self._closed:
-                if request.attempts < self._max_attempts:
-                    request.deadline = None
-                    return  # resent when the restarted worker is ready
-            self._fail(request, exc if isinstance(exc, errors.CtrlspeakError) else errors.TranscribeError(str(exc)))
+            self._requests.answered(request, attempt, inner, may_retry=not self._closed)
 
     def _timed_out(self, request_id: str, attempt: int) -> None:
         with self._lock:
-            request = self._requests.get(request_id)
-            if request is None or request.attempts != attempt or request.future.done():
+            if not self._requests.hung(request_id, attempt):
                 return
-            request.hangs += 1
-            log.warning("request %s took longer than %.0f s: the worker looks hung",
-                        request_id, self.speed.deadline_s(request.audio.size / 16000))
-            if request.hangs > 1:
-                self._fail(request, errors.WorkerHung(
-                    "the worker hung twice on this recording; it is kept in the journal for `ctrlspeak retry`"))
             client = self._client
             hung = errors.WorkerHung("the transcription worker stopped responding; restarting it")
             # not ready from now on, though the supervisor's _ready stays until its exit is seen
@@ -429,9 +377,3 @@ class Supervisor:
         self._on_trouble(hung, False)
         if client is not None:
             client.kill()  # the sentinel then drives the normal restart-and-resend path
-
-    def _fail(self, request: _Request, exc: errors.CtrlspeakError) -> None:
-        request.deadline = None
-        self._requests.pop(request.id, None)
-        if not request.future.done():
-            request.future.set_exception(exc)

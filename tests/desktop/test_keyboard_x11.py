@@ -20,7 +20,9 @@ import pytest
 
 from ctrlspeak import errors
 from ctrlspeak.desktop.hotkey import HotkeyConfig, HotkeyEvent, TapDetector
-from ctrlspeak.desktop.keyboard import GlobalHotkey, hotkey_available, key_name
+from ctrlspeak.desktop.key_access import hotkey_available
+from ctrlspeak.desktop.keyboard import GlobalHotkey
+from ctrlspeak.desktop.keys import key_name
 
 pytestmark = pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="X11 tests")
 
