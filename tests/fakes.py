@@ -236,7 +236,7 @@ def dictate(d: daemon_mod.Daemon, clock: FakeClock | None = None) -> str:
     """start, audio, stop as the control socket and the recorder post them, through the loop's steps."""
     delivered = len(d.parts.output.texts)
     command(d, "start")
-    pump(d, lambda: d._session is not None)
+    pump(d, lambda: d.recording)
     if clock is not None:
         clock.now += 1.0
     d._inbox.put(daemon_mod.AudioIn(speech()))

@@ -43,7 +43,7 @@ def record(d: daemon_mod.Daemon, audio: np.ndarray) -> None:
 
 def settle(d: daemon_mod.Daemon) -> None:
     """Until the dictations in flight are over."""
-    pump(d, lambda: d._session is None and not d.dictations.finishing and d._inbox.empty())
+    pump(d, lambda: not d.recording and not d.dictations.finishing and d._inbox.empty())
 
 
 def dictate(d: daemon_mod.Daemon, audio: np.ndarray | None = None) -> None:
@@ -99,7 +99,7 @@ def test_the_maximum_length_stops_the_recording_and_keeps_all_of_it(stores):
     d, events = stores(max_record_s=2.0)
     record(d, speech(3.0))  # past the limit: no stop command needed
     settle(d)
-    assert d._session is None
+    assert not d.recording
     stopped = next(e for e in events if e.state == "transcribing")
     assert "maximum length of 2 s reached; the audio is kept" in stopped.message
     assert any(e.state == "notice" and "stopped at the 2 s limit" in e.message for e in events)

@@ -146,7 +146,7 @@ def dictate(d: daemon_mod.Daemon, seconds: float = 1.0, *, during=None) -> list:
     try:
         stop = Future()
         d._inbox.put(daemon_mod.Command({"cmd": "start"}, Future()))
-        pump(d, lambda: d._session is not None)
+        pump(d, lambda: d.recording)
         d._inbox.put(daemon_mod.AudioIn(speech(seconds)))
         pump(d, lambda: d._inbox.empty())
         if during is not None:
@@ -206,7 +206,7 @@ def test_journal_write_fails_mid_recording(with_stores, fault_row):
     assert [r[1] for r in rows(d)] == ["dictation"]
     # the journal was not switched off: the next recording is journaled again
     seen: list = []
-    dictate(d, 1.0, during=lambda: seen.append(d._session.recording is not None and any(journal_dir.iterdir())))
+    dictate(d, 1.0, during=lambda: seen.append(d._live.session.recording is not None and any(journal_dir.iterdir())))
     assert seen == [True]
     assert not list(journal_dir.iterdir()) and len(rows(d)) == 2
     # and a restart finds nothing to "recover": no crash notice, no second row
@@ -225,7 +225,7 @@ def test_a_journal_that_could_not_open_at_start_is_tried_again_at_the_next_recor
     assert d.parts.journal is None and [e.code for e in events if e.state == "error"] == ["ERR_JOURNAL"]
     (state / "journal").unlink()
     seen: list = []
-    dictate(d, during=lambda: seen.append(d._session.recording is not None))
+    dictate(d, during=lambda: seen.append(d._live.session.recording is not None))
     assert seen == [True] and d.parts.journal is not None
 
 
@@ -271,7 +271,7 @@ def test_history_commits_are_durable_and_carry_the_journal_id(with_stores):
     d, _ = with_stores()
     assert d.parts.history._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: the WAL is fsynced
     seen: list = []
-    dictate(d, during=lambda: seen.append(d._session.journal_id))
+    dictate(d, during=lambda: seen.append(d._live.session.journal_id))
     assert rows(d)[0][2] == seen[0] and seen[0]
 
 
@@ -442,7 +442,7 @@ def test_the_stdout_output_has_a_line_per_dictation_and_no_leading_space(monkeyp
 def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fault_row, workers):
     d, events = make_daemon()
     d._inbox.put(daemon_mod.Command({"cmd": "start"}, Future()))
-    pump(d, lambda: d._session is not None)
+    pump(d, lambda: d.recording)
     n = len(events)
     d._inbox.put(daemon_mod.AudioIn(speech(1.0)))
     workers.instances[0].kill()  # the worker dies while the microphone records

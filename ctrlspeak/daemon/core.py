@@ -38,7 +38,6 @@ import queue
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -49,15 +48,15 @@ import numpy as np
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.daemon import commands, wiring
-from ctrlspeak.daemon.dictation import Dictations, Parts, Session
+from ctrlspeak.daemon.dictation import Dictations, Parts
 from ctrlspeak.daemon.model_view import REFRESH, Busy, ModelView, Say
 from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, MicStalled, ModelSwitched, SegmentDone,
                                      SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged, WorkerTrouble)
-from ctrlspeak.ipc import SAMPLE_RATE, ModelRef, Progress, TranscribeOptions, WorkerSettings
+from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, WorkerSettings
 from ctrlspeak.daemon.keepalive import KeepAlive
 from ctrlspeak.daemon.microphone import Microphone
+from ctrlspeak.daemon.recording import LiveRecording
 from ctrlspeak.models import registry
-from ctrlspeak.audio.segment import live_rule
 from ctrlspeak.daemon.status import StatusBus, StatusEvent
 from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.supervision.client import settings_from_config
@@ -65,8 +64,6 @@ from ctrlspeak.supervision.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 
-#: a final segment quieter than this (about -50 dBFS) holds no speech: don't transcribe it
-_SILENT_PEAK = 0.003
 #: a stop (SIGTERM, SIGINT, the tray's Quit) lets the dictations in flight finish for this long;
 #: what is left then stays in the journal and is transcribed at the next start. Below the unit's
 #: TimeoutStopSec (15 s, ctrlspeak.service.systemd) with room for shutdown() (the worker's 5 s close).
@@ -103,7 +100,6 @@ class Daemon:
         self._worker: Supervisor | None = None
         #: the supervisor's state as of the last event the loop handled (see worker_state)
         self._worker_state = WorkerState("starting")
-        self._session: Session | None = None
         self._stopping = False
         self._stop_by: float | None = None  # the stop's deadline on self._clock (STOP_GRACE_S)
         self._force = False
@@ -126,6 +122,8 @@ class Daemon:
             self._parts, submit=self._submit, on_done=lambda sid, i, f: self._inbox.put(SegmentDone(sid, i, f)),
             publish=self._publish, publish_error=self._publish_error, settle=self._settle,
             model_name=lambda: self._model_name())
+        #: the recording being made (its session, its journal entry, its segmenter)
+        self._live = LiveRecording(self._mic, self._dictations, sound=self._sound)
 
     # -- set-up -------------------------------------------------------------------------
     def start(self) -> None:
@@ -171,9 +169,6 @@ class Daemon:
 
     def _open_journal(self, recover: bool = True) -> bool:
         return self._dictations.open_journal(self.cfg.keep_recordings, self._vad, recover=recover)
-
-    def _journal_failed(self, exc: OSError, session: Session | None = None) -> None:
-        self._dictations.journal_failed(exc, session)
 
     def _setup_sinks(self) -> None:
         self._notifier = wiring.add_sinks(self.status, self.cfg, self._closers, console=self._want_console)
@@ -237,7 +232,7 @@ class Daemon:
                 break
 
     def _idle(self) -> bool:
-        return self._session is None and not self._dictations.finishing
+        return self._live.session is None and not self._dictations.finishing
 
     def _next_wait(self) -> float | None:
         """Seconds until something timed is due (None: nothing is, block)."""
@@ -253,7 +248,7 @@ class Daemon:
         self._mic.close_soon()
 
     def _audio_tick(self) -> None:
-        self._mic.tick(recording=self._session is not None)
+        self._mic.tick(recording=self._live.session is not None)
 
     # -- keep-alive ---------------------------------------------------------------------
     @property
@@ -295,7 +290,7 @@ class Daemon:
         if isinstance(event, AudioIn):
             self._on_audio(event.audio)
         elif isinstance(event, SegmentDone):
-            self._dictations.segment_done(self._session, event.session, event.index, event.future)
+            self._dictations.segment_done(self._live.session, event.session, event.index, event.future)
         elif isinstance(event, HotkeyPressed):
             self._on_hotkey(event.event, event.at)
         elif isinstance(event, Command):
@@ -334,26 +329,13 @@ class Daemon:
     # -- recording ----------------------------------------------------------------------
     def start_recording(self, source: str) -> errors.CtrlspeakError | None:
         """Start a recording; returns the error (already published) when it cannot."""
-        if self._session is not None or self._stopping:
+        if self._live.session is not None or self._stopping:
             return None
         try:
-            pre = self._mic.begin()
+            pre = self._live.start(self.cfg, self._vad, self._model_name())
         except errors.CtrlspeakError as exc:
             self._publish_error(exc)
             return exc
-        self._session = Session(
-            id=uuid.uuid4().hex[:8], started=time.monotonic(),
-            segmenter=live_rule(self.cfg.min_silence_s, self.cfg.max_segment_s).segmenter(self._vad),
-        )
-        if self._parts.journal is None and self.cfg.journal:
-            self._open_journal(recover=False)  # it failed before: try again, for this recording
-        if self._parts.journal is not None:
-            try:
-                self._session.recording = self._parts.journal.start(model=self._model_name())
-                self._session.journal_id = self._session.recording.id
-            except OSError as exc:
-                self._journal_failed(exc)
-        self._sound("start")
         log.info("recording started (%s)", source)
         gave_up, model = self._worker_state.gave_up, self._worker_state.model
         retry = (gave_up is not None and gave_up.code in _RETRY_DOWNLOAD_ON
@@ -369,25 +351,9 @@ class Daemon:
         return None
 
     def stop_recording(self, reason: str = "", at: float | None = None) -> None:
-        session = self._session
+        session = self._live.stop(reason, at)
         if session is None:
             return
-        self._mic.end()
-        self._session = None
-        session.stopped_at = time.monotonic() if at is None else at
-        session.reason = reason
-        self._sound("stop")
-        if session.recording is not None:
-            try:
-                session.recording.commit(stopped_at=time.time(), audio_s=session.audio_s)
-                session.in_journal = True
-                session.recording = None
-            except OSError as exc:
-                self._journal_failed(exc, session)
-        rest = session.segmenter.flush()
-        if rest is not None and (session.count == 0 or float(np.abs(rest).max()) > _SILENT_PEAK):
-            self._dictations.add_segment(session, rest)
-        self._dictations.finishing[session.id] = session
         log.info("recording stopped after %.1f s in %d segment(s)", session.audio_s, session.count)
         waiting = self._waiting_for()
         what = reason or f"{session.audio_s:.1f} s of audio"
@@ -399,41 +365,26 @@ class Daemon:
         self._dictations.maybe_finish(session)
 
     def cancel_recording(self) -> None:
-        session = self._session
-        if session is None:
+        if not self._live.cancel():
             return
-        self._mic.end()
-        self._session = None
-        if session.recording is not None:
-            session.recording.discard()
         log.info("recording cancelled")
         self._publish(StatusEvent("idle", "cancelled"))
         self._settle()
 
     def toggle(self, source: str, at: float | None = None) -> errors.CtrlspeakError | None:
-        if self._session is None:
+        if self._live.session is None:
             return self.start_recording(source)
         self.stop_recording(at=at)
         return None
 
     def _on_audio(self, audio: np.ndarray) -> None:
-        session = self._session
-        if session is None:
-            return
-        session.audio_s += audio.size / SAMPLE_RATE
-        if session.recording is not None:
-            try:
-                session.recording.append(audio)
-            except OSError as exc:  # a full disk must not cost the recording
-                self._journal_failed(exc, session)
-        for segment in session.segmenter.feed(audio):
-            self._dictations.add_segment(session, segment)
-        if session.audio_s >= self.cfg.max_record_s:
+        audio_s = self._live.feed(audio)
+        if audio_s is not None and audio_s >= self.cfg.max_record_s:
             self.stop_recording(f"maximum length of {self.cfg.max_record_s:.0f} s reached; the audio is kept")
             self._publish(StatusEvent("notice", f"recording stopped at the {self.cfg.max_record_s:.0f} s limit"))
 
     def _on_stall(self, reason: str) -> None:
-        if self._session is None:
+        if self._live.session is None:
             return
         # said first: the transcription may well be done before the next line is printed
         self._publish_error(errors.AudioDeviceError(f"{reason}; the audio recorded so far is being transcribed"))
@@ -491,7 +442,7 @@ class Daemon:
 
     # -- what is said about the model (ModelView decides, the loop publishes) ---------------
     def _busy(self) -> Busy:
-        return Busy(recording=self._session is not None, finishing=bool(self._dictations.finishing),
+        return Busy(recording=self._live.session is not None, finishing=bool(self._dictations.finishing),
                     state=self._state())
 
     def _say(self, items: list[Say]) -> None:
@@ -573,7 +524,7 @@ class Daemon:
     @property
     def recording(self) -> bool:
         """A recording is being made (the microphone is live)."""
-        return self._session is not None
+        return self._live.session is not None
 
     def snapshot(self) -> dict[str, Any]:
         """What ``ctrlspeak status`` says: the state, the model, the worker, the last event."""
@@ -626,7 +577,7 @@ class Daemon:
         self._stopping = True
         self._stop_by = self._clock() + STOP_GRACE_S
         self.exit_status = 0
-        if self._session is not None:
+        if self._live.session is not None:
             self.stop_recording("stopping")
         self._publish(StatusEvent("idle", "stopping"))
 
@@ -667,7 +618,7 @@ class Daemon:
 
     # -- status -------------------------------------------------------------------------
     def _state(self) -> str:
-        if self._session is not None:
+        if self._live.session is not None:
             return "recording"
         if self._dictations.finishing:
             return "transcribing"
