@@ -151,21 +151,19 @@ class WorkerClient:
             options=options or TranscribeOptions(),
             sent_at=time.monotonic(),
         )
-        future: Future[Transcript] = Future()
-        with self._lock:
-            if self.exited.is_set():
-                future.set_exception(errors.WorkerCrashed(f"the worker {describe_exit(self.exitcode)}"))
-                return future
-            self._pending[request.id] = future
-        self._requests.put(request)
-        return future
+        return self._send(request)
 
     def transcribe(self, audio: np.ndarray, options: TranscribeOptions | None = None, timeout: float | None = None) -> Transcript:
         return self.submit(audio, options).result(timeout)
 
     def load_model(self, model: ModelRef, request_id: str | None = None) -> Future[WorkerReady]:
         request = LoadModel(id=request_id or f"load-{uuid.uuid4().hex[:12]}", model=model)
-        future: Future[WorkerReady] = Future()
+        return self._send(request)
+
+    def _send(self, request: TranscribeRequest | LoadModel) -> Future:
+        """Put ``request`` in the one table under its id, then on the queue; a dead worker
+        answers at once (ERR_WORKER_CRASHED) rather than never."""
+        future: Future = Future()
         with self._lock:
             if self.exited.is_set():
                 future.set_exception(errors.WorkerCrashed(f"the worker {describe_exit(self.exitcode)}"))
