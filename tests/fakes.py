@@ -212,7 +212,7 @@ def pump(d: daemon_mod.Daemon, until: Callable[[], Any], timeout: float = 5.0) -
     deadline = time.monotonic() + timeout
     while not until():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; state {d._snapshot}")
+            raise AssertionError(f"timed out; state {d.snapshot()}")
         try:
             d._dispatch(d._inbox.get(timeout=0.01))
         except queue.Empty:
@@ -228,7 +228,7 @@ def speech(seconds: float = 1.0) -> np.ndarray:
 def command(d: daemon_mod.Daemon, cmd: str, **args: Any) -> Future:
     """Post a control command as the socket's handler does; the future gets the reply."""
     reply: Future = Future()
-    d._inbox.put(daemon_mod.Command({"cmd": cmd, **args}, reply))
+    d.post(daemon_mod.Command({"cmd": cmd, **args}, reply))
     return reply
 
 
@@ -239,9 +239,9 @@ def dictate(d: daemon_mod.Daemon, clock: FakeClock | None = None) -> str:
     pump(d, lambda: d.recording)
     if clock is not None:
         clock.now += 1.0
-    d._inbox.put(daemon_mod.AudioIn(speech()))
+    d.post(daemon_mod.AudioIn(speech()))
     command(d, "stop")
-    pump(d, lambda: len(d.parts.output.texts) > delivered and d._snapshot.get("worker_ready"))
+    pump(d, lambda: len(d.parts.output.texts) > delivered and d.snapshot().get("worker_ready"))
     return d.parts.output.texts[-1]
 
 
@@ -259,7 +259,7 @@ class DaemonsWithStores:
         d.parts.history = History(timeout=0.3)
         self.made.append(d)
         d._open_journal()  # recovers what a crash left, as start() does
-        pump(d, lambda: d._snapshot.get("worker_ready"))
+        pump(d, lambda: d.snapshot().get("worker_ready"))
         return d, events
 
     def close(self) -> None:

@@ -52,7 +52,7 @@ def test_the_daemon_releases_portaudio_a_moment_after_the_microphone_closes(monk
     clock = FakeClock()
     d, _ = make_daemon(0.0, clock)
     d._mic.source = CountingRecorder()
-    pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d.snapshot()["state"] == "ready")
     assert d._next_wait() is None, "nothing due: the loop blocks"
     dictate(d, clock)
     assert d._next_wait() == pytest.approx(AUDIO_RELEASE_S), "the loop wakes for it, no polling"
@@ -62,14 +62,14 @@ def test_the_daemon_releases_portaudio_a_moment_after_the_microphone_closes(monk
     clock.now += 0.1
     d._audio_tick()
     assert released == [1.0] and d._next_wait() is None
-    d._worker.close()
+    d.supervisor.close()
 
 
 def test_never_while_a_recording_or_the_preroll_has_the_microphone(monkeypatch, released, workers):
     clock = FakeClock()
     d, _ = make_daemon(0.0, clock)
     d._mic.source = CountingRecorder()
-    pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d.snapshot()["state"] == "ready")
     dictate(d, clock)
     assert d.start_recording("test") is None  # a new recording before the release was due
     clock.now += 10 * AUDIO_RELEASE_S
@@ -80,7 +80,7 @@ def test_never_while_a_recording_or_the_preroll_has_the_microphone(monkeypatch, 
     clock.now += 10 * AUDIO_RELEASE_S
     d._audio_tick()
     assert released == []
-    d._worker.close()
+    d.supervisor.close()
 
 
 class FakeStream:
@@ -125,8 +125,8 @@ def test_the_daemon_says_when_audio_was_lost_to_overflows(monkeypatch, caplog, w
     d, _ = make_daemon(0.0, clock)
     d._mic.source = CountingRecorder()
     d._mic.source.overflows = 3
-    pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d.snapshot()["state"] == "ready")
     with caplog.at_level("WARNING", logger="ctrlspeak.daemon.core"):
         dictate(d, clock)
     assert "too busy to read the microphone 3 time(s)" in caplog.text
-    d._worker.close()
+    d.supervisor.close()

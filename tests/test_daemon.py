@@ -37,7 +37,7 @@ def record(d: daemon_mod.Daemon, audio: np.ndarray) -> None:
     started = command(d, "start")
     pump(d, started.done)
     assert started.exception() is None, started.exception()
-    d._inbox.put(daemon_mod.AudioIn(audio))
+    d.post(daemon_mod.AudioIn(audio))
     pump(d, d._inbox.empty)
 
 
@@ -110,7 +110,7 @@ def test_the_maximum_length_stops_the_recording_and_keeps_all_of_it(stores):
 def test_a_microphone_stall_transcribes_what_was_recorded_and_the_next_recording_works(stores):
     d, events = stores()
     record(d, speech())
-    d._inbox.put(daemon_mod.MicStalled("no audio from the input device for 2 s"))
+    d.post(daemon_mod.MicStalled("no audio from the input device for 2 s"))
     settle(d)
     err = next(e for e in events if e.state == "error")
     assert err.code == "ERR_AUDIO_DEVICE" and "the audio recorded so far is being transcribed" in err.message
@@ -145,7 +145,7 @@ class Loop:
 
     def poke(self) -> None:
         """Wake the loop (it sleeps on the real clock while a fake one is advanced)."""
-        self.d._inbox.put(daemon_mod.Command({"cmd": "cancel"}, Future()))
+        self.d.post(daemon_mod.Command({"cmd": "cancel"}, Future()))
 
     def join(self, timeout: float = 5.0) -> bool:
         self.thread.join(timeout)
@@ -187,9 +187,9 @@ def test_a_second_signal_forces_the_exit(stores, workers: FakeWorkers):
     workers.instances[0].hang = True
     record(d, speech())
     loop = Loop(d)
-    d._inbox.put(daemon_mod.SignalReceived(int(signal.SIGTERM)))
+    d.post(daemon_mod.SignalReceived(int(signal.SIGTERM)))
     assert not loop.join(0.3)
-    d._inbox.put(daemon_mod.SignalReceived(int(signal.SIGINT)))
+    d.post(daemon_mod.SignalReceived(int(signal.SIGINT)))
     assert loop.join()
     assert d.exit_status == daemon_mod.FORCED_EXIT_STATUS
     assert workers.instances[0].closed.is_set(), "the worker is killed"
@@ -198,7 +198,7 @@ def test_a_second_signal_forces_the_exit(stores, workers: FakeWorkers):
 
 def test_a_stuck_loop_is_exited_by_the_relay_after_a_second_signal(workers, monkeypatch):
     d, _ = fakes.make_daemon()  # no loop runs: as if stuck in a call that never returns
-    pump(d, lambda: d._snapshot.get("worker_ready"))
+    pump(d, lambda: d.snapshot().get("worker_ready"))
     exits: list[int] = []
     monkeypatch.setattr(daemon_mod, "FORCE_EXIT_S", 0.05)
     monkeypatch.setattr(daemon_mod.os, "_exit", exits.append)
@@ -212,7 +212,7 @@ def test_a_stuck_loop_is_exited_by_the_relay_after_a_second_signal(workers, monk
 
 def test_after_a_second_signal_a_loop_that_gets_out_needs_no_help(workers, monkeypatch):
     d, _ = fakes.make_daemon()
-    pump(d, lambda: d._snapshot.get("worker_ready"))
+    pump(d, lambda: d.snapshot().get("worker_ready"))
     exits: list[int] = []
     monkeypatch.setattr(daemon_mod.os, "_exit", exits.append)
     loop = Loop(d)

@@ -39,13 +39,13 @@ def test_download_progress_goes_to_the_status_line_and_a_notice_says_how_long(do
     notices = [e.message for e in events if e.state == "notice"]
     assert notices == ["downloading parakeet: 10 MB of 100 MB (10%), 10 MB/s, 9 s left. You can dictate meanwhile: "
                        "what you say is kept and typed once it is ready"]
-    assert d._snapshot["download"]["done_bytes"] == 40 * MB  # `ctrlspeak status` sees it too
-    assert d._snapshot["download"]["eta_s"] == 6.0
+    assert d.snapshot()["download"]["done_bytes"] == 40 * MB  # `ctrlspeak status` sees it too
+    assert d.snapshot()["download"]["eta_s"] == 6.0
     clock.now += 6.0
     _bytes(d, clock, 100 * MB)
     clock.now += 30.0  # importing NeMo and loading: not download time
     workers.instances[0].boot()
-    pump(d, lambda: d._snapshot.get("worker_ready"))
+    pump(d, lambda: d.snapshot().get("worker_ready"))
     assert events[-1].state == "ready" and events[-1].message.endswith("; downloaded 100 MB in 10 s")
 
 
@@ -73,7 +73,7 @@ def test_a_dictation_during_the_download_is_kept_told_it_waits_and_typed_once_re
     _bytes(d, clock, 40 * MB)
     assert events[-1].state == "transcribing" and events[-1].done_bytes == 40 * MB
     assert events[-1].message == "your recording is kept and waits for parakeet"
-    assert d._snapshot["state"] == "transcribing"
+    assert d.snapshot()["state"] == "transcribing"
     workers.instances[0].boot()
     pump(d, lambda: d.parts.output.texts)
     assert d.parts.output.texts == ["words from worker 4000"]
@@ -94,7 +94,7 @@ def test_retries_show_on_the_line_each_time_and_as_a_notice_once_a_minute(downlo
 def test_a_dictation_after_the_download_gave_up_tries_it_again_and_is_typed(downloading, workers):
     d, events, _clock = downloading
     workers.instances[0].ready.set_exception(errors.DiskSpaceError("not enough disk space: 2.5 GB for parakeet"))
-    pump(d, lambda: d._snapshot.get("state") == "error")
+    pump(d, lambda: d.snapshot().get("state") == "error")
     assert events[-1].state == "error" and events[-1].code == "ERR_DISK_SPACE"
     assert d.start_recording("test") is None  # the person freed some space, and dictates
     assert len(workers.instances) == 2, "a fresh worker tries the download again"

@@ -28,7 +28,7 @@ def workers(monkeypatch) -> FakeWorkers:
 
 def make_daemon(**cfg) -> tuple[daemon_mod.Daemon, list]:
     d, events = fakes.make_daemon(**cfg)
-    pump(d, lambda: d._snapshot.get("worker_ready"))
+    pump(d, lambda: d.snapshot().get("worker_ready"))
     return d, events
 
 
@@ -48,10 +48,10 @@ class Running:
 
     def close(self) -> None:
         self.d._force = True
-        self.d._inbox.put(daemon_mod.AudioIn(np.zeros(0, np.float32)))  # wakes the loop; nothing records
+        self.d.post(daemon_mod.AudioIn(np.zeros(0, np.float32)))  # wakes the loop; nothing records
         self.thread.join(5)
         self.server.close()
-        self.d._worker.close()
+        self.d.supervisor.close()
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_a_slow_stop_holds_no_other_clients_status_up(running):
     d.parts.output = SlowPaste()
     r = running(d)
     r.request("start")
-    d._inbox.put(daemon_mod.AudioIn(speech(1.0)))
+    d.post(daemon_mod.AudioIn(speech(1.0)))
     stopper = threading.Thread(target=r.request, args=("stop",), kwargs={"timeout": 15})
     stopper.start()
     time.sleep(0.3)  # the stop is being handled: the paste takes 2 s
@@ -145,13 +145,13 @@ def dictate(d: daemon_mod.Daemon, seconds: float = 1.0, *, during=None) -> list:
     d.status.add("dictation", events.append)
     try:
         stop = Future()
-        d._inbox.put(daemon_mod.Command({"cmd": "start"}, Future()))
+        d.post(daemon_mod.Command({"cmd": "start"}, Future()))
         pump(d, lambda: d.recording)
-        d._inbox.put(daemon_mod.AudioIn(speech(seconds)))
+        d.post(daemon_mod.AudioIn(speech(seconds)))
         pump(d, lambda: d._inbox.empty())
         if during is not None:
             during()
-        d._inbox.put(daemon_mod.Command({"cmd": "stop"}, stop))
+        d.post(daemon_mod.Command({"cmd": "stop"}, stop))
         pump(d, lambda: stop.done() and not d.dictations.finishing and any(e.state in ("done", "idle") for e in events))
         assert stop.exception() is None, stop.exception()
     finally:
@@ -239,7 +239,7 @@ def test_history_write_fails_then_catches_up(with_stores, fault_row):
     got = dictate(d)  # returns only once `stop` was answered
     errs = [e for e in got if e.state == "error"]
     assert [e.code for e in errs] == ["ERR_HISTORY"] and "locked" in errs[0].message
-    assert d._snapshot["state"] == "ready" and got[-1].state == "ready"
+    assert d.snapshot()["state"] == "ready" and got[-1].state == "ready"
     assert len(d.parts.journal.leftovers()) == 1, "the recording stays in the journal"
     locker.execute("ROLLBACK")
     dictate(d)
@@ -392,7 +392,7 @@ def test_the_status_channel_returns_to_ready_quietly_after_done(with_stores):
     got = dictate(d)
     assert [e.state for e in got][-2:] == ["done", "ready"]
     assert got[-1].quiet and not should_notify(got[-1], "normal"), "no 'ctrlspeak is ready' after each dictation"
-    assert d._snapshot["last"]["state"] == "ready"
+    assert d.snapshot()["last"]["state"] == "ready"
 
 
 # -- 14: a second daemon ------------------------------------------------------------------------
@@ -441,20 +441,20 @@ def test_the_stdout_output_has_a_line_per_dictation_and_no_leading_space(monkeyp
 # -- 18: the worker dies mid-recording ----------------------------------------------------------
 def test_a_worker_crash_mid_recording_keeps_the_recording_state(monkeypatch, fault_row, workers):
     d, events = make_daemon()
-    d._inbox.put(daemon_mod.Command({"cmd": "start"}, Future()))
+    d.post(daemon_mod.Command({"cmd": "start"}, Future()))
     pump(d, lambda: d.recording)
     n = len(events)
-    d._inbox.put(daemon_mod.AudioIn(speech(1.0)))
+    d.post(daemon_mod.AudioIn(speech(1.0)))
     workers.instances[0].kill()  # the worker dies while the microphone records
-    pump(d, lambda: len(workers.instances) == 2 and d._snapshot.get("worker_ready"), timeout=10)
+    pump(d, lambda: len(workers.instances) == 2 and d.snapshot().get("worker_ready"), timeout=10)
     during = events[n:]
     crash = next(e for e in during if e.state == "error")
     assert crash.code == "ERR_WORKER_CRASHED" and "the recording goes on and nothing is lost" in crash.message
     assert "ready" not in [e.state for e in during], "no 'ctrlspeak is ready' while the microphone records"
     assert [e.state for e in during][-1] == "recording" and "worker is back" in during[-1].message
-    assert d._snapshot["state"] == "recording" and d._snapshot["worker_ready"] is True
+    assert d.snapshot()["state"] == "recording" and d.snapshot()["worker_ready"] is True
     stop = Future()
-    d._inbox.put(daemon_mod.Command({"cmd": "stop"}, stop))
+    d.post(daemon_mod.Command({"cmd": "stop"}, stop))
     pump(d, lambda: d.parts.output.texts)
     assert d.parts.output.texts == ["words from worker 4001"]
     fault_row("#18 the worker dies mid-recording",
@@ -486,6 +486,6 @@ def test_the_console_shows_each_loading_stage_with_its_percentage(monkeypatch, f
                              ("model.nemo", 12)):
         assert any(message in line and f"{percent:3d}%" in line for line in lines), (message, lines)
     assert len(lines) <= 14, lines  # short: stages and steps, not every event
-    d._worker.close()
+    d.supervisor.close()
     fault_row("#22 a 13-22 s model load on a console that is not a terminal",
               "a line per stage (download, import, restore, warmup) with its percentage, not 0 % then silence")

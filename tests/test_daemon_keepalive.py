@@ -88,7 +88,7 @@ def test_supervisor_switch_while_unloaded_starts_the_new_model(workers):
 def test_the_daemon_unloads_after_the_idle_time(workers):
     clock = FakeClock()
     d, events = make_daemon(2.0, clock)
-    pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d.snapshot()["state"] == "ready")
     assert d._keepalive.wait_s(clock()) == pytest.approx(120.0), "the loop blocks until the deadline"
     clock.now += 119.0
     d._keep_alive_tick()
@@ -96,8 +96,8 @@ def test_the_daemon_unloads_after_the_idle_time(workers):
     clock.now += 1.0
     d._keep_alive_tick()
     wait(workers.instances[0].closed.is_set, what="the worker to be stopped")
-    assert d._snapshot["state"] == "idle" and d._snapshot["unloaded"] is True
-    assert d._snapshot["worker_ready"] is False and d._snapshot["worker_pid"] is None
+    assert d.snapshot()["state"] == "idle" and d.snapshot()["unloaded"] is True
+    assert d.snapshot()["worker_ready"] is False and d.snapshot()["worker_pid"] is None
     assert events[-1].state == "idle" and "unloaded" in events[-1].message and "free memory" in events[-1].message
     assert d._keepalive.wait_s(clock()) is None, "unloaded: the loop blocks with no timeout"
     d.supervisor.close()
@@ -106,7 +106,7 @@ def test_the_daemon_unloads_after_the_idle_time(workers):
 def test_never_unloads_during_a_recording_or_while_transcribing(workers):
     clock = FakeClock()
     d, _ = make_daemon(1.0, clock)
-    pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d.snapshot()["state"] == "ready")
     workers.instances[0].hang = True  # the transcription stays pending
     assert d.start_recording("test") is None
     clock.now += 600.0
@@ -126,7 +126,7 @@ def test_never_unloads_during_a_recording_or_while_transcribing(workers):
 def test_the_idle_count_restarts_after_a_dictation(workers):
     clock = FakeClock()
     d, _ = make_daemon(1.0, clock)
-    pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d.snapshot()["state"] == "ready")
     clock.now += 50.0
     assert dictate(d, clock) == "words from worker 4000"
     clock.now += 30.0  # 81 s since the daemon first went idle, 30 s since the dictation
@@ -143,7 +143,7 @@ def _unloaded_daemon():
     """A daemon with a one-minute keep-alive, ready, then idle for that minute: unloaded."""
     clock = FakeClock()
     d, events = make_daemon(1.0, clock)
-    pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d.snapshot()["state"] == "ready")
     clock.now += 60.0
     d._keep_alive_tick()
     assert d._unloaded
@@ -162,15 +162,15 @@ def test_the_next_start_reloads_and_the_recording_made_meanwhile_is_delivered(wo
     d.stop_recording()
     time.sleep(0.1)
     assert workers.instances[1].submitted == [] and d.dictations.finishing, "the segment waits for the worker"
-    assert d._snapshot["state"] == "transcribing"
+    assert d.snapshot()["state"] == "transcribing"
     workers.instances[1].boot()
-    pump(d, lambda: d.parts.output.texts and d._snapshot.get("worker_ready"))
+    pump(d, lambda: d.parts.output.texts and d.snapshot().get("worker_ready"))
     assert d.parts.output.texts == ["words from worker 4001"]
     assert workers.instances[1].submitted and workers.instances[0].submitted == []
     states = [e.state for e in events[n:]]
     # no loading/ready flicker over the recording (the fake answers before its ready event is handled)
     assert states[:3] == ["recording", "transcribing", "done"] and set(states[3:]) <= {"ready"}, states
-    assert d._snapshot["worker_ready"] and not d._snapshot["unloaded"]
+    assert d.snapshot()["worker_ready"] and not d.snapshot()["unloaded"]
     d.supervisor.close()
 
 
@@ -178,7 +178,7 @@ def test_models_use_while_unloaded_loads_the_new_model(workers):
     d, _ = _unloaded_daemon()
     d._on_command(daemon_mod.Command({"cmd": "model", "name": "tiny-en"}, reply := Future()))
     assert reply.result(timeout=1) == {"switching": "tiny-en"}
-    pump(d, lambda: d.worker_state.switching_to is None and d.worker_state.ready is not None and d._snapshot["state"] == "ready")
+    pump(d, lambda: d.worker_state.switching_to is None and d.worker_state.ready is not None and d.snapshot()["state"] == "ready")
     assert d._model_name() == "tiny-en" and not d._unloaded and len(workers.instances) == 2
     assert dictate(d) == "words from worker 4001"
     d.supervisor.close()
@@ -187,7 +187,7 @@ def test_models_use_while_unloaded_loads_the_new_model(workers):
 def test_zero_keeps_the_model_loaded(workers):
     clock = FakeClock()
     d, _ = make_daemon(0.0, clock)
-    pump(d, lambda: d._snapshot["state"] == "ready")
+    pump(d, lambda: d.snapshot()["state"] == "ready")
     clock.now += 1e7
     d._keep_alive_tick()
     assert d._keepalive.wait_s(clock()) is None

@@ -33,10 +33,10 @@ def test_a_progress_event_arriving_after_ready_is_not_published(workers):
         _handled(d)
         states = [e.state for e in events]
         assert states[-1] == "ready" and "loading" not in states[states.index("ready"):], states
-        assert d._snapshot["last"]["state"] == "ready"
+        assert d.snapshot()["last"]["state"] == "ready"
     finally:
         d._force = True
-        d._inbox.put(daemon_mod.Command({"cmd": "cancel"}, Future()))
+        d.post(daemon_mod.Command({"cmd": "cancel"}, Future()))
         loop.join(5)
         d.supervisor.close()
     assert not loop.is_alive()

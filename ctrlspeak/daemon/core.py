@@ -521,6 +521,10 @@ class Daemon:
     def _on_hotkey(self, event: Any, at: float | None = None) -> None:
         commands.on_hotkey(self, event, at)
 
+    def post(self, event: Any) -> None:
+        """Hand an event (:mod:`ctrlspeak.daemon.events`) to the loop; safe from any thread."""
+        self._inbox.put(event)
+
     @property
     def recording(self) -> bool:
         """A recording is being made (the microphone is live)."""
