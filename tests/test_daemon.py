@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from ctrlspeak.daemon import core as daemon_mod
+from ctrlspeak.daemon import stopping
 from ctrlspeak import errors
 from tests import fakes
 from tests.fakes import Delivery, FakeClock, FakeWorkers, command, pump, speech, wait
@@ -171,7 +172,7 @@ def test_a_stop_waits_at_most_its_grace_and_the_journal_keeps_what_is_left(store
     loop = Loop(d)
     d.request_stop()
     wait(lambda: any(e.message == "stopping" for e in events), what="the loop to take the stop")
-    clock.now += daemon_mod.STOP_GRACE_S - 0.5
+    clock.now += stopping.STOP_GRACE_S - 0.5
     loop.poke()
     assert not loop.join(0.3), "within its grace the stop waits for the transcription"
     assert d._next_wait() <= 0.5, "the loop wakes by itself when the grace ends"
@@ -191,7 +192,7 @@ def test_a_second_signal_forces_the_exit(stores, workers: FakeWorkers):
     assert not loop.join(0.3)
     d.post(daemon_mod.SignalReceived(int(signal.SIGINT)))
     assert loop.join()
-    assert d.exit_status == daemon_mod.FORCED_EXIT_STATUS
+    assert d.exit_status == stopping.FORCED_EXIT_STATUS
     assert workers.instances[0].closed.is_set(), "the worker is killed"
     assert len(d.parts.journal.leftovers()) == 1
 
@@ -200,12 +201,12 @@ def test_a_stuck_loop_is_exited_by_the_relay_after_a_second_signal(workers, monk
     d, _ = fakes.make_daemon()  # no loop runs: as if stuck in a call that never returns
     pump(d, lambda: d.snapshot().get("worker_ready"))
     exits: list[int] = []
-    monkeypatch.setattr(daemon_mod, "FORCE_EXIT_S", 0.05)
-    monkeypatch.setattr(daemon_mod.os, "_exit", exits.append)
+    monkeypatch.setattr(stopping, "FORCE_EXIT_S", 0.05)
+    monkeypatch.setattr(stopping.os, "_exit", exits.append)
     d._on_signal(signal.SIGINT)
     assert exits == [], "the first signal only posts"
     d._on_signal(signal.SIGINT)
-    assert exits == [daemon_mod.FORCED_EXIT_STATUS]
+    assert exits == [stopping.FORCED_EXIT_STATUS]
     assert workers.instances[0].closed.is_set()
     assert [type(e) for e in list(d._inbox.queue)].count(daemon_mod.SignalReceived) == 2, "both were posted"
 
@@ -214,12 +215,12 @@ def test_after_a_second_signal_a_loop_that_gets_out_needs_no_help(workers, monke
     d, _ = fakes.make_daemon()
     pump(d, lambda: d.snapshot().get("worker_ready"))
     exits: list[int] = []
-    monkeypatch.setattr(daemon_mod.os, "_exit", exits.append)
+    monkeypatch.setattr(stopping.os, "_exit", exits.append)
     loop = Loop(d)
     d._on_signal(signal.SIGTERM)
     relay = threading.Thread(target=d._on_signal, args=(signal.SIGTERM,))
     relay.start()
     assert loop.join()
     d.shutdown()
-    relay.join(daemon_mod.FORCE_EXIT_S + 1)
+    relay.join(stopping.FORCE_EXIT_S + 1)
     assert not relay.is_alive() and exits == []

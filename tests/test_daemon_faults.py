@@ -47,7 +47,7 @@ class Running:
         return control.request(cmd, path=self.server.address, **args)
 
     def close(self) -> None:
-        self.d._force = True
+        self.d._stop.forced = True
         self.d.post(daemon_mod.AudioIn(np.zeros(0, np.float32)))  # wakes the loop; nothing records
         self.thread.join(5)
         self.server.close()

@@ -226,10 +226,10 @@ def test_the_main_loop_wakes_by_itself_to_unload_and_does_not_poll(workers):
     # the ready worker's state and its announcement, the unload's state, one deadline, a last round
     assert gets <= 6, f"{gets} wake-ups for one ready worker, one unload and one deadline: polling?"
     # and it is still usable: a tap reloads, the text comes through
-    d._force = True
+    d._stop.forced = True
     inbox.put(daemon_mod.Command({"cmd": "cancel"}, Future()))
     loop.join(5)
     assert not loop.is_alive()
-    d._force = False
+    d._stop.forced = False
     assert dictate(d) == "words from worker 4001"
     d.supervisor.close()

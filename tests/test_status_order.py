@@ -35,7 +35,7 @@ def test_a_progress_event_arriving_after_ready_is_not_published(workers):
         assert states[-1] == "ready" and "loading" not in states[states.index("ready"):], states
         assert d.snapshot()["last"]["state"] == "ready"
     finally:
-        d._force = True
+        d._stop.forced = True
         d.post(daemon_mod.Command({"cmd": "cancel"}, Future()))
         loop.join(5)
         d.supervisor.close()

@@ -56,6 +56,7 @@ from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, WorkerSettings
 from ctrlspeak.daemon.keepalive import KeepAlive
 from ctrlspeak.daemon.microphone import Microphone
 from ctrlspeak.daemon.recording import LiveRecording
+from ctrlspeak.daemon.stopping import STOP_GRACE_S, RelayGuard, Stopping
 from ctrlspeak.models import registry
 from ctrlspeak.daemon.status import StatusBus, StatusEvent
 from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
@@ -64,15 +65,6 @@ from ctrlspeak.supervision.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 
-#: a stop (SIGTERM, SIGINT, the tray's Quit) lets the dictations in flight finish for this long;
-#: what is left then stays in the journal and is transcribed at the next start. Below the unit's
-#: TimeoutStopSec (15 s, ctrlspeak.service.systemd) with room for shutdown() (the worker's 5 s close).
-STOP_GRACE_S = 8.0
-#: after a second stop signal the relay waits this long for the loop to exit, then exits itself:
-#: the one thing a signal does besides posting, for a loop stuck in a call that never returns
-FORCE_EXIT_S = 3.0
-#: the exit status of a forced stop (128 + SIGINT, as a shell reports an interrupt)
-FORCED_EXIT_STATUS = 130
 #: after these boot errors a new dictation tries the download again (the partial is kept):
 #: the network or the disk may have been fixed meanwhile
 _RETRY_DOWNLOAD_ON = ("ERR_MODEL_DOWNLOAD", "ERR_DISK_SPACE", "ERR_MODEL_NOT_CACHED")
@@ -100,18 +92,14 @@ class Daemon:
         self._worker: Supervisor | None = None
         #: the supervisor's state as of the last event the loop handled (see worker_state)
         self._worker_state = WorkerState("starting")
-        self._stopping = False
-        self._stop_by: float | None = None  # the stop's deadline on self._clock (STOP_GRACE_S)
-        self._force = False
+        self._stop = Stopping(clock)
         self._closers: list[Any] = []
         self._snapshot: dict[str, Any] = {"state": "loading"}
-        self._stop_signals = 0  # counted on the signal relay's thread only (see _on_signal)
-        self._exited = threading.Event()  # set once shutdown() is over: the relay's fallback stands down
+        self._relay_guard = RelayGuard(lambda: self._worker.kill_worker() if self._worker is not None else None)
         self._clock = clock
         self._keepalive = KeepAlive(cfg.keep_alive_minutes)
         self._mic = Microphone(clock)  # the audio source, and PortAudio's release between recordings
         self._model_view = ModelView()  # what is said about the model, and its download
-        self.exit_status = 0
         # parts created in start()
         self._hotkey: Any = None
         self._control: Any = None
@@ -212,7 +200,7 @@ class Daemon:
             self._loop()
         finally:
             self.shutdown()  # also after a start that failed half way: nothing is left running
-        return self.exit_status
+        return self._stop.exit_status
 
     def _loop(self) -> None:
         while True:
@@ -228,7 +216,7 @@ class Daemon:
                     log.exception("error handling %s", type(event).__name__)
             self._keep_alive_tick()
             self._audio_tick()
-            if self._force or (self._stopping and (self._idle() or self._stop_overdue())):
+            if self._stop.forced or (self._stop.requested and (self._idle() or self._stop_overdue())):
                 break
 
     def _idle(self) -> bool:
@@ -239,7 +227,7 @@ class Daemon:
         now = self._clock()
         waits = [w for w in (self._keepalive.wait_s(now),
                              self._mic.wait_s(now),
-                             None if self._stop_by is None else max(0.0, self._stop_by - now))
+                             self._stop.wait_s(now))
                  if w is not None]
         return min(waits) if waits else None
 
@@ -258,7 +246,7 @@ class Daemon:
 
     def _can_unload(self) -> bool:
         ws = self._worker_state
-        return (self._keepalive.enabled and self._idle() and not self._stopping and not self._unloaded
+        return (self._keepalive.enabled and self._idle() and not self._stop.requested and not self._unloaded
                 and ws.ready is not None and ws.switching_to is None and self._worker is not None)
 
     def _keep_alive_tick(self) -> None:
@@ -324,12 +312,12 @@ class Daemon:
             except Exception:
                 log.exception("error while shutting down")
         self._closers.clear()
-        self._exited.set()
+        self._relay_guard.exited.set()
 
     # -- recording ----------------------------------------------------------------------
     def start_recording(self, source: str) -> errors.CtrlspeakError | None:
         """Start a recording; returns the error (already published) when it cannot."""
-        if self._live.session is not None or self._stopping:
+        if self._live.session is not None or self._stop.requested:
             return None
         try:
             pre = self._live.start(self.cfg, self._vad, self._model_name())
@@ -551,43 +539,35 @@ class Daemon:
         then run() returns). Safe from any thread: for a daemon run on a thread of its own."""
         self._inbox.put(SignalReceived(int(signal.SIGTERM)))
 
+    @property
+    def exit_status(self) -> int:
+        """0, or FORCED_EXIT_STATUS after a forced stop: what ``run()`` returns."""
+        return self._stop.exit_status
+
     def _on_signal(self, sig: signal.Signals) -> None:
         """Runs on the signal relay's thread: post, and after a second stop signal stand by."""
         self._inbox.put(SignalReceived(int(sig)))
-        if sig == signal.SIGHUP:
-            return
-        self._stop_signals += 1
-        if self._stop_signals >= 2 and not self._exited.wait(FORCE_EXIT_S):
-            # the loop did not get out in time: it is stuck in a call that never returns, and a
-            # second Ctrl+C must work all the same. The journal keeps what was being recorded.
-            log.warning("the daemon did not stop within %.0f s of a second signal: exiting now", FORCE_EXIT_S)
-            if self._worker is not None:
-                self._worker.kill_worker()
-            os._exit(FORCED_EXIT_STATUS)
+        if sig != signal.SIGHUP:
+            self._relay_guard.stop_signal()
 
     def _handle_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:
             self.reload_config()
             return
         name = signal.Signals(signum).name
-        if self._stopping:
+        if not self._stop.request():
             log.warning("second stop signal (%s): exiting now", name)
             if self._worker is not None:
                 self._worker.kill_worker()
-            self.exit_status = FORCED_EXIT_STATUS
-            self._force = True
             return
         log.info("stopping (%s): finishing the transcription in flight (at most %.0f s)", name, STOP_GRACE_S)
-        self._stopping = True
-        self._stop_by = self._clock() + STOP_GRACE_S
-        self.exit_status = 0
         if self._live.session is not None:
             self.stop_recording("stopping")
         self._publish(StatusEvent("idle", "stopping"))
 
     def _stop_overdue(self) -> bool:
         """The stop's grace is over: say what is left and where it is kept."""
-        if self._stop_by is None or self._clock() < self._stop_by:
+        if not self._stop.overdue():
             return False
         left = list(self._dictations.finishing.values())
         kept = sum(1 for session in left if session.in_journal)
