@@ -1,12 +1,14 @@
 """What a command or a hotkey event does: turned into calls on the daemon's public methods.
 
-The loop calls these for :class:`~ctrlspeak.daemon.events.Command` and
+:func:`handle_request` runs on the control server's threads and posts to the loop; the loop
+calls the others for :class:`~ctrlspeak.daemon.events.Command` and
 :class:`~ctrlspeak.daemon.events.HotkeyPressed` events. Every command gets exactly one reply,
 at once, whatever happens (the control socket's handler is waiting for it).
 """
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from ctrlspeak import errors
@@ -16,6 +18,26 @@ if TYPE_CHECKING:
     from ctrlspeak.daemon.core import Daemon
 
 log = logging.getLogger(__name__)
+
+
+#: how long a control client waits for the loop to answer its command
+REPLY_TIMEOUT_S = 10.0
+
+
+def handle_request(daemon: Daemon, control: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """On the control server's thread: ``status`` and ``follow`` are answered at once from what
+    the loop published; anything else is posted to the loop, and this waits for its one reply."""
+    if request.get("cmd") == "status":
+        return daemon.snapshot()
+    if request.get("cmd") == "follow":
+        # a new follower first gets the current state, then every event as it happens
+        last = daemon.status.last
+        if last is not None:
+            control.publish({"event": "status", **last.to_json()})
+        return {}
+    future: Future = Future()
+    daemon.post(Command(request, future))
+    return future.result(timeout=REPLY_TIMEOUT_S)
 
 
 def answer(daemon: Daemon, event: Command) -> None:

@@ -487,18 +487,8 @@ class Daemon:
 
     # -- control socket and hotkey ------------------------------------------------------
     def _handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Called on the control server's thread: hand over to the main loop and wait."""
-        if request.get("cmd") == "status":
-            return self.snapshot()
-        if request.get("cmd") == "follow":
-            # a new follower first gets the current state, then every event as it happens
-            last = self.status.last
-            if last is not None:
-                self._control.publish({"event": "status", **last.to_json()})
-            return {}
-        future: Future = Future()
-        self._inbox.put(Command(request, future))
-        return future.result(timeout=10)
+        """Called on the control server's thread (see commands.handle_request)."""
+        return commands.handle_request(self, self._control, request)
 
     def _post_command(self, request: dict[str, Any]) -> None:
         self._inbox.put(Command(request, Future()))
