@@ -1,15 +1,15 @@
-"""The dictation daemon (``ctrlspeak run``).
+"""The dictation daemon (``ctrlspeak run``): the loop, and the one owner of the daemon's state.
 
-One main loop owns all state and handles one event at a time from a queue; every other
-thread (hotkey listener, control socket, recorder, worker dispatcher, signal relay) only
-posts events to it. So there are no locks around the daemon's state, and every change
-happens in one place::
+One main loop handles one event (:mod:`ctrlspeak.daemon.events`) at a time from its inbox;
+every other thread only posts events to it. So there are no locks around the daemon's
+state, and the loop is the only publisher of its status::
 
-    hotkey thread ----\\
-    control socket ----\\                          /--> recorder (mic open/begin/end)
-    recorder thread ----+--> inbox --> main loop --+--> worker client (segments)
-    worker dispatcher --/                          +--> output (clipboard + paste)
-    signal relay -------/                          \\--> status bus --> sinks
+    hotkey listener ---\                            /--> LiveRecording (the mic, the journal entry)
+    control clients ----\                          +--> Dictations --> Supervisor (segments)
+    microphone ----------+--> inbox --> main loop --+--> output (paste), history
+    supervisor ---------/       (events)            +--> ModelView (what is said about the model)
+    signal relay, tray -/                           \--> status bus --> console, tray, notify,
+                                                                       socket followers, systemd
 
 A recording is a :class:`Session`. Its audio is cut at pauses (:class:`Segmenter`) and
 each segment goes to the worker while the person is still speaking, so after the stop
