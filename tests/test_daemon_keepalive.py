@@ -92,7 +92,7 @@ def test_the_daemon_unloads_after_the_idle_time(workers):
     assert d._keepalive.wait_s(clock()) == pytest.approx(120.0), "the loop blocks until the deadline"
     clock.now += 119.0
     d._keep_alive_tick()
-    assert not d._unloaded and not workers.instances[0].closed.is_set()
+    assert d.worker_state.phase != "unloaded" and not workers.instances[0].closed.is_set()
     clock.now += 1.0
     d._keep_alive_tick()
     wait(workers.instances[0].closed.is_set, what="the worker to be stopped")
@@ -116,7 +116,7 @@ def test_never_unloads_during_a_recording_or_while_transcribing(workers):
     d.stop_recording()
     clock.now += 600.0
     d._keep_alive_tick()
-    assert d.dictations.finishing and not d._unloaded and d.supervisor.pid == 4000
+    assert d.dictations.finishing and d.worker_state.phase != "unloaded" and d.supervisor.pid == 4000
     assert not workers.instances[0].closed.is_set()
     # the daemon's own guard aside, the supervisor refuses too while a request is pending
     assert not d.supervisor.unload()
@@ -131,11 +131,11 @@ def test_the_idle_count_restarts_after_a_dictation(workers):
     assert dictate(d, clock) == "words from worker 4000"
     clock.now += 30.0  # 81 s since the daemon first went idle, 30 s since the dictation
     d._keep_alive_tick()
-    assert not d._unloaded
+    assert d.worker_state.phase != "unloaded"
     assert d._keepalive.wait_s(clock()) == pytest.approx(30.0)
     clock.now += 30.0
     d._keep_alive_tick()
-    assert d._unloaded
+    assert d.worker_state.phase == "unloaded"
     d.supervisor.close()
 
 
@@ -146,7 +146,7 @@ def _unloaded_daemon():
     pump(d, lambda: d.snapshot()["state"] == "ready")
     clock.now += 60.0
     d._keep_alive_tick()
-    assert d._unloaded
+    assert d.worker_state.phase == "unloaded"
     return d, events
 
 
@@ -179,7 +179,7 @@ def test_models_use_while_unloaded_loads_the_new_model(workers):
     d._on_command(daemon_mod.Command({"cmd": "model", "name": "tiny-en"}, reply := Future()))
     assert reply.result(timeout=1) == {"switching": "tiny-en"}
     pump(d, lambda: d.worker_state.switching_to is None and d.worker_state.ready is not None and d.snapshot()["state"] == "ready")
-    assert d._model_name() == "tiny-en" and not d._unloaded and len(workers.instances) == 2
+    assert d.worker_state.model_name == "tiny-en" and d.worker_state.phase != "unloaded" and len(workers.instances) == 2
     assert dictate(d) == "words from worker 4001"
     d.supervisor.close()
 
@@ -191,7 +191,7 @@ def test_zero_keeps_the_model_loaded(workers):
     clock.now += 1e7
     d._keep_alive_tick()
     assert d._keepalive.wait_s(clock()) is None
-    assert not d._unloaded and not workers.instances[0].closed.is_set()
+    assert d.worker_state.phase != "unloaded" and not workers.instances[0].closed.is_set()
     d.supervisor.close()
 
 
@@ -216,7 +216,7 @@ def test_the_main_loop_wakes_by_itself_to_unload_and_does_not_poll(workers):
     d._inbox = inbox = _CountingQueue()  # the worker's callbacks post here from now on
     loop = threading.Thread(target=d._loop, daemon=True)
     loop.start()
-    wait(lambda: d._unloaded, timeout=10, what="the unload")
+    wait(lambda: (d.worker_state.phase == "unloaded"), timeout=10, what="the unload")
     wait(workers.instances[0].closed.is_set, what="the worker to be stopped")
     # the loop goes round once more after the unload; count from when it blocks for good
     wait(inbox.blocked_for_good.is_set, what="the loop to block with nothing due")
