@@ -28,6 +28,7 @@ seeded, and a resumed run ends with the same weights):
 Usage::
 
     .venv/bin/python scripts/train_tiny_model.py                 # the full run (hours on 2 cores)
+    .venv/bin/python scripts/train_tiny_model.py --check-every 100  # + held-out CTC loss as it trains
     .venv/bin/python scripts/train_tiny_model.py --make-sample   # only models/data/sample-en.{wav,txt}
     .venv/bin/python scripts/train_tiny_model.py --utterances 200 --natural 20 --random 20 \\
         --long 1 --epochs 1 --out /tmp/t.nemo --workdir /tmp/tw  # smoke run
