@@ -28,6 +28,7 @@ seeded, and a resumed run ends with the same weights):
 Usage::
 
     .venv/bin/python scripts/train_tiny_model.py                 # the full run (hours on 2 cores)
+    .venv/bin/python scripts/train_tiny_model.py --check-every 100  # + held-out CTC loss as it trains
     .venv/bin/python scripts/train_tiny_model.py --make-sample   # only models/data/sample-en.{wav,txt}
     .venv/bin/python scripts/train_tiny_model.py --utterances 200 --natural 20 --random 20 \\
         --long 1 --epochs 1 --out /tmp/t.nemo --workdir /tmp/tw  # smoke run
@@ -109,6 +110,9 @@ def main(argv=None) -> int:
                    help="do not save/resume WORKDIR/checkpoint.pt after each epoch")
     p.add_argument("--no-cli-eval", action="store_true",
                    help="skip the evaluation through `ctrlspeak transcribe` at the end")
+    p.add_argument("--check-every", type=int, default=0,
+                   help="every N steps, print held-out CTC loss per token and CTC WER (30 + 30 "
+                        "utterances); does not change the weights")
     p.add_argument("--make-sample", action="store_true",
                    help="only write models/data/sample-en.wav and .txt")
     p.add_argument("--sample-dir", type=Path, default=SAMPLE_DIR)
@@ -156,7 +160,7 @@ def main(argv=None) -> int:
     n_params = tiny_model.count_params(model)
     print(f"model: {type(model).__name__}, {n_params} parameters", flush=True)
 
-    from tinyen.evaluate import transcribe_arrays
+    from tinyen.evaluate import ctc_nats_per_token, transcribe_arrays
     from tinyen.scoring import error_rates
 
     quick = list(range(0, len(natural_audio), max(1, len(natural_audio) // 60)))
@@ -171,6 +175,15 @@ def main(argv=None) -> int:
             print(f"epoch {epoch}: held-out {name} WER tdt {er['wer']:.2%} ctc {ec['wer']:.2%} "
                   f"({len(idx)} utterances)", flush=True)
 
+    def step_check(step):
+        for name, audio, items, idx in (("natural", natural_audio, plan.heldout_natural, quick[:30]),
+                                        ("random", random_audio, plan.heldout_random, quick_r[:30])):
+            refs = [items[i]["text"] for i in idx]
+            sub = [audio[i] for i in idx]
+            ec = error_rates(refs, transcribe_arrays(model, sub, head="ctc"))
+            print(f"step {step}: held-out {name} CTC {ctc_nats_per_token(model, sub, refs):.3f} "
+                  f"nats/token, WER {ec['wer']:.2%} ({len(idx)} utterances)", flush=True)
+
     key = json.dumps({k: v for k, v in vars(a).items() if k in DEFAULTS or k == "seed"},
                      default=str, sort_keys=True)
     tr = train.train_model(model, train_audio, [it["text"] for it in plan.train], a.epochs,
@@ -179,7 +192,8 @@ def main(argv=None) -> int:
                            checkpoint=None if a.no_checkpoint else a.workdir / "checkpoint.pt",
                            checkpoint_key=key, on_epoch=quick_check, ctc_epochs=a.ctc_epochs,
                            lr2=a.lr2, warmup2=a.warmup2,
-                           max_samples=int(a.max_batch_seconds * speech.SR))
+                           max_samples=int(a.max_batch_seconds * speech.SR),
+                           check_every=a.check_every, on_check=step_check)
     print(f"trained {tr['steps']} steps in {tr['seconds']:.0f} s", flush=True)
 
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -43,6 +43,27 @@ def transcribe_arrays(model, audios: list[np.ndarray], batch_size: int = 16,
     return out
 
 
+def ctc_nats_per_token(model, audios: list[np.ndarray], texts: list[str],
+                       batch_size: int = 16) -> float:
+    """The CTC head's loss per target token over ``audios`` in eval mode: the number that
+    shows a run leaving (or not) CTC's blank plateau before its transcripts do."""
+    import torch
+
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.inference_mode():
+        for s in range(0, len(audios), batch_size):
+            targets = [model.tokenizer.text_to_ids(t) for t in texts[s:s + batch_size]]
+            x, xl, y, yl = pad_batch(audios[s:s + batch_size], targets)
+            enc, enc_len = model.forward(input_signal=x, input_signal_length=xl)
+            log_probs = model.ctc_decoder(encoder_output=enc)
+            total += float(torch.nn.functional.ctc_loss(
+                log_probs.transpose(0, 1), y, enc_len, yl, blank=model.tokenizer.vocab_size,
+                reduction="sum", zero_infinity=True))
+            tokens += int(yl.sum())
+    return total / max(1, tokens)
+
+
 def transcribe_streaming(model, audio: np.ndarray, right_context: int) -> str:
     """One utterance through the cache-aware streaming step in chunks of ``right_context + 1``
     encoder frames; the encoder's caches carry the left context from chunk to chunk, so each

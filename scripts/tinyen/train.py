@@ -96,7 +96,7 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                 ctc_weight: float = 0.3, max_steps: int | None = None, log_every: int = 50,
                 log=print, checkpoint: Path | None = None, checkpoint_key: str = "",
                 on_epoch=None, ctc_epochs: int = 0, lr2: float | None = None, warmup2: int = 200,
-                max_samples: int | None = None) -> dict:
+                max_samples: int | None = None, check_every: int = 0, on_check=None) -> dict:
     """Returns {'losses': [...], 'steps': n, 'seconds': s, 'planned_steps': n}.
 
     The first ``ctc_epochs`` epochs train with the CTC head alone (peak ``lr``, ``warmup``
@@ -105,7 +105,9 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
     steps. With ``checkpoint``, the model, optimizer, step, elapsed time and every RNG state
     are saved there after every epoch, and a run that finds one (with the same
     ``checkpoint_key``) resumes from it, so a killed run loses at most one epoch and ends with
-    the same weights. ``on_epoch(epoch)`` runs after each epoch (a quick held-out check).
+    the same weights. ``on_epoch(epoch)`` runs after each epoch (a quick held-out check), and
+    ``on_check(step)`` every ``check_every`` steps (a cheaper one: the first epoch is where a
+    run that will not leave CTC's blank plateau shows it). Neither uses a random stream.
     """
     import torch
 
@@ -175,6 +177,9 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                 log(f"step {step}/{total} epoch {epoch + 1} loss {np.mean(losses[-log_every:]):.2f} "
                     f"(tdt {recent[0]:.2f} ctc {recent[1]:.2f}) lr {lr_at(step):.2e} "
                     f"{(time.time() - t0) / step:.2f} s/step")
+            if check_every and on_check is not None and step % check_every == 0:
+                on_check(step)
+                model.train()
             if step >= total:
                 break
         if ep_losses and log_every:
