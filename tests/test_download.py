@@ -122,8 +122,11 @@ def test_a_dropped_connection_resumes_from_the_byte_it_stopped_at(env, test_hub)
 def test_ctrl_c_keeps_the_partial_and_the_next_download_serves_only_the_rest(env, test_hub):
     data, sha = _served(test_hub)
     test_hub.bytes_per_s = 1_500_000
+    # Ctrl+C as a terminal delivers it: a suite started in the background by a shell without job
+    # control inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "ctrlspeak", "models", "download", "parakeet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     wait_until(lambda: test_hub.bytes_sent() >= 3_000_000, 60, "3 MB to be sent")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
