@@ -121,5 +121,25 @@ def build_model(cfg: dict):
     return EncDecHybridRNNTCTCBPEModel(cfg=OmegaConf.create(cfg), trainer=None)
 
 
+def scale_residual_branches(model, scale: float) -> None:
+    """Multiply the last projection of every residual branch of the encoder (both
+    feed-forwards, attention's output, the convolution's last pointwise) by ``scale``.
+
+    With a small ``scale`` a deep encoder starts close to the identity (each layer ends in a
+    layer norm of its residual stream), so the CTC head first sees the subsampled features
+    themselves and the layers join in as they learn, as in Fixup/ReZero-style inits. With
+    NeMo's default init, seven layers of random attention over the whole context blur the
+    frames the head must align, and CTC sits on its blank plateau."""
+    import torch
+
+    with torch.no_grad():
+        for layer in model.encoder.layers:
+            for lin in (layer.feed_forward1.linear2, layer.feed_forward2.linear2,
+                        layer.self_attn.linear_out, layer.conv.pointwise_conv2):
+                lin.weight.mul_(scale)
+                if lin.bias is not None:
+                    lin.bias.mul_(scale)
+
+
 def count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
