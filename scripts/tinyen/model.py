@@ -41,7 +41,7 @@ def train_tokenizer(sentences: list[str], out_dir: Path, vocab_size: int) -> Pat
     return out_dir
 
 
-def model_config(tokenizer_dir: Path, d_model: int = 144, n_layers: int = 6, n_heads: int = 4,
+def model_config(tokenizer_dir: Path, d_model: int = 256, n_layers: int = 2, n_heads: int = 8,
                  conv_channels: int = 64, pred_hidden: int = 160, ctc_weight: float = 0.3,
                  streaming: bool = True) -> dict:
     """The NeMo config of a hybrid TDT-CTC FastConformer (8x dw_striding subsampling).

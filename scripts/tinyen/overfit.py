@@ -86,23 +86,33 @@ def overfit(model, audio, texts, steps: int, lr: float = 2e-3, batch_size: int =
 
 
 def stream_check(model, audio, texts) -> None:
-    """Print how many of ``texts`` the CTC head gets exactly offline and chunk by chunk, and how
-    many streaming transcripts equal the offline ones (the same weights must serve both)."""
+    """For 160 and 560 ms chunks, print how many of ``texts`` the CTC head gets exactly chunk by
+    chunk, and how many of those transcripts equal offline ones with the same attention
+    context (the same weights must serve both: a difference is the streaming path's, not the
+    model's)."""
     from tinyen.evaluate import transcribe_streaming
-    from tinyen.model import CHUNK_MS
+    from tinyen.model import ATT_CONTEXTS, CHUNK_MS
 
     offline = transcribe_arrays(model, audio, head="ctc")
-    print(f"offline: {sum(h == t for h, t in zip(offline, texts))}/{len(texts)} exact", flush=True)
+    print(f"offline (right context {ATT_CONTEXTS[0][1]}): "
+          f"{sum(h == t for h, t in zip(offline, texts))}/{len(texts)} exact", flush=True)
     # only the CTC head is trained here: the streaming step must decode with it too
     previous, model.cur_decoder = model.cur_decoder, "ctc"
     try:
-        streamed = {right: [transcribe_streaming(model, x, right) for x in audio] for right in (1, 6)}
+        for right in (1, 6):
+            model.encoder.set_default_att_context_size([ATT_CONTEXTS[0][0], right])
+            same_context = transcribe_arrays(model, audio, head="ctc")
+            model.encoder.set_default_att_context_size(ATT_CONTEXTS[0])
+            hyps = [transcribe_streaming(model, x, right) for x in audio]
+            print(f"streaming {CHUNK_MS[right]} ms: {sum(h == t for h, t in zip(hyps, texts))}/"
+                  f"{len(texts)} exact, {sum(h == o for h, o in zip(hyps, same_context))} equal to "
+                  f"offline with the same context", flush=True)
+            for h, o in zip(hyps, same_context):
+                if h != o:
+                    print(f"  streamed {h!r}, offline {o!r}", flush=True)
     finally:
         model.cur_decoder = previous
-    for right, hyps in streamed.items():
-        print(f"streaming {CHUNK_MS[right]} ms: {sum(h == t for h, t in zip(hyps, texts))}/"
-              f"{len(texts)} exact, {sum(h == o for h, o in zip(hyps, offline))} equal to offline",
-              flush=True)
+        model.encoder.set_default_att_context_size(ATT_CONTEXTS[0])
 
 
 def main(argv=None) -> int:
@@ -132,6 +142,8 @@ def main(argv=None) -> int:
     p.add_argument("--stream-check", type=int, default=0, metavar="N",
                    help="after training, transcribe the first N utterances chunk by chunk "
                         "(tinyen.evaluate.transcribe_streaming, 160 and 560 ms) beside offline")
+    p.add_argument("--save", type=Path, default=None,
+                   help="save {'cfg', 'state'} of the trained model there (torch.save)")
     p.add_argument("--seed", type=int, default=datasets.SEED)
     p.add_argument("--workdir", type=Path, default=Path(".cache") / "overfit")
     a = p.parse_args(argv)
@@ -142,7 +154,9 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     audio, texts = make_set(a.n, a.seed)
-    tok = tiny_model.train_tokenizer(sorted(set(texts)), a.workdir / f"tokenizer-{a.n}-{a.vocab_size}",
+    # one folder per set: runs side by side with other seeds must not share a tokenizer
+    tok = tiny_model.train_tokenizer(sorted(set(texts)),
+                                     a.workdir / f"tokenizer-{a.n}-{a.vocab_size}-{a.seed}",
                                      a.vocab_size)
     cfg = tiny_model.model_config(tok, a.d_model, a.layers, a.heads, a.conv_channels, 64, 1.0,
                                   streaming=not a.no_streaming)
@@ -184,6 +198,8 @@ def main(argv=None) -> int:
     print(f"{a.n} utterances, {sum(len(x) for x in audio) / speech.SR:.0f} s, "
           f"{tiny_model.count_params(model)} parameters", flush=True)
     overfit(model, audio, texts, a.steps, a.lr, a.batch_size, a.warmup, a.every, a.seed, log, inter)
+    if a.save:
+        torch.save({"cfg": cfg, "state": model.state_dict()}, a.save)
     if a.stream_check:
         stream_check(model, audio[:a.stream_check], texts[:a.stream_check])
     return 0
