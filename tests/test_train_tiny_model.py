@@ -200,6 +200,24 @@ def test_the_streaming_model_memorises_a_few_utterances(tmp_path):
     assert nats < 0.5 and exact >= 6, history
 
 
+def test_intermediate_ctc_reads_the_layer_it_names_and_leaves_no_hook(small):
+    """The small model has one layer, so its output is the encoder's: an intermediate CTC on it
+    must give the final CTC loss whatever its weight (eval mode: no dropout, no random context)."""
+    import torch
+
+    from tinyen import train
+
+    model, audio, texts, _ = small
+    y = [model.tokenizer.text_to_ids(t) for t in texts[:3]]
+    x, xl, y, yl = train.pad_batch(audio[:3], y)
+    model.eval()
+    with torch.inference_mode():
+        plain = train.compute_loss(model, None, x, xl, y, yl, 1.0)[0]
+        inter = train.compute_loss(model, None, x, xl, y, yl, 1.0, inter_ctc=(1, 0.5))[0]
+    assert torch.isfinite(plain) and torch.allclose(plain, inter, atol=1e-5)
+    assert not model.encoder.layers[0]._forward_hooks
+
+
 def test_a_killed_run_resumes_and_ends_with_the_same_weights(small, tmp_path):
     import torch
 

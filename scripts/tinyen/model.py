@@ -41,7 +41,7 @@ def train_tokenizer(sentences: list[str], out_dir: Path, vocab_size: int) -> Pat
     return out_dir
 
 
-def model_config(tokenizer_dir: Path, d_model: int = 144, n_layers: int = 6, n_heads: int = 4,
+def model_config(tokenizer_dir: Path, d_model: int = 256, n_layers: int = 2, n_heads: int = 8,
                  conv_channels: int = 64, pred_hidden: int = 160, ctc_weight: float = 0.3,
                  streaming: bool = True) -> dict:
     """The NeMo config of a hybrid TDT-CTC FastConformer (8x dw_striding subsampling).
@@ -119,6 +119,26 @@ def build_model(cfg: dict):
     from omegaconf import OmegaConf
 
     return EncDecHybridRNNTCTCBPEModel(cfg=OmegaConf.create(cfg), trainer=None)
+
+
+def scale_residual_branches(model, scale: float) -> None:
+    """Multiply the last projection of every residual branch of the encoder (both
+    feed-forwards, attention's output, the convolution's last pointwise) by ``scale``.
+
+    With a small ``scale`` a deep encoder starts close to the identity (each layer ends in a
+    layer norm of its residual stream), so the CTC head first sees the subsampled features
+    themselves and the layers join in as they learn, as in Fixup/ReZero-style inits. With
+    NeMo's default init, seven layers of random attention over the whole context blur the
+    frames the head must align, and CTC sits on its blank plateau."""
+    import torch
+
+    with torch.no_grad():
+        for layer in model.encoder.layers:
+            for lin in (layer.feed_forward1.linear2, layer.feed_forward2.linear2,
+                        layer.self_attn.linear_out, layer.conv.pointwise_conv2):
+                lin.weight.mul_(scale)
+                if lin.bias is not None:
+                    lin.bias.mul_(scale)
 
 
 def count_params(model) -> int:

@@ -69,12 +69,31 @@ def make_batches(lengths: list[int], batch_size: int, rng: random.Random,
     return batches
 
 
-def compute_loss(model, tdt_loss, x, xl, y, yl, ctc_weight: float):
+def compute_loss(model, tdt_loss, x, xl, y, yl, ctc_weight: float,
+                 inter_ctc: tuple[int, float] | None = None):
     """(1 - w) * TDT + w * CTC, both averaged over the batch as NeMo's hybrid models train;
-    with w = 1 the joint network is not run at all."""
-    enc, enc_len = model.forward(input_signal=x, input_signal_length=xl)
+    with w = 1 the joint network is not run at all.
+
+    ``inter_ctc = (layer, v)`` adds an intermediate CTC loss (NeMo's InterCTC): the same CTC
+    head reads the output of encoder layer ``layer`` (1-based) and the CTC term becomes
+    ``(1 - v) * final + v * intermediate``. It gives the lower layers a short path to the
+    loss; inference and the saved model are unchanged."""
+    captured: list = []
+    hook = None
+    if inter_ctc is not None:
+        hook = model.encoder.layers[inter_ctc[0] - 1].register_forward_hook(
+            lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
+    try:
+        enc, enc_len = model.forward(input_signal=x, input_signal_length=xl)
+    finally:
+        if hook is not None:
+            hook.remove()
     log_probs = model.ctc_decoder(encoder_output=enc)
     ctc = model.ctc_loss(log_probs=log_probs, targets=y, input_lengths=enc_len, target_lengths=yl)
+    if captured:  # the layer's output is (B, T, D); the head reads (B, D, T)
+        inter = model.ctc_decoder(encoder_output=captured[-1].transpose(1, 2))
+        ctc_i = model.ctc_loss(log_probs=inter, targets=y, input_lengths=enc_len, target_lengths=yl)
+        ctc = (1 - inter_ctc[1]) * ctc + inter_ctc[1] * ctc_i
     if ctc_weight >= 1.0:
         return ctc, float("nan"), float(ctc)
     dec, _, _ = model.decoder(targets=y, target_length=yl)
@@ -96,7 +115,8 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                 ctc_weight: float = 0.3, max_steps: int | None = None, log_every: int = 50,
                 log=print, checkpoint: Path | None = None, checkpoint_key: str = "",
                 on_epoch=None, ctc_epochs: int = 0, lr2: float | None = None, warmup2: int = 200,
-                max_samples: int | None = None, check_every: int = 0, on_check=None) -> dict:
+                max_samples: int | None = None, check_every: int = 0, on_check=None,
+                inter_ctc: tuple[int, float] | None = None) -> dict:
     """Returns {'losses': [...], 'steps': n, 'seconds': s, 'planned_steps': n}.
 
     The first ``ctc_epochs`` epochs train with the CTC head alone (peak ``lr``, ``warmup``
@@ -108,6 +128,7 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
     the same weights. ``on_epoch(epoch)`` runs after each epoch (a quick held-out check), and
     ``on_check(step)`` every ``check_every`` steps (a cheaper one: the first epoch is where a
     run that will not leave CTC's blank plateau shows it). Neither uses a random stream.
+    ``inter_ctc = (layer, weight)`` adds an intermediate CTC loss (:func:`compute_loss`).
     """
     import torch
 
@@ -164,7 +185,7 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                 g["lr"] = lr_at(step)
             gains = [rng.uniform(*GAIN_RANGE) for _ in b]
             x, xl, y, yl = pad_batch([audios[i] for i in b], [targets[i] for i in b], gains)
-            loss, tdt, ctc = compute_loss(model, tdt_loss, x, xl, y, yl, weight)
+            loss, tdt, ctc = compute_loss(model, tdt_loss, x, xl, y, yl, weight, inter_ctc)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
