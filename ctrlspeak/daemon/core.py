@@ -4,11 +4,11 @@ One main loop handles one event (:mod:`ctrlspeak.daemon.events`) at a time from 
 every other thread only posts events to it. So there are no locks around the daemon's
 state, and the loop is the only publisher of its status::
 
-    hotkey listener ---\                            /--> LiveRecording (the mic, the journal entry)
-    control clients ----\                          +--> Dictations --> Supervisor (segments)
+    hotkey listener ---\\                            /--> LiveRecording (the mic, the journal entry)
+    control clients ----\\                          +--> Dictations --> Supervisor (segments)
     microphone ----------+--> inbox --> main loop --+--> output (paste), history
     supervisor ---------/       (events)            +--> ModelView (what is said about the model)
-    signal relay, tray -/                           \--> status bus --> console, tray, notify,
+    signal relay, tray -/                           \\--> status bus --> console, tray, notify,
                                                                        socket followers, systemd
 
 A recording is a :class:`Session`. Its audio is cut at pauses (:class:`Segmenter`) and
