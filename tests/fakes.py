@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ctrlspeak.daemon import core as daemon_mod
+from ctrlspeak.daemon import worker_link
 from ctrlspeak import errors
 from ctrlspeak.config import Config
 from ctrlspeak.ipc import ModelRef, Progress, Timings, Transcript, WorkerReady, WorkerSettings
@@ -129,7 +130,7 @@ class FakeWorkers:
 def use_fake_workers(monkeypatch: Any, workers: FakeWorkers | None = None) -> FakeWorkers:
     """Make the daemon's Supervisor start ``workers`` instead of real worker processes."""
     workers = workers or FakeWorkers()
-    monkeypatch.setattr(daemon_mod, "Supervisor", functools.partial(Supervisor, client_factory=workers))
+    monkeypatch.setattr(worker_link, "Supervisor", functools.partial(Supervisor, client_factory=workers))
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     return workers
 
@@ -187,7 +188,7 @@ def make_daemon(keep_alive_minutes: float = 0.0, clock: Callable[[], float] = ti
                 model: ModelRef = REF, **cfg: Any) -> tuple[daemon_mod.Daemon, list]:
     """A daemon with fakes at its edges (call :func:`use_fake_workers` first) and its worker
     starting; returns it and the list its status events go to."""
-    if not isinstance(daemon_mod.Supervisor, functools.partial):  # never a real worker process here
+    if not isinstance(worker_link.Supervisor, functools.partial):  # never a real worker process here
         raise RuntimeError("make_daemon needs fake workers: take the `workers` fixture (or use_fake_workers)")
     base = dict(keep_alive_minutes=keep_alive_minutes, journal=False, history=False, sounds=False, tray=False,
                 notify="off")

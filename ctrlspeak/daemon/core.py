@@ -4,11 +4,11 @@ One main loop handles one event (:mod:`ctrlspeak.daemon.events`) at a time from 
 every other thread only posts events to it. So there are no locks around the daemon's
 state, and the loop is the only publisher of its status::
 
-    hotkey listener ---\                            /--> LiveRecording (the mic, the journal entry)
-    control clients ----\                          +--> Dictations --> Supervisor (segments)
+    hotkey listener ---\\                            /--> LiveRecording (the mic, the journal entry)
+    control clients ----\\                          +--> Dictations --> Supervisor (segments)
     microphone ----------+--> inbox --> main loop --+--> output (paste), history
     supervisor ---------/       (events)            +--> ModelView (what is said about the model)
-    signal relay, tray -/                           \--> status bus --> console, tray, notify,
+    signal relay, tray -/                           \\--> status bus --> console, tray, notify,
                                                                        socket followers, systemd
 
 A recording is a :class:`Session`. Its audio is cut at pauses (:class:`Segmenter`) and
@@ -49,17 +49,18 @@ from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.daemon import commands, wiring
 from ctrlspeak.daemon.dictation import Dictations, Parts
-from ctrlspeak.daemon.model_view import REFRESH, Busy, ModelView, Say
+from ctrlspeak.daemon.model_view import REFRESH, Busy, Say
 from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, MicStalled, ModelSwitched, SegmentDone,
                                      SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged, WorkerTrouble)
 from ctrlspeak.ipc import ModelRef, Progress, TranscribeOptions, WorkerSettings
 from ctrlspeak.daemon.keepalive import KeepAlive
 from ctrlspeak.daemon.microphone import Microphone
 from ctrlspeak.daemon.recording import LiveRecording
+from ctrlspeak.daemon.worker_link import WorkerLink
 from ctrlspeak.daemon.stopping import STOP_GRACE_S, RelayGuard, Stopping
 from ctrlspeak.models import registry
 from ctrlspeak.daemon.status import StatusBus, StatusEvent
-from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
+from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor  # noqa: F401 (Supervisor: a type)
 from ctrlspeak.supervision.client import settings_from_config
 from ctrlspeak.supervision.worker_state import WorkerState
 
@@ -89,17 +90,15 @@ class Daemon:
         self._want_console = console
         self._want_hotkey = hotkey
         self._want_tray = cfg.tray if tray is None else tray
-        self._worker: Supervisor | None = None
-        #: the supervisor's state as of the last event the loop handled (see worker_state)
-        self._worker_state = WorkerState("starting")
+        #: the Supervisor, the newest WorkerState the loop handled, and what is said about the model
+        self._link = WorkerLink()
         self._stop = Stopping(clock)
         self._closers: list[Any] = []
         self._snapshot: dict[str, Any] = {"state": "loading"}
-        self._relay_guard = RelayGuard(lambda: self._worker.kill_worker() if self._worker is not None else None)
+        self._relay_guard = RelayGuard(self._link.kill)
         self._clock = clock
         self._keepalive = KeepAlive(cfg.keep_alive_minutes)
         self._mic = Microphone(clock)  # the audio source, and PortAudio's release between recordings
-        self._model_view = ModelView()  # what is said about the model, and its download
         # parts created in start()
         self._hotkey: Any = None
         self._control: Any = None
@@ -179,19 +178,10 @@ class Daemon:
         return settings_from_config(self.cfg, ref)
 
     def _start_worker(self, ref: ModelRef) -> None:
-        self._model_view.reset()
-        self._worker = Supervisor(
-            self._worker_settings, ref,
-            on_progress=lambda p: self._inbox.put(WorkerProgress(p)),
-            on_ready=lambda r: self._inbox.put(WorkerIsReady(r)),
-            on_trouble=lambda exc, final: self._inbox.put(WorkerTrouble(exc, final)),
-            on_state=lambda state: self._inbox.put(WorkerStateChanged(state)),
-            speed=SpeedEstimate(margin_s=self.cfg.hang_margin_s),
-        )
-        self._worker_state = self._worker.state
+        self._link.start(self._worker_settings, ref, post=self.post,
+                         speed=SpeedEstimate(margin_s=self.cfg.hang_margin_s))
         self._publish(StatusEvent("loading", f"starting {ref.name}", percent=0.0, model=ref.name))
-        self._worker.start()
-        self._read_worker_state()
+        self._link.launch()
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> int:
@@ -241,13 +231,12 @@ class Daemon:
     # -- keep-alive ---------------------------------------------------------------------
     @property
     def _unloaded(self) -> bool:
-        """The keep-alive stopped the worker; the next tap (or submit, or switch) reloads it."""
-        return self._worker_state.phase == "unloaded"
+        return self._link.unloaded
 
     def _can_unload(self) -> bool:
-        ws = self._worker_state
+        ws = self._link.state
         return (self._keepalive.enabled and self._idle() and not self._stop.requested and not self._unloaded
-                and ws.ready is not None and ws.switching_to is None and self._worker is not None)
+                and ws.ready is not None and ws.switching_to is None and self._link.supervisor is not None)
 
     def _keep_alive_tick(self) -> None:
         now = self._clock()
@@ -257,22 +246,17 @@ class Daemon:
             self._keepalive.note(now, self._can_unload())  # unloaded: the count ends here
 
     def _unload(self) -> None:
-        assert self._worker is not None
-        if not self._worker.unload():  # a request still pending there: try again a full period later
+        if not self._link.unload():  # a request still pending there: try again a full period later
             self._keepalive.restart(self._clock())
             return
-        self._read_worker_state()
         model = self._model_name()
         log.info("%s unloaded after %g idle minute(s)", model, self.cfg.keep_alive_minutes)
         self._publish(StatusEvent("idle", f"{model} unloaded after {self.cfg.keep_alive_minutes:g} idle minute(s) "
                                           "to free memory; it reloads at the next dictation", model=model))
 
     def _reload_worker(self) -> None:
-        if not self._unloaded or self._worker is None:
-            return
-        log.info("reloading %s", self._model_name())
-        self._worker.reload()
-        self._read_worker_state()
+        if self._link.reload():
+            log.info("reloading %s", self._model_name())
 
     def _dispatch(self, event: Any) -> None:
         if isinstance(event, AudioIn):
@@ -286,7 +270,7 @@ class Daemon:
         elif isinstance(event, WorkerProgress):
             self._on_progress(event.progress)
         elif isinstance(event, WorkerStateChanged):
-            self._take_worker_state(event.state)
+            self._link.take(event.state)
         elif isinstance(event, WorkerIsReady):
             self._on_worker_ready(event)
         elif isinstance(event, WorkerTrouble):
@@ -304,8 +288,7 @@ class Daemon:
         sdnotify.stopping()
         if self._dictations.unsaved:  # history refused them: one last try (their journal entries stay otherwise)
             self._dictations.flush_unsaved()
-        if self._worker is not None:
-            self._worker.close(timeout=5.0)
+        self._link.close(timeout=5.0)
         for close in reversed(self._closers):
             try:
                 close()
@@ -325,7 +308,7 @@ class Daemon:
             self._publish_error(exc)
             return exc
         log.info("recording started (%s)", source)
-        gave_up, model = self._worker_state.gave_up, self._worker_state.model
+        gave_up, model = self._link.state.gave_up, self._link.state.model
         retry = (gave_up is not None and gave_up.code in _RETRY_DOWNLOAD_ON
                  and model is not None and model.source == "hf")
         if retry:
@@ -382,8 +365,7 @@ class Daemon:
         return TranscribeOptions(self.cfg.language, self.cfg.target_language, self.cfg.punctuation)
 
     def _submit(self, audio: np.ndarray) -> Future:
-        assert self._worker is not None
-        return self._worker.submit(audio, self._options())
+        return self._link.submit(audio, self._options())
 
     def _settle(self) -> None:
         """Back to "ready" on the status channel once a dictation is over (bars follow the last event)."""
@@ -394,7 +376,7 @@ class Daemon:
     @property
     def supervisor(self) -> Supervisor | None:
         """The worker's supervisor (None before start()): ``ctrlspeak bench`` times it directly."""
-        return self._worker
+        return self._link.supervisor
 
     @property
     def dictations(self) -> Dictations:
@@ -408,25 +390,11 @@ class Daemon:
 
     @property
     def worker_state(self) -> WorkerState:
-        """The supervisor's WorkerState as of the last event the loop handled: the loop acts on
-        the worker's changes in the order their events arrive, so what it publishes never runs
-        ahead of what it has announced (a "ready" is not shown before the loading lines queued
-        ahead of it)."""
-        return self._worker_state
-
-    def _take_worker_state(self, state: WorkerState) -> None:
-        # an event posted before the loop read a newer state itself is already included in it
-        if state.version > self._worker_state.version:
-            self._worker_state = state
-
-    def _read_worker_state(self) -> None:
-        """After the loop's own call into the supervisor (start, unload, reload, switch, retry),
-        whose state change is the loop's to act on at once."""
-        if self._worker is not None:
-            self._take_worker_state(self._worker.state)
+        """The supervisor's WorkerState as of the last event the loop handled (see WorkerLink)."""
+        return self._link.state
 
     def _model_name(self) -> str:
-        return self._worker_state.model_name
+        return self._link.model_name
 
     # -- what is said about the model (ModelView decides, the loop publishes) ---------------
     def _busy(self) -> Busy:
@@ -443,47 +411,41 @@ class Daemon:
                 self._publish(item)
 
     def _on_progress(self, p: Progress) -> None:
-        self._say(self._model_view.progress(p, self._worker_state, self._busy(), self._clock()))
+        self._say(self._link.view.progress(p, self._link.state, self._busy(), self._clock()))
 
     def _waiting_for(self) -> str:
         """What a recording made now waits for ("" when the model is ready to transcribe it)."""
-        return self._model_view.waiting_for(self._worker_state, self._unloaded)
+        return self._link.waiting_for()
 
     def _downloading(self) -> bool:
-        return self._model_view.downloading(self._worker_state)
+        return self._link.downloading()
 
     def _retry_download(self) -> None:
         """A dictation after the download gave up tries it again (it continues where it stopped)."""
-        assert self._worker is not None
         log.info("dictation while %s is not downloaded: trying the download again", self._model_name())
-        self._model_view.reset()
-        self._worker.retry()  # a fresh worker on the same model; ready arrives as usual
-        self._read_worker_state()
+        self._link.retry()  # ready arrives as usual
 
     def _on_worker_ready(self, event: WorkerIsReady) -> None:
         from ctrlspeak import sdnotify
 
         sdnotify.ready()
-        message, said = self._model_view.ready(event.ready, self._worker_state, self._busy())
-        if self._worker_state.booted_by == "reload":
+        message, said = self._link.view.ready(event.ready, self._link.state, self._busy())
+        if self._link.state.booted_by == "reload":
             log.info("reloaded %s", message)
         self._say(said)
 
     def _on_worker_trouble(self, event: WorkerTrouble) -> None:
-        self._say(self._model_view.trouble(event.error, event.final, self._worker_state, self._busy()))
+        self._say(self._link.view.trouble(event.error, event.final, self._link.state, self._busy()))
 
     def switch_model(self, name: str) -> dict[str, Any]:
         ref = registry.resolve(name)
-        assert self._worker is not None
         self._publish(StatusEvent("loading", f"switching to {ref.name}", percent=0.0, model=ref.name))
-        self._model_view.reset()
-        future = self._worker.switch(ref)  # while unloaded it starts a fresh worker: a reload
-        self._read_worker_state()
+        future = self._link.switch(ref)
         future.add_done_callback(lambda f: self._inbox.put(ModelSwitched(ref, f)))
         return {"switching": ref.name}
 
     def _on_model_switched(self, event: ModelSwitched) -> None:
-        self._say(self._model_view.switched(event.future, self._worker_state))
+        self._say(self._link.view.switched(event.future, self._link.state))
 
     # -- control socket and hotkey ------------------------------------------------------
     def _handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -547,8 +509,7 @@ class Daemon:
         name = signal.Signals(signum).name
         if not self._stop.request():
             log.warning("second stop signal (%s): exiting now", name)
-            if self._worker is not None:
-                self._worker.kill_worker()
+            self._link.kill()
             return
         log.info("stopping (%s): finishing the transcription in flight (at most %.0f s)", name, STOP_GRACE_S)
         if self._live.session is not None:
@@ -598,9 +559,9 @@ class Daemon:
             return "transcribing"
         if self._unloaded:
             return "idle"
-        if self._worker_state.ready is not None:
+        if self._link.state.ready is not None:
             return "ready"
-        return "error" if self._worker_state.gave_up is not None else "loading"
+        return "error" if self._link.state.gave_up is not None else "loading"
 
     def _publish(self, event: StatusEvent) -> None:
         # only the loop publishes (progress too arrives through the inbox), so no lock: a late
@@ -609,19 +570,11 @@ class Daemon:
         self.status.publish(event)
 
     def _refresh_snapshot(self, event: StatusEvent) -> None:
-        self._snapshot = {
-            "state": self._state(),
-            "model": self._model_name(),
-            "worker_ready": self._worker_state.ready is not None,
-            "unloaded": self._unloaded,
-            "pid": os.getpid(),
-            "worker_pid": self._worker.pid if self._worker else None,
-            "last": event.to_json(),
-        }
-        gave_up = self._worker_state.gave_up
-        if gave_up is not None and self._worker_state.ready is None:
-            self._snapshot["error"] = {"code": gave_up.code, "message": gave_up.message, "hint": gave_up.hint}
-        self._snapshot.update(self._model_view.snapshot(self._worker_state))
+        worker = self._link.snapshot()
+        self._snapshot = {"state": self._state(), "model": worker.pop("model"),
+                          "worker_ready": worker.pop("worker_ready"), "unloaded": worker.pop("unloaded"),
+                          "pid": os.getpid(), "worker_pid": worker.pop("worker_pid"), "last": event.to_json(),
+                          **worker}
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:
         # the console line shows it already: the log file gets it, stderr not a second time
