@@ -52,6 +52,15 @@ class Stopping:
         return self.deadline is not None and self._clock() >= self.deadline
 
 
+def say_what_is_left(in_journal: list[bool]) -> None:
+    """The grace is over with these dictations untranscribed (each: kept in the journal?)."""
+    kept = sum(in_journal)
+    lost = len(in_journal) - kept
+    log.warning("stopping after %.0f s with %d dictation(s) not transcribed: %d kept in the journal "
+                "(transcribed at the next start)%s", STOP_GRACE_S, len(in_journal), kept,
+                f", {lost} lost (the journal is off or failed)" if lost else "")
+
+
 class RelayGuard:
     """The relay's side: counts stop signals; after the second, exits if the loop cannot."""
 

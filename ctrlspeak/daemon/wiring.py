@@ -6,8 +6,12 @@ back only through the callbacks handed in, which post events to the daemon's inb
 """
 from __future__ import annotations
 
+import functools
 import logging
+import signal
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from ctrlspeak import config as config_mod
@@ -36,16 +40,18 @@ def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
 
 
 def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, console: bool) -> Any:
-    """The console line, notifications and systemd's STATUS=; returns the notifier's sink."""
+    """The console line, notifications and systemd's STATUS=; returns the Notifier (a config
+    reload sets its ``level``)."""
     from ctrlspeak import sdnotify
     from ctrlspeak.desktop.notify import Notifier
     from ctrlspeak.daemon.status import ConsoleLine, ThreadedSink
 
     if console:
         bus.add("console", ConsoleLine())
-    notifier = ThreadedSink("notify", Notifier(cfg.notify))
-    bus.add("notify", notifier)
-    closers.append(notifier.close)
+    notifier = Notifier(cfg.notify)
+    threaded = ThreadedSink("notify", notifier)
+    bus.add("notify", threaded)
+    closers.append(threaded.close)
     # through status(), which keeps it one line: a newline in a message (a model path) would
     # otherwise start a KEY=value of its own, READY=1 or MAINPID= included
     bus.add("systemd", lambda e: sdnotify.status(f"{e.state} {e.message}"[:200]))
@@ -98,3 +104,47 @@ def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[
         return None
     closers.append(hotkey.stop)
     return hotkey
+
+
+def open_control(runtime_dir: Path | None, handler: Callable[[dict[str, Any]], dict[str, Any]],
+                 closers: list[Any]) -> Any:
+    """The control socket, listening; a second daemon stops here (ERR_ALREADY_RUNNING)."""
+    from ctrlspeak import control
+
+    server = control.ControlServer(control.socket_path(runtime_dir), handler, immediate=("status",))
+    server.start()
+    closers.append(server.close)
+    return server
+
+
+def open_source(cfg: config_mod.Config, make: Callable[..., Any] | None, closers: list[Any], *,
+                on_audio: Callable[[Any], None], on_stall: Callable[[str], None]) -> Any:
+    """The microphone (or ``make``'s source in its place: a file for ``ctrlspeak bench``)."""
+    from ctrlspeak.audio.capture import Recorder
+
+    make = make or functools.partial(Recorder, cfg.input_device)
+    source = make(on_audio=on_audio, on_stall=on_stall, preroll_s=cfg.preroll_s)
+    closers.append(source.close)
+    return source
+
+
+def open_history(cfg: config_mod.Config, closers: list[Any]) -> Any:
+    if not cfg.history:
+        return None
+    from ctrlspeak.history import History
+
+    history = History()
+    closers.append(history.close)
+    return history
+
+
+def install_signals(closers: list[Any], on_signal: Callable[[signal.Signals], None]) -> None:
+    """SIGINT, SIGTERM and SIGHUP relayed to ``on_signal`` (on the main thread only: a daemon
+    run on a thread of its own, as tests do, stops through ``request_stop``)."""
+    from ctrlspeak.daemon.signals import SignalRelay
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    relay = SignalRelay((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), on_signal)
+    relay.install()
+    closers.append(relay.restore)

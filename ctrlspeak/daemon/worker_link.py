@@ -9,6 +9,7 @@ loop's to act on.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
@@ -20,6 +21,11 @@ from ctrlspeak.daemon.model_view import ModelView
 from ctrlspeak.ipc import ModelRef, TranscribeOptions, Transcript, WorkerReady, WorkerSettings
 from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.supervision.worker_state import WorkerState
+
+log = logging.getLogger(__name__)
+
+#: after these boot errors a new dictation tries the download again (the partial is kept)
+RETRY_DOWNLOAD_ON = ("ERR_MODEL_DOWNLOAD", "ERR_DISK_SPACE", "ERR_MODEL_NOT_CACHED")
 
 
 class WorkerLink:
@@ -66,6 +72,13 @@ class WorkerLink:
         """The keep-alive stopped the worker; the next tap (or submit, or switch) reloads it."""
         return self.state.phase == "unloaded"
 
+    @property
+    def unloadable(self) -> bool:
+        """The worker is loaded, ready, and no model switch is in flight."""
+        ws = self.state
+        return (self.supervisor is not None and not self.unloaded and ws.ready is not None
+                and ws.switching_to is None)
+
     def submit(self, audio: np.ndarray, options: TranscribeOptions) -> Future[Transcript]:
         assert self.supervisor is not None
         return self.supervisor.submit(audio, options)
@@ -107,6 +120,18 @@ class WorkerLink:
     def close(self, timeout: float) -> None:
         if self.supervisor is not None:
             self.supervisor.close(timeout=timeout)
+
+    def before_recording(self) -> str:
+        """A recording starts: after a download gave up, try it again (it continues where it
+        stopped; the network or the disk may have been fixed). Returns what the recording
+        waits for ("" when the model is ready for it)."""
+        gave_up, model = self.state.gave_up, self.state.model
+        if (gave_up is None or gave_up.code not in RETRY_DOWNLOAD_ON
+                or model is None or model.source != "hf"):
+            return self.waiting_for()
+        log.info("dictation while %s is not downloaded: trying the download again", self.model_name)
+        self.retry()  # ready arrives as usual
+        return f"trying to download {self.model_name} again"
 
     def waiting_for(self) -> str:
         """What a recording made now waits for ("" when the model is ready to transcribe it)."""

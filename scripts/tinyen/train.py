@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -214,6 +215,10 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                         "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
                         "key": checkpoint_key}, tmp)
             os.replace(tmp, checkpoint)
+            if epoch + 1 == ctc_epochs < epochs:
+                # the encoder and CTC head at the end of their own schedule: a finished CTC
+                # model to fall back on if the hybrid stage cannot finish in the time there is
+                shutil.copyfile(checkpoint, checkpoint.with_name("checkpoint-ctc-stage.pt"))
         if on_epoch is not None:  # after the checkpoint: it uses no random stream anyway
             on_epoch(epoch + 1)
             model.train()
