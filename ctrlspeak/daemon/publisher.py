@@ -43,10 +43,6 @@ class Publisher:
         self._console = console
         self._snapshot: dict[str, Any] = {"state": "loading"}
 
-    @property
-    def state(self) -> str:
-        return self._state()
-
     def publish(self, event: StatusEvent) -> None:
         self.refresh(event)
         self.bus.publish(event)
