@@ -197,19 +197,18 @@ class Daemon:
     def _audio_tick(self) -> None:
         self._mic.tick(recording=self._live.session is not None)
 
-    def _keep_alive_tick(self) -> None:
-        def can_unload() -> bool:
-            return (self._keepalive.enabled and self._idle() and not self._stop.requested
-                    and self._link.unloadable)
+    def _can_unload(self) -> bool:
+        return self._keepalive.enabled and self._idle() and not self._stop.requested and self._link.unloadable
 
+    def _keep_alive_tick(self) -> None:
         now = self._clock()
-        self._keepalive.note(now, can_unload())
+        self._keepalive.note(now, self._can_unload())
         if not self._keepalive.due(now):
             return
         if not self._link.unload():  # a request still pending there: try again a full period later
             self._keepalive.restart(now)
             return
-        self._keepalive.note(now, can_unload())  # unloaded: the count ends here
+        self._keepalive.note(now, self._can_unload())  # unloaded: the count ends here
         model, minutes = self._model_name(), self.cfg.keep_alive_minutes
         log.info("%s unloaded after %g idle minute(s)", model, minutes)
         self._publish(StatusEvent("idle", f"{model} unloaded after {minutes:g} idle minute(s) to free memory; "
