@@ -5,6 +5,7 @@ Needs espeak-ng (a declared system dependency; scripts/setup.sh installs it): no
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import wave
@@ -171,6 +172,21 @@ def test_train_few_steps_loss_falls_and_save_restore_round_trips(small):
     assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
     for head in ("tdt", "ctc"):
         assert transcribe_arrays(model, audio[6:], head=head) == transcribe_arrays(restored, audio[6:], head=head)
+
+    # --init-from: the saved weights go into a fresh model of the same settings; a model whose
+    # tokenizer differs is refused rather than given scrambled labels
+    def fresh(tok_dir):
+        return tiny_model.build_model(tiny_model.model_config(
+            tok_dir, d_model=32, n_layers=1, n_heads=2, conv_channels=32, pred_hidden=32))
+
+    again = fresh(tmp / "tok")
+    assert tiny_model.load_weights(again, out)["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    again.eval()
+    with torch.inference_mode():
+        assert torch.allclose(again.forward(input_signal=x, input_signal_length=xl)[0], a, atol=1e-5)
+    other = tiny_model.train_tokenizer(sorted(set(texts))[::-1] + ["zebra quartz"], tmp / "tok2", vocab_size=40)
+    with pytest.raises(SystemExit, match="tokenizer differs"):
+        tiny_model.load_weights(fresh(other), out)
 
 
 def test_the_streaming_model_memorises_a_few_utterances(tmp_path):

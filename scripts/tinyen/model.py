@@ -10,6 +10,7 @@ normalisation (``fixed_mean``/``fixed_std``) only works for a batch of one in Ne
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from tinyen.speech import SR
@@ -139,6 +140,30 @@ def scale_residual_branches(model, scale: float) -> None:
                 lin.weight.mul_(scale)
                 if lin.bias is not None:
                     lin.bias.mul_(scale)
+
+
+def load_weights(model, nemo_path: Path) -> dict:
+    """Copy a saved tiny-en's weights into ``model``, which must have its architecture and
+    tokenizer (the tokenizer is trained deterministically on the same sentences, but a vocab
+    that differs would silently scramble every label, so it is compared). Returns where the
+    weights came from, for the report."""
+    import hashlib
+
+    from nemo.collections.asr.models import ASRModel
+
+    cwd = os.getcwd()
+    try:  # NeMo's restore can leave the process in its temporary directory
+        saved = ASRModel.restore_from(str(nemo_path), map_location="cpu")
+    finally:
+        os.chdir(cwd)
+    ours, theirs = model.tokenizer, saved.tokenizer
+    if [ours.ids_to_tokens([i]) for i in range(ours.vocab_size)] != \
+            [theirs.ids_to_tokens([i]) for i in range(theirs.vocab_size)]:
+        raise SystemExit(f"{nemo_path}: its tokenizer differs from this run's; "
+                         "train with the settings it was trained with")
+    model.load_state_dict(saved.state_dict())
+    digest = hashlib.sha256(Path(nemo_path).read_bytes()).hexdigest()
+    return {"path": str(nemo_path), "sha256": digest}
 
 
 def count_params(model) -> int:

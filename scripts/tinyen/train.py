@@ -117,7 +117,8 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                 log=print, checkpoint: Path | None = None, checkpoint_key: str = "",
                 on_epoch=None, ctc_epochs: int = 0, lr2: float | None = None, warmup2: int = 200,
                 max_samples: int | None = None, check_every: int = 0, on_check=None,
-                inter_ctc: tuple[int, float] | None = None) -> dict:
+                inter_ctc: tuple[int, float] | None = None, extra_epochs: int = 0,
+                lr3: float | None = None, warmup3: int = 150, extra_key: str = "") -> dict:
     """Returns {'losses': [...], 'steps': n, 'seconds': s, 'planned_steps': n}.
 
     The first ``ctc_epochs`` epochs train with the CTC head alone (peak ``lr``, ``warmup``
@@ -130,6 +131,9 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
     ``on_check(step)`` every ``check_every`` steps (a cheaper one: the first epoch is where a
     run that will not leave CTC's blank plateau shows it). Neither uses a random stream.
     ``inter_ctc = (layer, weight)`` adds an intermediate CTC loss (:func:`compute_loss`).
+    ``extra_epochs`` more hybrid epochs follow with a third schedule of their own (peak
+    ``lr3``): the first two stages are what they would be without them, so a checkpoint from
+    the end of stage two (keyed ``checkpoint_key``) resumes into stage three (``extra_key``).
     """
     import torch
 
@@ -149,22 +153,29 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
     if max_steps is not None:
         ctc_epochs, stage1, total = 0, 0, max_steps
     else:
-        per_epoch = [len(epoch_batches(e)[1]) for e in range(epochs)]
+        per_epoch = [len(epoch_batches(e)[1]) for e in range(epochs + extra_epochs)]
         stage1, total = sum(per_epoch[:ctc_epochs]), sum(per_epoch)
+    stage2 = total if max_steps is not None else sum(per_epoch[:epochs])
     lr2 = lr if lr2 is None else lr2
+    lr3 = lr2 if lr3 is None else lr3
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=1e-3)
 
     def lr_at(step):
         if step < stage1:
             return _cosine(step, stage1, lr, warmup)
-        return _cosine(step - stage1, total - stage1, lr2, warmup2 if stage1 else warmup)
+        if step < stage2:
+            return _cosine(step - stage1, stage2 - stage1, lr2, warmup2 if stage1 else warmup)
+        return _cosine(step - stage2, total - stage2, lr3, warmup3)
+
+    def key_at(epoch):  # what settings the weights after ``epoch`` epochs depend on
+        return checkpoint_key if epoch <= epochs else checkpoint_key + extra_key
 
     model.train()
     losses, step, first_epoch, elapsed0 = [], 0, 0, 0.0
     state = None
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if state.get("key") != checkpoint_key:
+        if state.get("key") != key_at(state.get("epoch", 0)):
             log(f"ignoring {checkpoint}: it is from a run with other settings")
             state = None
     if state is not None:
@@ -176,7 +187,7 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
         random.setstate(state["py_rng"])
         log(f"resumed from {checkpoint}: epoch {first_epoch}, step {step}")
     t0 = time.time() - elapsed0
-    epoch_range = range(first_epoch, epochs) if max_steps is None else range(first_epoch, 10**9)
+    epoch_range = range(first_epoch, epochs + extra_epochs) if max_steps is None else range(first_epoch, 10**9)
     for epoch in epoch_range:
         ep_losses = []
         weight = 1.0 if epoch < ctc_epochs else ctc_weight
@@ -213,7 +224,7 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "losses": losses,
                         "step": step, "epoch": epoch + 1, "elapsed": time.time() - t0,
                         "torch_rng": torch.get_rng_state(), "py_rng": random.getstate(),
-                        "key": checkpoint_key}, tmp)
+                        "key": key_at(epoch + 1)}, tmp)
             os.replace(tmp, checkpoint)
             if epoch + 1 == ctc_epochs < epochs:
                 # the encoder and CTC head at the end of their own schedule: a finished CTC
