@@ -2,7 +2,7 @@
 
 Worker-only (imports torch). CPU only: PyTorch's dynamic quantised kernels are fbgemm/qnnpack.
 Measured on the 0.6B Parakeet shape, 2-core CPU: the encoder runs in about 0.25-0.3x the time
-(``scripts/bench_transcribe.py --quantize int8``); on tiny-en, 5 of 404 held-out transcripts
+(``scripts/bench_transcribe.py --quantize int8``); on tiny-en v1, 5 of 404 held-out transcripts
 change and the WER stays 4.90 % (``scripts/eval_tiny_model.py --compare quantize=int8``).
 """
 from __future__ import annotations

@@ -60,7 +60,7 @@ REGISTRY: tuple[ModelSpec, ...] = (
               "Canary 180M flash: small multilingual transcription and translation"),
     ModelSpec("canary-v2", "nvidia/canary-1b-v2", "aed", EU25,
               "Canary 1B v2: 25 European languages, transcription and translation"),
-    ModelSpec("tiny-en", None, "ctc", ("en",),
+    ModelSpec("tiny-en", None, "tdt", ("en",),
               "bundled demo model: synthetic (espeak-ng) English speech over a fixed vocabulary only",
               bundled_file="tiny-en.nemo"),
 )

@@ -22,6 +22,9 @@ from tests.desktop.harness import wait_until
 from tests.hub_server import Proxy, TestHub
 
 PARAKEET = registry.resolve("parakeet")
+#: what the hub serves as parakeet: the bundled tiny-en (tests/conftest.py HUB_MODELS)
+SIZE = registry.bundled_path(registry.spec_for("tiny-en")).stat().st_size
+MB = human_bytes(SIZE)
 
 
 def _sha(path: Path) -> str:
@@ -91,15 +94,15 @@ def test_download_shows_bytes_percent_speed_and_time_left_then_list_says_cached_
     assert _sha(path) == sha and path.is_symlink()  # the normal HF cache layout: a snapshot link to the blob
     lines = [line for line in out.stderr.splitlines() if line.startswith("ctrlspeak: downloading parakeet: ")]
     assert len(lines) >= 4, out.stderr
-    assert any(" of 13 MB (" in line and "%)" in line and "MB/s" in line and " s left" in line for line in lines)
-    assert "ctrlspeak: downloaded parakeet: 13 MB in" in out.stderr
+    assert any(f" of {MB} (" in line and "%)" in line and "MB/s" in line and " s left" in line for line in lines)
+    assert f"ctrlspeak: downloaded parakeet: {MB} in" in out.stderr
     row = _listed(env)
     assert row["cached"] == "yes" and row["download_bytes"] == len(data) and row["size_bytes"] >= len(data)
     table = run_cli(env, "models", "list").stdout
-    assert any(line.split()[1:2] == ["parakeet"] and line.split()[-3:] == ["yes", "13", "MB"]
+    assert any(line.split()[1:2] == ["parakeet"] and line.split()[-3:] == ["yes", *MB.split()]
                for line in table.splitlines()), table
     again = run_cli(env, "models", "download", "parakeet")
-    assert again.returncode == 0 and "already downloaded (13 MB)" in again.stderr
+    assert again.returncode == 0 and f"already downloaded ({MB})" in again.stderr
     assert len(test_hub.served("cdn", "GET")) == 1
     # only the probe and the file were asked for (no telemetry), as ctrlspeak
     assert {s.path for s in test_hub.served("hub")} == {"/", "/nvidia/parakeet-tdt-0.6b-v3/resolve/main/"
@@ -131,7 +134,7 @@ def test_ctrl_c_keeps_the_partial_and_the_next_download_serves_only_the_rest(env
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert "download interrupted;" in err and "of 13 MB kept: run `ctrlspeak models download parakeet` again" in err
+    assert "download interrupted;" in err and f"of {MB} kept: run `ctrlspeak models download parakeet` again" in err
     [partial] = _partials(env)
     kept = partial.stat().st_size
     assert 3_000_000 <= kept < len(data) and partial.read_bytes() == data[:kept]
@@ -178,7 +181,7 @@ def test_dropped_connections_back_off_then_fail_keeping_what_arrived(tmp_path, t
         download.download(PARAKEET, cache_dir=str(tmp_path), endpoint=test_hub.endpoint, sleep=waits.append)
     # the first attempt brought bytes (the count starts again after it), then none did
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0]
-    assert "the connection closed part-way (6 tries in a row); the 1.0 MB of 13 MB fetched so far are kept" \
+    assert f"the connection closed part-way (6 tries in a row); the 1.0 MB of {MB} fetched so far are kept" \
         in info.value.message
     [partial] = tmp_path.rglob("*.incomplete")
     assert partial.read_bytes() == data[:1_000_000]
@@ -200,8 +203,8 @@ def test_a_body_of_the_wrong_size_is_refused_and_never_becomes_the_model(env, te
     test_hub.fault("length", delta=-1000, times=None)
     out = run_cli(env, "models", "download", "parakeet")
     assert out.returncode == errors.info_for("ERR_MODEL_DOWNLOAD").exit_status, out.stderr
-    assert "stopped before a byte was written: the hub announced 13096960 bytes but its file server sends " \
-        "13095960" in out.stderr
+    assert f"stopped before a byte was written: the hub announced {SIZE} bytes but its file server sends " \
+        f"{SIZE - 1000}" in out.stderr
     assert len(test_hub.served("cdn", "GET")) == 1 and not _partials(env)  # not retried, nothing written
     assert _listed(env)["cached"] == "no"
 
@@ -210,7 +213,7 @@ def test_more_bytes_than_announced_discard_the_partial(env, test_hub):
     test_hub.fault("overflow", delta=10)
     out = run_cli(env, "models", "download", "parakeet")
     assert out.returncode == errors.info_for("ERR_MODEL_DOWNLOAD").exit_status, out.stderr
-    assert "sent more than the 13096960 bytes it announced; the partial download was discarded" in out.stderr
+    assert f"sent more than the {SIZE} bytes it announced; the partial download was discarded" in out.stderr
     assert not _partials(env) and _listed(env)["cached"] == "no"
 
 

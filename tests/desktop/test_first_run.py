@@ -12,13 +12,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from ctrlspeak.models import registry
+from ctrlspeak.transfer import human_bytes
 from tests.desktop.daemon_proc import SENTENCE, dictate
 from tests.desktop.harness import STACK_TOOLS, Desktop, require, wait_until
 from tests.desktop.test_tray import _icon_title
 
 pytestmark = pytest.mark.desktop
 
-SIZE = 13_096_960  # tiny-en, served as Parakeet v3 (tests/conftest.py HUB_MODELS)
+#: tiny-en, served as Parakeet v3 (tests/conftest.py HUB_MODELS)
+SIZE = registry.bundled_path(registry.spec_for("tiny-en")).stat().st_size
+MB = human_bytes(SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def _first_run_env(tmp_path, endpoint: str) -> dict[str, str | None]:
 
 def test_first_run_downloads_with_progress_everywhere_and_a_dictation_meanwhile_is_typed(
         desktop, paste_target, start_daemon, test_hub, tmp_path):
-    test_hub.bytes_per_s = 150_000  # a slow line (the 13 MB would take 90 s)
+    test_hub.bytes_per_s = 150_000  # a slow line (the model would take 90 s or more)
     daemon = start_daemon("--model", "parakeet", env_overrides=_first_run_env(tmp_path, test_hub.endpoint))
     wait_until(lambda: daemon.status().get("state"), 60, "the control socket")
     events_file = tmp_path / "follow.jsonl"
@@ -50,8 +54,8 @@ def test_first_run_downloads_with_progress_everywhere_and_a_dictation_meanwhile_
         assert status["state"] == "loading" and status["download"]["total_bytes"] == SIZE
         plain = daemon.ctl("status").stdout
         assert plain.startswith("loading  model=parakeet") and "\ndownloading parakeet: " in plain, plain
-        assert " of 13 MB (" in plain
-        wait_until(lambda: " of 13 MB (" in _icon_title(desktop)
+        assert f" of {MB} (" in plain
+        wait_until(lambda: f" of {MB} (" in _icon_title(desktop)
                    and _icon_title(desktop).startswith("ctrlspeak: downloading parakeet: "), 30,
                    "the tray icon to show the download")
         note = desktop.wait_for_notification(lambda n: "downloading parakeet" in n.body and "left" in n.body,
@@ -68,7 +72,7 @@ def test_first_run_downloads_with_progress_everywhere_and_a_dictation_meanwhile_
 
         assert paste_target.wait_for_text(lambda t: t.strip() != "", timeout=300).strip() == SENTENCE
         ready = desktop.wait_for_notification(lambda n: n.summary == "ctrlspeak is ready", timeout=30)
-        assert "downloaded 13 MB in" in ready.body
+        assert f"downloaded {MB} in" in ready.body
         wait_until(lambda: '"done"' in events_file.read_text(), 30, "the dictation's done event on the follower")
     finally:
         follower.terminate()
@@ -87,9 +91,9 @@ def test_first_run_downloads_with_progress_everywhere_and_a_dictation_meanwhile_
     assert states.index("recording") < states.index("ready") < states.index("done")
     # the console line (a log here, not a terminal): progress lines with speed and time left
     # ("downloading parakeet: ..." before the dictation, "your recording ... waits" after it)
-    console = [line for line in daemon.log_text().splitlines() if " of 13 MB (" in line]
+    console = [line for line in daemon.log_text().splitlines() if f" of {MB} (" in line]
     assert any("B/s, " in line and " left" in line for line in console) and len(console) < 60, console
-    assert "downloaded 13 MB in" in daemon.log_text()
+    assert f"downloaded {MB} in" in daemon.log_text()
     # the flaky line cost one resumed request, not a second download; and nothing but the model was asked for
     first, second = test_hub.served("cdn", "GET")
     assert (first.range_start, second.range_start, second.sent) == (None, first.sent, SIZE - first.sent)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from ctrlspeak.models import registry
+from ctrlspeak.transfer import human_bytes
 from tests.cli_run import cli_env, run_cli
 from tests.netaudit import attempts, audit_env, guarded_pids
 
@@ -16,6 +17,8 @@ pytestmark = pytest.mark.integration
 
 SAMPLE = registry.BUNDLED_SAMPLE
 SAID = SAMPLE.with_suffix(".txt").read_text().strip()
+#: the hub serves the bundled tiny-en as parakeet (tests/conftest.py HUB_MODELS)
+TINY_BYTES = registry.bundled_path(registry.spec_for("tiny-en")).stat().st_size
 
 
 def _dead_port() -> int:
@@ -50,7 +53,7 @@ def test_downloaded_then_loaded_with_the_hub_stopped_and_no_connection_attempted
     assert row["cached"] == "yes" and row["weights_cache_bytes"] > 0
     removed = run_cli(env, "models", "remove", "parakeet")
     assert removed.returncode == 0, removed.stderr
-    assert "13 MB download" in removed.stderr and "fast-start cache)" in removed.stderr
+    assert f"{human_bytes(TINY_BYTES)} download" in removed.stderr and "fast-start cache)" in removed.stderr
     assert _row(env)["size_bytes"] == 0
     weights = Path(env["XDG_CACHE_HOME"]) / "ctrlspeak" / "weights"
     assert not any("models--nvidia--parakeet-tdt-0.6b-v3" in (e / "source.json").read_text()

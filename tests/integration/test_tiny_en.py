@@ -39,7 +39,7 @@ def test_tiny_en_is_bundled_and_registered():
     ref = registry.resolve("tiny-en")
     path = Path(ref.path)
     assert path.is_file() and path.stat().st_size < 20 * 2**20
-    assert registry.spec_for("tiny-en").family == "ctc"
+    assert registry.spec_for("tiny-en").family == "tdt"
 
 
 def test_exact_text_in_every_format_and_layout(tmp_path):
@@ -59,7 +59,7 @@ def test_exact_text_in_every_format_and_layout(tmp_path):
     files.append(tmp_path / "float48k.wav")
     sf.write(files[-1], soxr.resample(audio, 16000, 48000), 48000, subtype="FLOAT")
     doc = _transcribe(*files)
-    assert doc["family"] == "ctc"
+    assert doc["family"] == "tdt"
     expected = EXPECTED_FILE.read_text().strip()
     for result in doc["results"]:
         assert result["text"] == expected, result["file"]
