@@ -39,11 +39,11 @@ from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, MicStalled
                                      SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged, WorkerTrouble)
 from ctrlspeak.daemon.keepalive import KeepAlive
 from ctrlspeak.daemon.microphone import Microphone
-from ctrlspeak.daemon.model_view import REFRESH, Busy, Say
+from ctrlspeak.daemon.model_view import Busy
 from ctrlspeak.daemon.publisher import Publisher, daemon_state
 from ctrlspeak.daemon.recording import LiveRecording
 from ctrlspeak.daemon.status import StatusEvent
-from ctrlspeak.daemon.stopping import STOP_GRACE_S, RelayGuard, Stopping, say_what_is_left
+from ctrlspeak.daemon.stopping import STOP_GRACE_S, RelayGuard, Stopping
 from ctrlspeak.daemon.worker_link import WorkerLink
 from ctrlspeak.ipc import ModelRef, TranscribeOptions
 from ctrlspeak.models import registry
@@ -89,7 +89,7 @@ class Daemon:
             publish=self._publish, publish_error=self._publish_error, settle=self._pub.settle,
             model_name=self._model_name)
         #: the recording being made (its session, its journal entry, its segmenter)
-        self._live = LiveRecording(self._mic, self._dictations, sound=self._sound)
+        self._live = LiveRecording(self._mic, self._dictations, self._link, self._pub)
         self._handlers: dict[type, Callable[[Any], None]] = {
             AudioIn: lambda e: self._on_audio(e.audio),
             SegmentDone: lambda e: self._dictations.segment_done(self._live.session, e.session, e.index, e.future),
@@ -98,9 +98,9 @@ class Daemon:
             WorkerProgress: lambda e: self._on_progress(e.progress),
             WorkerStateChanged: lambda e: self._link.take(e.state),
             WorkerIsReady: self._on_worker_ready,
-            WorkerTrouble: lambda e: self._say(self._link.view.trouble(e.error, e.final, self._link.state,
-                                                                       self._busy())),
-            ModelSwitched: lambda e: self._say(self._link.view.switched(e.future, self._link.state)),
+            WorkerTrouble: lambda e: self._pub.say(self._link.view.trouble(e.error, e.final, self._link.state,
+                                                                           self._busy())),
+            ModelSwitched: lambda e: self._pub.say(self._link.view.switched(e.future, self._link.state)),
             MicStalled: lambda e: self._on_stall(e.reason),
             SignalReceived: lambda e: self._handle_signal(e.signum),
         }
@@ -176,8 +176,11 @@ class Daemon:
                     log.exception("error handling %s", type(event).__name__)
             self._keep_alive_tick()
             self._audio_tick()
-            if self._stop.forced or (self._stop.requested and (self._idle() or self._stop_overdue())):
+            if self._stop.should_exit(self._idle(), self._kept_in_journal):
                 break
+
+    def _kept_in_journal(self) -> list[bool]:
+        return [session.in_journal for session in self._dictations.finishing.values()]
 
     def _dispatch(self, event: Any) -> None:
         handler = self._handlers.get(type(event))
@@ -235,40 +238,18 @@ class Daemon:
         if self._live.session is not None or self._stop.requested:
             return None
         try:
-            pre = self._live.start(self.cfg, self._vad, self._model_name())
+            pre = self._live.start(self.cfg, self._vad, source)
         except errors.CtrlspeakError as exc:
-            self._publish_error(exc)
             return exc
-        log.info("recording started (%s)", source)
-        waiting = self._link.before_recording()
-        listening = f"listening; {waiting}: the text comes once it is ready" if waiting else "listening"
-        self._publish(StatusEvent("recording", listening, model=self._model_name()))
-        if self._link.reload():  # after the recording started: its segments wait for the worker
-            log.info("reloading %s", self._model_name())
         if pre.size:
             self._on_audio(pre)
         return None
 
     def stop_recording(self, reason: str = "", at: float | None = None) -> None:
-        session = self._live.stop(reason, at)
-        if session is None:
-            return
-        log.info("recording stopped after %.1f s in %d segment(s)", session.audio_s, session.count)
-        waiting = self._link.waiting_for()
-        what = reason or f"{session.audio_s:.1f} s of audio"
-        self._publish(StatusEvent("transcribing", f"{what}; kept, waiting: {waiting}" if waiting else what,
-                                  model=self._model_name()))
-        if waiting and self._link.downloading():
-            self._publish(StatusEvent("notice", f"your {session.audio_s:.0f} s recording is kept and is transcribed "
-                                                f"as soon as the model is ready: {waiting}", model=self._model_name()))
-        self._dictations.maybe_finish(session)
+        self._live.stop(reason, at)
 
     def cancel_recording(self) -> None:
-        if not self._live.cancel():
-            return
-        log.info("recording cancelled")
-        self._publish(StatusEvent("idle", "cancelled"))
-        self._pub.settle()
+        self._live.cancel()
 
     def toggle(self, source: str, at: float | None = None) -> errors.CtrlspeakError | None:
         if self._live.session is None:
@@ -336,17 +317,8 @@ class Daemon:
         return Busy(recording=self._live.session is not None, finishing=bool(self._dictations.finishing),
                     state=self._state())
 
-    def _say(self, items: list[Say]) -> None:
-        for item in items:
-            if item == REFRESH:
-                self._pub.refresh()
-            elif isinstance(item, errors.CtrlspeakError):
-                self._publish_error(item)
-            else:
-                self._publish(item)
-
     def _on_progress(self, p: Any) -> None:
-        self._say(self._link.view.progress(p, self._link.state, self._busy(), self._clock()))
+        self._pub.say(self._link.view.progress(p, self._link.state, self._busy(), self._clock()))
 
     def _on_worker_ready(self, event: WorkerIsReady) -> None:
         from ctrlspeak import sdnotify
@@ -355,7 +327,7 @@ class Daemon:
         message, said = self._link.view.ready(event.ready, self._link.state, self._busy())
         if self._link.state.booted_by == "reload":
             log.info("reloaded %s", message)
-        self._say(said)
+        self._pub.say(said)
 
     def switch_model(self, name: str) -> dict[str, Any]:
         ref = registry.resolve(name)
@@ -412,13 +384,6 @@ class Daemon:
             self.stop_recording("stopping")
         self._publish(StatusEvent("idle", "stopping"))
 
-    def _stop_overdue(self) -> bool:
-        """The stop's grace is over: say what is left and where it is kept."""
-        if not self._stop.overdue():
-            return False
-        say_what_is_left([session.in_journal for session in self._dictations.finishing.values()])
-        return True
-
     def reload_config(self) -> None:
         try:
             new = config_mod.load(self._flags)
@@ -449,9 +414,3 @@ class Daemon:
 
     def _publish_error(self, exc: errors.CtrlspeakError) -> None:
         self._pub.error(exc)
-
-    def _sound(self, which: str) -> None:
-        if self.cfg.sounds:
-            from ctrlspeak.audio.sounds import play
-
-            play(which)

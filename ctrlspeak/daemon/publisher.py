@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ctrlspeak import errors
+from ctrlspeak.daemon.model_view import REFRESH, Say
 from ctrlspeak.daemon.status import StatusBus, StatusEvent
 from ctrlspeak.supervision.worker_state import WorkerState
 
@@ -50,6 +51,16 @@ class Publisher:
     def error(self, exc: errors.CtrlspeakError) -> None:
         log.error("%s", exc.one_line(), extra={"on_console": self._console})
         self.publish(StatusEvent("error", exc.message, code=exc.code, hint=exc.hint, model=self._model_name()))
+
+    def say(self, items: list[Say]) -> None:
+        """Publish what :class:`~ctrlspeak.daemon.model_view.ModelView` decided to say."""
+        for item in items:
+            if item == REFRESH:
+                self.refresh()
+            elif isinstance(item, errors.CtrlspeakError):
+                self.error(item)
+            else:
+                self.publish(item)
 
     def refresh(self, event: StatusEvent | None = None) -> None:
         """Take the state in again; ``last`` is ``event``, or the last one published."""

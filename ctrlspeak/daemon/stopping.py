@@ -51,6 +51,16 @@ class Stopping:
     def overdue(self) -> bool:
         return self.deadline is not None and self._clock() >= self.deadline
 
+    def should_exit(self, idle: bool, in_journal: Callable[[], list[bool]]) -> bool:
+        """The loop's test after every event: forced, or stopping and idle, or the grace over
+        (then what is left is said: ``in_journal()``, for each dictation, is it kept there?)."""
+        if self.forced or (self.requested and idle):
+            return True
+        if self.requested and self.overdue():
+            say_what_is_left(in_journal())
+            return True
+        return False
+
 
 def say_what_is_left(in_journal: list[bool]) -> None:
     """The grace is over with these dictations untranscribed (each: kept in the journal?)."""
