@@ -11,7 +11,8 @@
 A client's socket blocks with the idle timeout; a follower's blocks for ever, and publish()
 writes its events without waiting, its kernel send buffer being its queue. Threads sleep in
 the kernel, so an idle server uses no CPU; close() wakes them through a stop socket and by
-shutting client sockets down. The protocol and its limits: :mod:`ctrlspeak.control.protocol`.
+shutting client sockets down. The protocol and its limits: :mod:`ctrlspeak.control.protocol`;
+one client's side: :mod:`ctrlspeak.control.connection`.
 """
 from __future__ import annotations
 
@@ -29,15 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from ctrlspeak import errors
-from ctrlspeak.control.protocol import (IDLE_TIMEOUT, MAX_BUFFER, MAX_CLIENTS, MAX_LINE, READ_CHUNK, BadRequest,
-                                        Handler, encode, error_line, parse_request, reply_line)
+from ctrlspeak.control.connection import Connection
+from ctrlspeak.control.protocol import IDLE_TIMEOUT, MAX_BUFFER, MAX_CLIENTS, MAX_LINE, Handler, encode, error_line
 from ctrlspeak.control.runtime import (check_path_length, claim_socket_path, ensure_private_dir, peer_credentials,
                                        release_socket_path)
 
 log = logging.getLogger(__name__)
 
 _JOIN = 5.0  # close() waits this long for its threads, a handler call still in progress included
-_CLOSE_GRACE = 2.0  # seconds a closing client gets to read its last error line
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,16 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
                 elif c.following:
                     c.push(line)
 
+    def admit(self, conn: Connection) -> None:
+        """Take up the place verify_request() kept for ``conn``, unless close() came first."""
+        with self.lock:
+            if not self.closed:
+                self._clients[conn.request] = conn
+
+    def turn_for(self, cmd: str) -> contextlib.AbstractContextManager:
+        """What a handler call for ``cmd`` holds: the one turn, or nothing for an immediate command."""
+        return contextlib.nullcontext() if cmd in self._immediate else self._turn
+
     def clients(self) -> list[ClientInfo]:
         with self.lock:
             return [ClientInfo(c.following or c.held is not None, c.unsent + len(c.held or b""))
@@ -199,122 +209,3 @@ class ControlServer(socketserver.ThreadingUnixStreamServer):
             except Exception:  # noqa: BLE001 - e.g. no thread to start: this client goes, the server stays
                 self.handle_error(request, client_address)
             self.shutdown_request(request)
-
-
-class Connection(socketserver.BaseRequestHandler):
-    """One client on its own thread: read a line, answer it, and so on, within every bound."""
-
-    server: ControlServer
-    request: socket.socket
-
-    def setup(self) -> None:
-        self.thread = threading.current_thread()
-        self.thread.name = "ctrlspeak-control-conn"
-        self.following = False  # publish() writes events into its socket
-        self.held: bytearray | None = None  # events published while its follow request is answered
-        self.calling = False  # in a handler call, whose reply close() lets out
-        self.unsent = 0  # bytes of the reply being written that the kernel has not taken yet
-        self.request.settimeout(self.server.idle_timeout)
-        with self.server.lock:  # admitted by verify_request(), with a place kept for it; close() may be first
-            if not self.server.closed:
-                self.server._clients[self.request] = self
-
-    def handle(self) -> None:
-        srv, buf = self.server, bytearray()
-        try:
-            while not srv.closed:
-                nl = buf.find(b"\n", 0, srv.max_line + 1)
-                if nl >= 0:
-                    line = bytes(buf[:nl])
-                    del buf[:nl + 1]
-                    if line.strip():
-                        self._answer(line)
-                    continue
-                if len(buf) > srv.max_line:
-                    return self._last_word(f"the request line is longer than {srv.max_line} bytes")
-                try:
-                    data = self.request.recv(READ_CHUNK)
-                except TimeoutError:
-                    what = "the end of the request line" if buf else "a request"
-                    return self._last_word(f"timed out after {srv.idle_timeout:g} s waiting for {what}")
-                if not data:  # the client is done, or close() or a drop shut the socket
-                    if buf.strip() and not srv.closed:
-                        self._last_word("incomplete request: the input ended before the newline")
-                    return
-                buf += data
-        except OSError:  # the peer went away, or did not read for idle_timeout s (logged)
-            pass
-        finally:
-            with srv.lock:
-                self.following, self.held = False, None
-
-    def push(self, data: bytes) -> None:
-        """Write ``data`` to this follower at once, or drop it. Under the server's lock."""
-        try:
-            sent = self.request.send(data, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            sent = 0
-        except OSError:  # it hung up: its thread sees the end of input
-            return
-        if sent < len(data):
-            self.drop()
-
-    def drop(self) -> None:
-        """End a follower that fell behind; its thread wakes to the end of input. Under the server's lock."""
-        log.warning("dropping a control follower that fell more than %d bytes behind", self.server.max_buffer)
-        self.following, self.held = False, None
-        with contextlib.suppress(OSError):
-            self.request.shutdown(socket.SHUT_RDWR)
-
-    def _answer(self, line: bytes) -> None:
-        srv = self.server
-        try:
-            request = parse_request(line)
-        except BadRequest as exc:
-            log.debug("rejected a malformed control request: %s", exc.error.message)
-            return self._send(error_line(exc.error, exc.request_id))
-        with srv.lock:
-            self.calling = True
-            if request["cmd"] == "follow" and not self.following:
-                self.held = bytearray()  # from now on events wait, to go out right after this reply
-        with contextlib.nullcontext() if request["cmd"] in srv._immediate else srv._turn:
-            reply, ok = reply_line(request, srv.handler)
-        with srv.lock:
-            self.calling, self.held = False, (self.held if ok else None)
-        if len(reply) > srv.max_buffer:
-            log.warning("dropping a control client that does not read its replies (%d bytes unsent, at most %d)",
-                        len(reply), srv.max_buffer)
-            raise ConnectionAbortedError
-        self._send(reply)
-        if self.held is not None:  # a follow request, answered: from now on publish() writes its events
-            self.request.settimeout(None)
-            self.request.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, srv.max_buffer)
-            with srv.lock:
-                if self.held is not None:
-                    held, self.held, self.following = bytes(self.held), None, True
-                    self.push(held)
-
-    def _send(self, data: bytes) -> None:
-        """Write a reply; a follower's like its events, anyone else's while it takes some every idle_timeout s."""
-        if self.following:
-            with self.server.lock:
-                return self.push(data)
-        view = memoryview(data)
-        try:
-            while view:
-                self.unsent = len(view)
-                view = view[self.request.send(view):]
-        except TimeoutError:
-            log.warning("dropping a control client that has not read its replies for %g s (%d bytes unsent)",
-                        self.server.idle_timeout, len(view))
-            raise
-        finally:
-            self.unsent = 0
-
-    def _last_word(self, message: str) -> None:
-        with self.server.lock:  # publish() must not write to it now: its socket blocks again
-            self.following = False
-        self.request.settimeout(_CLOSE_GRACE)
-        with contextlib.suppress(OSError):
-            self.request.sendall(error_line(errors.UsageError(message), None))
-
