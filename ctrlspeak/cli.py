@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print JSON with timings instead of plain text")
     t.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                    help="how to show model loading progress on stderr (default: bars on a terminal)")
+    t.add_argument("--stream", action="store_true",
+                   help="the daemon's live path: print the text as it is recognised (--json: a line per event)")
+    t.add_argument("--realtime", action="store_true", help="with --stream: feed the audio at its own pace")
     t.set_defaults(func=flags.lazy("ctrlspeak.commands.transcribe", "run"))
 
     m = sub.add_parser("models", help="list, download or choose models")

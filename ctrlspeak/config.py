@@ -53,6 +53,7 @@ _SPANS: dict[str, tuple[float, bool, float]] = {
     "max_record_s": (0.0, False, 24 * 3600.0),
     "preroll_s": (0.0, True, 10.0),
     "min_silence_s": (0.0, False, 60.0),
+    "live_interval_s": (0.1, True, 10.0),
     "max_segment_s": (0.0, False, 300.0),
     "hang_margin_s": (0.0, False, 3600.0),
     "keep_alive_minutes": (0.0, True, 7 * 24 * 60.0),
@@ -124,6 +125,11 @@ class Config:
     #: a pause this long lets the daemon send what was said so far to the worker
     min_silence_s: float = 0.5
     max_segment_s: float = 20.0
+    #: live text while speaking: the open segment is decoded again every live_interval_s (less
+    #: often when the machine cannot keep up; the final text is the same either way).
+    #: Segments' text goes to `status --follow` as partial events with live off too
+    live: bool = False
+    live_interval_s: float = 0.5
     sounds: bool = True
     #: "paste" (clipboard + Ctrl+V), "type" (keystrokes) or "stdout"
     output: str = "paste"

@@ -108,6 +108,42 @@ def test_the_maximum_length_stops_the_recording_and_keeps_all_of_it(stores):
     assert history(d) == [("words from worker 4000", "dictation")]
 
 
+def test_live_text_grows_while_speaking_into_exactly_the_delivered_text(stores, workers: FakeWorkers):
+    d, events = stores(min_silence_s=0.3)
+    partials: list[dict] = []
+    d.add_text_sink(partials.append)
+    said = iter(["the team found a bug", "in the code"])
+    workers.answer = lambda: next(said)
+    pause = np.zeros(16000, np.float32)
+    record(d, np.concatenate([speech(2.5), pause]))  # a pause: the first segment is cut and sent
+    pump(d, lambda: partials)
+    assert d.recording, "the first words are shown while the person still speaks"
+    assert partials[0]["final"] == "the team found a bug" and partials[0]["tentative"] == ""
+    d.post(daemon_mod.AudioIn(speech(1.0)))
+    pump(d, command(d, "stop").done)
+    settle(d)
+    assert d.parts.output.texts == ["the team found a bug in the code"]
+    assert partials[-1]["final"] == "the team found a bug in the code"
+    assert [p["seq"] for p in partials] == list(range(1, len(partials) + 1))
+    assert len({p["session"] for p in partials}) == 1 and all(p["event"] == "partial" for p in partials)
+    assert all("the team" not in e.message for e in events), "the words never go on the status bus"
+
+
+def test_with_live_on_the_open_segment_is_shown_tentative_and_the_final_text_is_unchanged(stores, workers):
+    d, events = stores(live=True, live_interval_s=0.1)
+    partials: list[dict] = []
+    d.add_text_sink(partials.append)
+    said = iter(["the team found", "the team found a bug in the code"])  # a decode, then the segment
+    workers.answer = lambda: next(said)
+    record(d, speech(1.5))  # no pause: the segment stays open
+    pump(d, lambda: partials)
+    assert d.recording and partials[0]["final"] == "" and partials[0]["tentative"] == "the team found"
+    pump(d, command(d, "stop").done)
+    settle(d)
+    assert d.parts.output.texts == ["the team found a bug in the code"]
+    assert (partials[-1]["final"], partials[-1]["tentative"]) == ("the team found a bug in the code", "")
+
+
 def test_a_microphone_stall_transcribes_what_was_recorded_and_the_next_recording_works(stores):
     d, events = stores()
     record(d, speech())

@@ -335,7 +335,7 @@ def test_a_failed_clipboard_never_puts_the_words_in_a_message(with_stores, monke
     assert "`ctrlspeak history`" in err.message
     assert rows(d)[0][0] == words, "the text belongs in history, and is there"
     fault_row("#4 the clipboard cannot be set: where does the transcript go?",
-              "history only; the message says `ctrlspeak history`; no text in log, STATUS=, follow or tray")
+              "history only; the message says `ctrlspeak history`; no text in log, STATUS=, status events or tray")
 
 
 def test_with_history_off_the_recording_is_kept_for_retry(with_stores, monkeypatch):

@@ -140,3 +140,14 @@ def test_webrtc_vad_tells_speech_from_silence():
     assert not any(vad(f) for f in frames(np.zeros(SR, np.float32)))
     vowel = [vad(f) for f in frames(_vowel(1.0))]
     assert all(vowel), f"{vowel.count(False)} of {len(vowel)} voiced frames called silence"
+
+
+def test_pending_is_the_open_segment_and_leaves_it_in_place():
+    seg = segment.Segmenter(lambda f: True, min_silence_s=0.5)
+    audio = np.arange(16000 + 100, dtype=np.float32) / 1e5  # a part frame left over too
+    assert seg.feed(audio) == []
+    open_now = seg.pending()
+    np.testing.assert_array_equal(open_now, audio)
+    open_now[:] = 0  # a copy: the caller may keep it
+    np.testing.assert_array_equal(seg.flush(), audio)
+    assert seg.pending().size == 0

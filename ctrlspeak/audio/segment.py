@@ -132,6 +132,10 @@ class Segmenter:
         self._silent_run = run
         return segment
 
+    def pending(self) -> np.ndarray:
+        """A copy of the audio not yet emitted (the open segment), leaving it in place."""
+        return np.concatenate([*self._frames, self._tail]) if self._frames else self._tail.copy()
+
     def flush(self) -> np.ndarray | None:
         """Everything not yet emitted (the last segment), or None if nothing is left."""
         parts = [*self._frames, self._tail]

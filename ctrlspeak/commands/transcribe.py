@@ -67,22 +67,32 @@ def run(args: argparse.Namespace) -> int:
     # every input checked before the worker starts: a bad file fails at once, not after the
     # model's load (and a worker told to stop while it still imports NeMo)
     inputs = [(name, check_file(name)) for name in args.files]
-    batch = run_batch(cfg, ref, inputs, args.progress)
+    if args.realtime and not args.stream:
+        raise errors.UsageError("--realtime paces --stream: add --stream")
+    one = None
+    if args.stream:
+        from ctrlspeak.commands.stream import Printer
+
+        one = functools.partial(_stream_one, cfg=cfg, printer=Printer(args.json), realtime=args.realtime)
+    batch = run_batch(cfg, ref, inputs, args.progress, one=one)
     if batch is None:
         return 0
     results, ready, client, t_start = batch
-    _print(args, results, ready, client, t_start)
+    if args.stream:
+        _print_errors(results)  # the text is printed already, as it came
+    else:
+        _print(args, results, ready, client, t_start)
     failures = [r["error"] for r in results if "error" in r]
     return failures[0].exit_status if failures else 0
 
 
-def run_batch(cfg: config.Config, ref: Any, inputs: list[tuple[str, Any]], progress: str = "auto"):
+def run_batch(cfg: config.Config, ref: Any, inputs: list[tuple[str, Any]], progress: str = "auto", one: Any = None):
     """Start a worker and transcribe the inputs in order.
 
     ``inputs`` is [(name, an array, a callable that opens a FileStream, or the
     CtrlspeakError that says why the input is unusable)]. Returns (results, ready, client,
     start time). When no input is usable, their errors are printed and the first is raised
-    before any worker is started.
+    before any worker is started. ``one`` transcribes an input (default: :func:`_transcribe_one`).
     """
     options = TranscribeOptions(cfg.language, cfg.target_language, cfg.punctuation)
     # our own bars may be drawn from this process too; give tqdm a thread lock first
@@ -97,7 +107,7 @@ def run_batch(cfg: config.Config, ref: Any, inputs: list[tuple[str, Any]], progr
     client.start()
     try:
         ready: WorkerReady = _wait(client.ready, events, view)
-        results = [_transcribe_one(client, name, data, options, events, view) for name, data in inputs]
+        results = [(one or _transcribe_one)(client, name, data, options, events, view) for name, data in inputs]
     finally:
         view.close()
         client.close()
@@ -165,6 +175,28 @@ def _transcribe_one(client: WorkerClient, name: str, data: Any, options: Transcr
             "compute_s": round(sum(t.timings.compute_s for t in transcripts), 4),
         },
     }
+
+
+def _stream_one(client: WorkerClient, name: str, data: Any, options: TranscribeOptions,
+                events: queue.Queue[Progress], view: ProgressView, *, cfg: config.Config, printer: Any,
+                realtime: bool) -> dict[str, Any]:
+    """``--stream``: one input through the live path (:mod:`ctrlspeak.commands.stream`)."""
+    from ctrlspeak.commands.stream import stream_file
+
+    shown = audio.display_path(name)
+    try:
+        stream = data() if callable(data) else data
+        if isinstance(stream, errors.CtrlspeakError):
+            raise stream
+        try:
+            result = stream_file(lambda piece: client.submit(piece, options), lambda f: _wait(f, events, view),
+                                 name, stream, cfg, printer, realtime=realtime)
+        finally:
+            stream.close()
+    except errors.CtrlspeakError as exc:
+        return {"file": shown, "error": exc}
+    printer.final(result)
+    return result
 
 
 def _print_errors(results: list[dict[str, Any]]) -> None:

@@ -35,9 +35,11 @@ from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.daemon import commands, wiring
 from ctrlspeak.daemon.dictation import Dictations, Parts
-from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, MicStalled, ModelSwitched, SegmentDone,
-                                     SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged, WorkerTrouble)
+from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, LiveDecodeDone, MicStalled, ModelSwitched,
+                                     SegmentDone, SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged,
+                                     WorkerTrouble)
 from ctrlspeak.daemon.keepalive import KeepAlive
+from ctrlspeak.daemon.live_decode import LivePacer, OpenSegment
 from ctrlspeak.daemon.microphone import Microphone
 from ctrlspeak.daemon.model_view import Busy
 from ctrlspeak.daemon.publisher import Publisher, daemon_state
@@ -87,12 +89,17 @@ class Daemon:
         self._dictations = Dictations(
             self._parts, submit=self._submit, on_done=lambda sid, i, f: self.post(SegmentDone(sid, i, f)),
             publish=self._publish, publish_error=self._publish_error, settle=self._pub.settle,
-            model_name=self._model_name)
+            model_name=self._model_name, on_partial=self._pub.partial)
         #: the recording being made (its session, its journal entry, its segmenter)
         self._live = LiveRecording(self._mic, self._dictations, self._link, self._pub)
+        #: live text of the open segment (``live = true``), paced for the one worker
+        self._open_segment = OpenSegment(LivePacer(cfg.live_interval_s, clock), self._submit,
+                                         on_done=lambda sid, i, f: self.post(LiveDecodeDone(sid, i, f)))
         self._handlers: dict[type, Callable[[Any], None]] = {
             AudioIn: lambda e: self._on_audio(e.audio),
             SegmentDone: lambda e: self._dictations.segment_done(self._live.session, e.session, e.index, e.future),
+            LiveDecodeDone: lambda e: self._pub.partial(self._open_segment.done(
+                self._dictations.find(self._live.session, e.session), e.index, e.future)),
             HotkeyPressed: lambda e: commands.on_hotkey(self, e.event, e.at),
             Command: self._on_command,
             WorkerProgress: lambda e: self._on_progress(e.progress),
@@ -113,6 +120,7 @@ class Daemon:
         self._control = wiring.open_control(self._runtime_dir, self._handle_request, self._closers)
         self._setup_sinks()
         self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
+        self.add_text_sink(self._control.publish)
         self._vad = make_vad()
         model, notice = wiring.choose_model(self.cfg)
         self._start_worker(model)  # then at once: loading takes longest
@@ -137,12 +145,14 @@ class Daemon:
         return self._dictations.open_journal(self.cfg.keep_recordings, self._vad, recover=recover)
 
     def _setup_sinks(self) -> None:
-        self._notifier = wiring.add_sinks(self.status, self.cfg, self._closers, console=self._want_console)
+        self._notifier = wiring.add_sinks(self.status, self.cfg, self._closers, console=self._want_console,
+                                          add_text_sink=self.add_text_sink)
         if self._want_tray:
             wiring.add_tray(self.status, self._closers,
                             on_toggle=lambda: self.post(Command({"cmd": "toggle"}, Future())),
                             on_model=lambda name: self.post(Command({"cmd": "model", "name": name}, Future())),
-                            on_quit=lambda: self.post(SignalReceived(signal.SIGTERM)))
+                            on_quit=lambda: self.post(SignalReceived(signal.SIGTERM)),
+                            add_text_sink=self.add_text_sink)
 
     def _setup_output(self) -> None:
         self._parts.output = wiring.make_output(self.cfg, self._hotkey, self._stdout)
@@ -241,6 +251,7 @@ class Daemon:
             pre = self._live.start(self.cfg, self._vad, source)
         except errors.CtrlspeakError as exc:
             return exc
+        self._open_segment.pacer.interval_s = self.cfg.live_interval_s
         if pre.size:
             self._on_audio(pre)
         return None
@@ -259,6 +270,9 @@ class Daemon:
 
     def _on_audio(self, audio: np.ndarray) -> None:
         audio_s = self._live.feed(audio)
+        if self.cfg.live and audio_s is not None:
+            idle = self._link.state.ready is not None and not self._dictations.at_worker(self._live.session)
+            self._open_segment.tick(self._live.session, idle)
         if audio_s is not None and audio_s >= self.cfg.max_record_s:
             self.stop_recording(f"maximum length of {self.cfg.max_record_s:.0f} s reached; the audio is kept")
             self._publish(StatusEvent("notice", f"recording stopped at the {self.cfg.max_record_s:.0f} s limit"))
@@ -343,6 +357,10 @@ class Daemon:
 
     def _on_command(self, event: Command) -> None:
         commands.answer(self, event)
+
+    def add_text_sink(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        """Where live text goes (the control socket's followers): never the status bus."""
+        self._pub.add_text_sink(sink)
 
     def post(self, event: Any) -> None:
         """Hand an event (:mod:`ctrlspeak.daemon.events`) to the loop; safe from any thread."""

@@ -24,6 +24,7 @@ import numpy as np
 from ctrlspeak import errors
 from ctrlspeak.ipc import SAMPLE_RATE
 from ctrlspeak.audio.segment import FILE_RULE, Segmenter, cut, join_texts
+from ctrlspeak.daemon.live_text import LiveText, Partial
 from ctrlspeak.daemon.status import StatusEvent
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ class Session:
     journal_id: str | None = None
     #: the audio is complete in the journal (committed at the stop, or found there at start)
     in_journal: bool = False
+    #: its text so far, for the live view
+    live: LiveText = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.live = LiveText(self.id)
 
     @property
     def complete(self) -> bool:
@@ -88,10 +94,11 @@ class Dictations:
     def __init__(self, parts: Parts, *, submit: Callable[[np.ndarray], Future],
                  on_done: Callable[[str, int, Future], None], publish: Callable[[StatusEvent], None],
                  publish_error: Callable[[errors.CtrlspeakError], None], settle: Callable[[], None],
-                 model_name: Callable[[], str]) -> None:
+                 model_name: Callable[[], str], on_partial: Callable[[Partial | None], None] = lambda p: None) -> None:
         """``submit(audio)`` sends a segment to the worker; ``on_done(session_id, index, future)``
         is called (on any thread) when it completes and must post it back to the loop, which then
-        calls :meth:`segment_done`. ``settle()`` puts the status back to ready when all is over."""
+        calls :meth:`segment_done`. ``settle()`` puts the status back to ready when all is over;
+        ``on_partial`` gets a dictation's live text as its segments come back."""
         self.parts = parts
         self._submit = submit
         self._on_done = on_done
@@ -99,6 +106,7 @@ class Dictations:
         self._publish_error = publish_error
         self._settle = settle
         self._model_name = model_name
+        self._on_partial = on_partial
         #: stopped recordings whose text is not delivered yet, by session id
         self.finishing: dict[str, Session] = {}
         #: transcripts that history refused (full, locked, read-only): written before the next one
@@ -115,8 +123,17 @@ class Dictations:
         future = self._submit(audio)
         future.add_done_callback(lambda f: self._on_done(session.id, index, f))
 
+    def find(self, live: Session | None, session_id: str) -> Session | None:
+        """The live session or a finishing one with that id (None: it is over)."""
+        return live if live is not None and live.id == session_id else self.finishing.get(session_id)
+
+    def at_worker(self, live: Session | None) -> int:
+        """Segments sent to the worker and not back yet, the live session's included."""
+        sessions = [*self.finishing.values(), *([live] if live is not None else [])]
+        return sum(s.count - len(s.texts) - len(s.failures) for s in sessions)
+
     def segment_done(self, live: Session | None, session_id: str, index: int, future: Future) -> None:
-        session = live if live is not None and live.id == session_id else self.finishing.get(session_id)
+        session = self.find(live, session_id)
         if session is None:
             return
         try:
@@ -128,6 +145,8 @@ class Dictations:
             session.segments.pop(index, None)
         except errors.CtrlspeakError as exc:
             session.failures[index] = exc
+        if session.kind == "dictation":  # a recovered recording's text is not being watched
+            self._on_partial(session.live.segment(index, session.texts.get(index)))
         self.maybe_finish(session)
 
     def maybe_finish(self, session: Session) -> None:

@@ -59,6 +59,15 @@ class SegmentDone:
 
 
 @dataclass(frozen=True)
+class LiveDecodeDone:
+    """The worker answered a decode of a recording's open segment (live text)."""
+
+    session: str
+    index: int
+    future: Future
+
+
+@dataclass(frozen=True)
 class WorkerProgress:
     """The worker's loading (or download) progress."""
 

@@ -4,6 +4,10 @@ The loop owns one :class:`Publisher` and is its only caller (progress too arrive
 inbox), so there is no lock: a late "loading 100%" is published before or after "ready", never
 in between. The snapshot is replaced whole on every event, so a control thread that reads it
 (``status`` is answered at once, off the loop) sees one moment, never half of one.
+
+The words themselves never go on the status bus (its sinks write logs, notifications and
+systemd's STATUS=): live text (:class:`~ctrlspeak.daemon.live_text.Partial`) goes only to the
+text sinks, the control socket's followers, which only the user's own uid can connect to.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ctrlspeak import errors
+from ctrlspeak.daemon.live_text import Partial
 from ctrlspeak.daemon.model_view import REFRESH, Say
 from ctrlspeak.daemon.status import StatusBus, StatusEvent
 from ctrlspeak.supervision.worker_state import WorkerState
@@ -43,6 +48,21 @@ class Publisher:
         self._state, self._worker, self._model_name = state, worker, model_name
         self._console = console
         self._snapshot: dict[str, Any] = {"state": "loading"}
+        self._text_sinks: list[Callable[[dict[str, Any]], None]] = []
+
+    def add_text_sink(self, sink: Callable[[dict[str, Any]], None]) -> None:
+        self._text_sinks.append(sink)
+
+    def partial(self, partial: Partial | None) -> None:
+        """Live text, to the text sinks only (None: nothing changed)."""
+        if partial is None:
+            return
+        event = {**partial.to_json(), "model": self._model_name()}
+        for sink in self._text_sinks:
+            try:
+                sink(event)
+            except Exception:  # noqa: BLE001 - a sink must not cost the dictation
+                log.exception("live text sink failed")
 
     def publish(self, event: StatusEvent) -> None:
         self.refresh(event)

@@ -152,6 +152,18 @@ def describe(event: StatusEvent) -> str:
     return text
 
 
+def live_line(event: dict[str, Any], width: int, mark: tuple[str, str] = ("[", "]")) -> str:
+    """A partial event's text on one line of about ``width`` characters: the end is kept (the
+    words being said now), and the tentative tail is set apart between ``mark``."""
+    final, tentative = event.get("final", ""), event.get("tentative", "")
+    sep = " " if final and tentative else ""
+    text, split = final + sep + tentative, len(final) + len(sep)
+    start = len(text) - width + 1 if len(text) > width else 0
+    head = ("…" if start else "") + text[start:max(start, split)]
+    tail = text[max(start, split):]
+    return head + (f"{mark[0]}{tail}{mark[1]}" if tail else "")
+
+
 class ConsoleLine:
     """A live one-line status on a terminal; plain lines when not a terminal.
 
@@ -188,6 +200,16 @@ class ConsoleLine:
             elif not self._loading_news(event):
                 return  # keep logs short: a line per stage, and per step in a long one
             self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def live_text(self, event: dict[str, Any]) -> None:
+        """A partial event, on a terminal only: plain lines go to logs, and words never do."""
+        if not self._tty:
+            return
+        import shutil
+
+        width = max(20, shutil.get_terminal_size().columns - 16)
+        self._stream.write("\r\x1b[2K● ctrlspeak: " + live_line(event, width, ("\x1b[2m", "\x1b[22m")))
         self._stream.flush()
 
     def _loading_news(self, event: StatusEvent) -> bool:

@@ -39,15 +39,18 @@ def choose_model(cfg: config_mod.Config) -> tuple[ModelRef, str | None]:
                       f"model tiny-en (synthetic English only); run `ctrlspeak models download {cfg.model}`")
 
 
-def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, console: bool) -> Any:
+def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, console: bool,
+              add_text_sink: Callable[[Callable[[dict[str, Any]], None]], None]) -> Any:
     """The console line, notifications and systemd's STATUS=; returns the Notifier (a config
-    reload sets its ``level``)."""
+    reload sets its ``level``). The console line shows live text too (on a terminal)."""
     from ctrlspeak import sdnotify
     from ctrlspeak.desktop.notify import Notifier
     from ctrlspeak.daemon.status import ConsoleLine, ThreadedSink
 
     if console:
-        bus.add("console", ConsoleLine())
+        line = ConsoleLine()
+        bus.add("console", line)
+        add_text_sink(line.live_text)
     notifier = Notifier(cfg.notify)
     threaded = ThreadedSink("notify", notifier)
     bus.add("notify", threaded)
@@ -59,8 +62,10 @@ def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, con
 
 
 def add_tray(bus: StatusBus, closers: list[Any], *, on_toggle: Callable[[], None],
-             on_model: Callable[[str], None], on_quit: Callable[[], None]) -> None:
-    """A tray icon, where the desktop has a tray host; said once in the log where it has not."""
+             on_model: Callable[[str], None], on_quit: Callable[[], None],
+             add_text_sink: Callable[[Callable[[dict[str, Any]], None]], None]) -> None:
+    """A tray icon, where the desktop has a tray host; said once in the log where it has not.
+    Its tooltip shows live text too, through the same thread as its status."""
     from ctrlspeak.daemon.status import ThreadedSink
     from ctrlspeak.desktop.tray import Tray, tray_host
 
@@ -74,7 +79,9 @@ def add_tray(bus: StatusBus, closers: list[Any], *, on_toggle: Callable[[], None
     except Exception as exc:  # no tray host, no X display: the rest works without it
         log.warning("tray icon unavailable: %s", exc)
         return
-    bus.add("tray", ThreadedSink("tray", tray))
+    sink = ThreadedSink("tray", tray)
+    bus.add("tray", sink)
+    add_text_sink(sink)  # the tray tells a partial (a dict) from a status event
     closers.append(tray.stop)
 
 

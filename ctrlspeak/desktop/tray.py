@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ctrlspeak.daemon.status import StatusEvent, describe
+from ctrlspeak.daemon.status import StatusEvent, describe, live_line
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Tray:
         # latest event is kept, and applied when the icon is shown and on every event after.
         self._lock = threading.Lock()
         self._latest: StatusEvent | None = None
+        self._live: dict[str, Any] | None = None  # the text so far, while recording or transcribing
         self._shown = False
         self._xdisplay: Any = None  # our own X connection, used from the sink thread only
 
@@ -104,13 +105,19 @@ class Tray:
             self._shown = True
             self._apply()
 
-    def __call__(self, event: StatusEvent) -> None:
+    def __call__(self, event: StatusEvent | dict[str, Any]) -> None:
+        """A status event, or a partial event's live text (a dict) for the tooltip."""
         if self._icon is None:
             return
         with self._lock:
-            if event.model:
-                self._current_model = event.model
-            self._latest = event
+            if isinstance(event, dict):
+                self._live = event
+            else:
+                if event.model:
+                    self._current_model = event.model
+                if event.state not in ("recording", "transcribing"):
+                    self._live = None  # delivered, or dropped: the tooltip says so
+                self._latest = event
             if self._shown:
                 self._apply()
 
@@ -119,7 +126,8 @@ class Tray:
         if event is None:
             return
         state = "idle" if event.state in ("ready", "done", "notice") else event.state
-        image, title = icon_image(state), f"ctrlspeak: {describe(event)}"[:120]
+        said = describe(event) if self._live is None else live_line(self._live, 100)
+        image, title = icon_image(state), f"ctrlspeak: {said}"[:120]
         window = getattr(self._icon, "_window", None)
         if window is None or not hasattr(self._icon, "_icon_data"):  # not the X11 backend
             self._icon.icon = image

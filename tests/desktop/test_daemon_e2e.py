@@ -54,19 +54,32 @@ def test_toggle_over_the_socket_and_status_follow(desktop: Desktop, paste_target
         assert text.strip() == SENTENCE
         wait_until(lambda: '"done"' in events_file.read_text(), 20, "a done event on status --follow")
 
+        def followed() -> list[dict]:
+            return [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
+
         def back_to_ready() -> bool:
-            states = [json.loads(line)["state"] for line in events_file.read_text().splitlines() if line.strip()]
+            states = [e["state"] for e in followed() if e["event"] == "status"]
             return states[-1] == "ready" and "done" in states
         wait_until(back_to_ready, 20, "status --follow back to ready after done")
     finally:
         follower.terminate()
         follower.wait(10)
-    states = [json.loads(line)["state"] for line in events_file.read_text().splitlines() if line.strip()]
+    events = followed()
+    states = [e["state"] for e in events if e["event"] == "status"]
     assert states[0] == "ready"
     tail = states[states.index("recording"):]
     assert tail == ["recording", "transcribing", "done", "ready"], states
     assert daemon.status()["last"]["state"] == "ready"
     fault_row("#19 status --follow after a dictation", "returns to ready after done (the last event stayed done)")
+    # the live text: partial events, each with an id of its own, whose final part only grows,
+    # into exactly the dictation's text, before its done event
+    kinds = [e["event"] if e["event"] == "partial" else e["state"] for e in events]
+    partials = [e for e in events if e["event"] == "partial"]
+    assert partials and kinds.index("partial") < kinds.index("done"), kinds
+    assert len({p["id"] for p in partials}) == len(partials)
+    finals = [p["final"] for p in partials]
+    assert all(b.startswith(a) for a, b in zip(finals, finals[1:])), finals
+    assert finals[-1] == SENTENCE and partials[-1]["tentative"] == ""
 
 
 def test_without_a_display_the_daemon_runs_and_says_how_to_bind_toggle(desktop: Desktop, start_daemon):

@@ -1,0 +1,115 @@
+"""``ctrlspeak transcribe --stream FILE``: a file through the daemon's live path, its text
+printed as it is recognised.
+
+The file is read in the microphone's blocks and cut by the daemon's own live segmentation
+rule; each segment goes to the worker as it is cut, and the open segment is decoded again
+every ``live_interval_s`` (:mod:`ctrlspeak.daemon.live_decode`), so what is printed is what
+the live view shows while a person speaks. ``--realtime`` feeds the blocks at the pace of the
+audio; without it each block waits for the worker, as fast as the model allows, and the
+interval is counted in audio seconds.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+from ctrlspeak import config, errors
+from ctrlspeak.audio import files as audio
+from ctrlspeak.audio.segment import live_rule
+from ctrlspeak.daemon.live_decode import LivePacer
+from ctrlspeak.daemon.live_text import LiveText, Partial
+from ctrlspeak.daemon.recording import SILENT_PEAK
+from ctrlspeak.ipc import SAMPLE_RATE
+
+#: the microphone's block: how often the live path looks at new audio
+BLOCK_S = 0.1
+
+
+class Printer:
+    """Partials as JSON lines, or the final text as it grows (plain)."""
+
+    def __init__(self, as_json: bool, out: Any = None) -> None:
+        self._json, self._out = as_json, out or sys.stdout
+        self._printed = ""
+
+    def partial(self, name: str, p: Partial | None) -> None:
+        if p is None:
+            return
+        if self._json:
+            self._out.write(json.dumps({**p.to_json(), "file": name}) + "\n")
+        else:  # the final text only grows at its end: print what it grew by
+            self._out.write(p.final[len(self._printed):])
+            self._printed = p.final
+        self._out.flush()
+
+    def final(self, result: dict[str, Any]) -> None:
+        if self._json:
+            self._out.write(json.dumps({"event": "final", **result}) + "\n")
+        else:
+            rest = result["text"][len(self._printed):]
+            self._out.write(rest + "\n")
+            self._printed = ""
+        self._out.flush()
+
+
+def stream_file(submit: Callable[[np.ndarray], Future], wait: Callable[[Future], Any], name: str,
+                stream: audio.FileStream, cfg: config.Config, printer: Printer, *, realtime: bool) -> dict[str, Any]:
+    """One file through the live path; returns its result (text, audio_s, pieces, partials)."""
+    from ctrlspeak.audio.vad import make_vad
+
+    shown = audio.display_path(name)
+    segmenter = live_rule(cfg.min_silence_s, cfg.max_segment_s).segmenter(make_vad())
+    live = LiveText(uuid.uuid4().hex[:8])
+    position = [0.0]  # audio seconds fed so far
+    t0 = time.monotonic()
+    pacer = LivePacer(cfg.live_interval_s, (lambda: time.monotonic() - t0) if realtime else (lambda: position[0]))
+    segments: dict[int, Future] = {}
+    decode: tuple[int, Future] | None = None
+    count = partials = 0
+
+    def show(p: Partial | None) -> None:
+        nonlocal partials
+        partials += p is not None
+        printer.partial(shown, p)
+
+    def collect(everything: bool) -> None:
+        """Take back what the worker has done (``everything``: wait for all in flight)."""
+        nonlocal decode
+        if decode is not None and (everything or decode[1].done()):
+            (index, future), decode = decode, None
+            try:
+                t = wait(future)
+                pacer.back(t.timings.compute_s)
+                show(live.tail(index, t.text))
+            except errors.CtrlspeakError:
+                pacer.back(None)  # a partial is a courtesy: the segment's own text follows
+        for index in sorted(segments):
+            if everything or segments[index].done():
+                show(live.segment(index, wait(segments.pop(index)).text))
+
+    for block in stream.blocks(BLOCK_S):
+        position[0] += block.size / SAMPLE_RATE
+        if realtime:
+            time.sleep(max(0.0, t0 + position[0] - time.monotonic()))
+        for piece in segmenter.feed(block):
+            segments[count] = submit(piece)
+            count += 1
+        if pacer.due(worker_idle=not segments and decode is None, open_s=segmenter.buffered_s):
+            pacer.sent()
+            decode = (count, submit(segmenter.pending()))
+        collect(everything=not realtime)
+    rest = segmenter.flush()
+    if rest is not None and (count == 0 or float(np.abs(rest).max()) > SILENT_PEAK):
+        segments[count] = submit(rest)
+        count += 1
+    collect(everything=True)
+    return {"file": shown, "text": live.final, "audio_s": round(position[0], 3), "pieces": count,
+            "partials": partials, "roundtrip_s": round(time.monotonic() - t0, 4)}
+

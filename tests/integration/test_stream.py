@@ -1,0 +1,66 @@
+"""`ctrlspeak transcribe --stream`: a file through the live path with the real spawned worker and
+the bundled tiny-en: the partials grow into exactly the final text, the first sentence is final
+while the second is still being heard, and the final text is what the plain path says."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import load_tinyen
+
+pytestmark = pytest.mark.integration
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", "tiny-en", "--progress", "none",
+                          *args], capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_partials_grow_into_exactly_the_final_text_at_real_time_pace(tmp_path):
+    load_tinyen()
+    from tinyen import speech
+
+    first = speech.synth("the train was late again this morning", voice="en-us", rate=160, pitch=50)
+    second = speech.synth("can you call me back in ten minutes", voice="en-us", rate=160, pitch=50)
+    path = tmp_path / "two.wav"
+    audio = np.concatenate([first, np.zeros(16000, np.float32), second])
+    sf.write(path, audio, 16000, subtype="PCM_16")
+
+    events = [json.loads(line) for line in _cli("--stream", "--realtime", "--json", str(path)).stdout.splitlines()]
+    partials, final = events[:-1], events[-1]
+    assert final["event"] == "final" and all(e["event"] == "partial" for e in partials)
+    assert final["pieces"] == 2 and final["partials"] == len(partials)
+    finals = [p["final"] for p in partials]
+    assert all(b.startswith(a) for a, b in zip(finals, finals[1:])), "final text never changes, only grows"
+    assert finals[-1] == final["text"] and partials[-1]["tentative"] == ""
+    assert [p["seq"] for p in partials] == list(range(1, len(partials) + 1))
+    # words showed up before their segment was over, and the first sentence was final while
+    # the second was still tentative
+    assert any(p["tentative"] and not p["final"] for p in partials)
+    assert any(p["final"] and p["tentative"] for p in partials), finals
+    # the same words as the plain path (both cut this file at its one pause)
+    assert final["text"] == _cli(str(path)).stdout.strip()
+
+
+def test_plain_stream_prints_the_text_as_it_becomes_final():
+    from ctrlspeak.models import registry
+
+    sample = registry.BUNDLED_SAMPLE
+    out = _cli("--stream", str(sample)).stdout
+    assert out == sample.with_suffix(".txt").read_text().strip() + "\n"
+
+
+def test_realtime_without_stream_is_a_usage_error():
+    from ctrlspeak.models import registry
+
+    out = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", "tiny-en", "--realtime",
+                          str(registry.BUNDLED_SAMPLE)], capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "--realtime paces --stream: add --stream" in out.stderr
