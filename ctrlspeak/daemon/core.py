@@ -121,6 +121,7 @@ class Daemon:
         self._setup_sinks()
         self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
         self.add_text_sink(self._control.publish)
+        wiring.start_overlay(self.cfg, self._control.path, self._closers)
         self._vad = make_vad()
         model, notice = wiring.choose_model(self.cfg)
         self._start_worker(model)  # then at once: loading takes longest

@@ -124,6 +124,31 @@ def open_control(runtime_dir: Path | None, handler: Callable[[dict[str, Any]], d
     return server
 
 
+def start_overlay(cfg: config_mod.Config, socket: Path, closers: list[Any]) -> Any:
+    """The live overlay's process (ctrlspeak.desktop.overlay), with ``live = true`` where there
+    is an X display; None where it is off."""
+    import os
+    import subprocess
+    import sys
+
+    if not cfg.live or not os.environ.get("DISPLAY"):
+        return None
+    proc = subprocess.Popen([sys.executable, "-m", "ctrlspeak.desktop.overlay", "--socket", str(socket)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+    def close() -> None:
+        proc.terminate()
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    closers.append(close)
+    log.info("live overlay started (pid %d)", proc.pid)
+    return proc
+
+
 def open_source(cfg: config_mod.Config, make: Callable[..., Any] | None, closers: list[Any], *,
                 on_audio: Callable[[Any], None], on_stall: Callable[[str], None]) -> Any:
     """The microphone (or ``make``'s source in its place: a file for ``ctrlspeak bench``)."""
