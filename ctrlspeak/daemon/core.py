@@ -10,6 +10,8 @@ and the loop is the only publisher of its status::
     supervisor ---------/       (events)            +--> WorkerLink, ModelView (the model)
     signal relay, tray -/                           \\--> Publisher --> console, tray, notify,
                                                                      socket followers, systemd
+                                    live text (partials, never on the status bus) --> socket
+                                    followers (the overlay process among them), console, tray
 
 A recording's audio is cut at pauses and each segment goes to the worker while the person is
 still speaking; a tap while the model loads records anyway (segments wait for the worker).
@@ -55,6 +57,7 @@ from ctrlspeak.supervision.worker_state import WorkerState
 
 log = logging.getLogger(__name__)
 
+
 class Daemon:
     def __init__(self, cfg: config_mod.Config, flags: dict[str, Any] | None = None, *,
                  console: bool = True, hotkey: bool = True, tray: bool | None = None,
@@ -90,16 +93,14 @@ class Daemon:
             self._parts, submit=self._submit, on_done=lambda sid, i, f: self.post(SegmentDone(sid, i, f)),
             publish=self._publish, publish_error=self._publish_error, settle=self._pub.settle,
             model_name=self._model_name, on_partial=self._pub.partial)
-        #: the recording being made (its session, its journal entry, its segmenter)
-        self._live = LiveRecording(self._mic, self._dictations, self._link, self._pub)
-        #: live text of the open segment (``live = true``), paced for the one worker
-        self._open_segment = OpenSegment(LivePacer(cfg.live_interval_s, clock), self._submit,
-                                         on_done=lambda sid, i, f: self.post(LiveDecodeDone(sid, i, f)))
+        #: the recording being made (its session, its journal entry, its segmenter, its live text)
+        self._live = LiveRecording(self._mic, self._dictations, self._link, self._pub, OpenSegment(
+            LivePacer(cfg.live_interval_s, clock), self._submit,
+            on_done=lambda sid, i, f: self.post(LiveDecodeDone(sid, i, f))))
         self._handlers: dict[type, Callable[[Any], None]] = {
             AudioIn: lambda e: self._on_audio(e.audio),
             SegmentDone: lambda e: self._dictations.segment_done(self._live.session, e.session, e.index, e.future),
-            LiveDecodeDone: lambda e: self._pub.partial(self._open_segment.done(
-                self._dictations.find(self._live.session, e.session), e.index, e.future)),
+            LiveDecodeDone: lambda e: self._live.decode_done(e.session, e.index, e.future),
             HotkeyPressed: lambda e: commands.on_hotkey(self, e.event, e.at),
             Command: self._on_command,
             WorkerProgress: lambda e: self._on_progress(e.progress),
@@ -149,11 +150,7 @@ class Daemon:
         self._notifier = wiring.add_sinks(self.status, self.cfg, self._closers, console=self._want_console,
                                           add_text_sink=self.add_text_sink)
         if self._want_tray:
-            wiring.add_tray(self.status, self._closers,
-                            on_toggle=lambda: self.post(Command({"cmd": "toggle"}, Future())),
-                            on_model=lambda name: self.post(Command({"cmd": "model", "name": name}, Future())),
-                            on_quit=lambda: self.post(SignalReceived(signal.SIGTERM)),
-                            add_text_sink=self.add_text_sink)
+            wiring.add_tray(self.status, self._closers, post=self.post, add_text_sink=self.add_text_sink)
 
     def _setup_output(self) -> None:
         self._parts.output = wiring.make_output(self.cfg, self._hotkey, self._stdout)
@@ -215,14 +212,8 @@ class Daemon:
         return self._keepalive.enabled and self._idle() and not self._stop.requested and self._link.unloadable
 
     def _keep_alive_tick(self) -> None:
-        now = self._clock()
-        self._keepalive.note(now, self._can_unload())
-        if not self._keepalive.due(now):
+        if not self._keepalive.tick(self._clock(), self._can_unload, self._link.unload):
             return
-        if not self._link.unload():  # a request still pending there: try again a full period later
-            self._keepalive.restart(now)
-            return
-        self._keepalive.note(now, self._can_unload())  # unloaded: the count ends here
         model, minutes = self._model_name(), self.cfg.keep_alive_minutes
         log.info("%s unloaded after %g idle minute(s)", model, minutes)
         self._publish(StatusEvent("idle", f"{model} unloaded after {minutes:g} idle minute(s) to free memory; "
@@ -252,7 +243,6 @@ class Daemon:
             pre = self._live.start(self.cfg, self._vad, source)
         except errors.CtrlspeakError as exc:
             return exc
-        self._open_segment.pacer.interval_s = self.cfg.live_interval_s
         if pre.size:
             self._on_audio(pre)
         return None
@@ -271,9 +261,6 @@ class Daemon:
 
     def _on_audio(self, audio: np.ndarray) -> None:
         audio_s = self._live.feed(audio)
-        if self.cfg.live and audio_s is not None:
-            idle = self._link.state.ready is not None and not self._dictations.at_worker(self._live.session)
-            self._open_segment.tick(self._live.session, idle)
         if audio_s is not None and audio_s >= self.cfg.max_record_s:
             self.stop_recording(f"maximum length of {self.cfg.max_record_s:.0f} s reached; the audio is kept")
             self._publish(StatusEvent("notice", f"recording stopped at the {self.cfg.max_record_s:.0f} s limit"))

@@ -7,6 +7,8 @@ that timeout, so an idle daemon wakes once, to unload, and not on a polling tick
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class KeepAlive:
     def __init__(self, minutes: float) -> None:
@@ -37,3 +39,15 @@ class KeepAlive:
     def due(self, now: float) -> bool:
         wait = self.wait_s(now)
         return wait is not None and wait <= 0.0
+
+    def tick(self, now: float, idle: Callable[[], bool], unload: Callable[[], bool]) -> bool:
+        """The loop's turn: note ``idle()``, and when due call ``unload()`` (False: refused, a
+        request still pending: try again a full period later). True once it has unloaded."""
+        self.note(now, idle())
+        if not self.due(now):
+            return False
+        if not unload():
+            self.restart(now)
+            return False
+        self.note(now, idle())  # unloaded: the count ends here
+        return True

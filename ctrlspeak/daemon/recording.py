@@ -5,13 +5,16 @@ microphone's audio goes into the session's journal entry (so a crash loses nothi
 segmenter, whose finished segments go to :class:`~ctrlspeak.daemon.dictation.Dictations` at
 once, while the person is still speaking. At the stop the rest is flushed and the session is
 handed to the dictations to finish. What the person is told about a start, a stop or a cancel
-is said here too, through the loop's :class:`~ctrlspeak.daemon.publisher.Publisher`.
+is said here too, through the loop's :class:`~ctrlspeak.daemon.publisher.Publisher`. With
+``live = true`` the open segment is decoded again as it grows
+(:mod:`~ctrlspeak.daemon.live_decode`), for live text before a pause ends it.
 """
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,6 +23,7 @@ from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.audio.segment import live_rule
 from ctrlspeak.daemon.dictation import Dictations, Session
+from ctrlspeak.daemon.live_decode import OpenSegment
 from ctrlspeak.daemon.microphone import Microphone
 from ctrlspeak.daemon.publisher import Publisher
 from ctrlspeak.daemon.status import StatusEvent
@@ -35,11 +39,14 @@ SILENT_PEAK = 0.003
 
 
 class LiveRecording:
-    def __init__(self, mic: Microphone, dictations: Dictations, link: WorkerLink, pub: Publisher) -> None:
+    def __init__(self, mic: Microphone, dictations: Dictations, link: WorkerLink, pub: Publisher,
+                 open_segment: OpenSegment) -> None:
         self._mic = mic
         self._dictations = dictations
         self._link, self._pub = link, pub
+        self._open_segment = open_segment  # its decodes: live text before a pause ends a segment
         self._sounds = False  # the config's, as of this recording's start: its stop blip matches
+        self._live = False  # the same: live = true decodes the open segment
         #: the recording being made; None between recordings
         self.session: Session | None = None
 
@@ -84,7 +91,8 @@ class LiveRecording:
     def _open(self, cfg: config_mod.Config, vad: Any, model_name: str) -> np.ndarray:
         """Open the microphone and a journal entry; returns the pre-roll audio."""
         pre = self._mic.begin()
-        self._sounds = cfg.sounds
+        self._sounds, self._live = cfg.sounds, cfg.live
+        self._open_segment.pacer.interval_s = cfg.live_interval_s
         session = Session(id=uuid.uuid4().hex[:8], started=time.monotonic(),
                           segmenter=live_rule(cfg.min_silence_s, cfg.max_segment_s).segmenter(vad))
         dictations = self._dictations
@@ -119,7 +127,15 @@ class LiveRecording:
                 self._dictations.journal_failed(exc, session)
         for segment in session.segmenter.feed(audio):
             self._dictations.add_segment(session, segment)
+        if self._live:
+            idle = self._link.state.ready is not None and not self._dictations.at_worker(session)
+            self._open_segment.tick(session, idle)
         return session.audio_s
+
+    def decode_done(self, session_id: str, index: int, future: Future) -> None:
+        """A decode of a recording's open segment is back: its live text, to the text sinks."""
+        session = self._dictations.find(self.session, session_id)
+        self._pub.partial(self._open_segment.done(session, index, future))
 
     def _end(self, reason: str, at: float | None) -> Session | None:
         """The journal entry is committed, the rest goes to the worker, and the session is the

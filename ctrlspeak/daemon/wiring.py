@@ -61,11 +61,24 @@ def add_sinks(bus: StatusBus, cfg: config_mod.Config, closers: list[Any], *, con
     return notifier
 
 
-def add_tray(bus: StatusBus, closers: list[Any], *, on_toggle: Callable[[], None],
-             on_model: Callable[[str], None], on_quit: Callable[[], None],
+def add_tray(bus: StatusBus, closers: list[Any], *, post: Callable[[Any], None],
              add_text_sink: Callable[[Callable[[dict[str, Any]], None]], None]) -> None:
     """A tray icon, where the desktop has a tray host; said once in the log where it has not.
-    Its tooltip shows live text too, through the same thread as its status."""
+    Its menu posts commands to the loop (``post``); its tooltip shows live text too, through
+    the same thread as its status."""
+    from concurrent.futures import Future
+
+    from ctrlspeak.daemon.events import Command, SignalReceived
+
+    def on_toggle() -> None:
+        post(Command({"cmd": "toggle"}, Future()))
+
+    def on_model(name: str) -> None:
+        post(Command({"cmd": "model", "name": name}, Future()))
+
+    def on_quit() -> None:
+        post(SignalReceived(signal.SIGTERM))
+
     from ctrlspeak.daemon.status import ThreadedSink
     from ctrlspeak.desktop.tray import Tray, tray_host
 
