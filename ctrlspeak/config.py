@@ -130,6 +130,9 @@ class Config:
     #: Segments' text goes to `status --follow` as partial events with live off too
     live: bool = False
     live_interval_s: float = 0.5
+    #: typing while speaking: each segment's text goes to the cursor as soon as it is final
+    #: (a pause ended it), the rest at the stop; only final text, so nothing is taken back
+    live_typing: bool = False
     sounds: bool = True
     #: "paste" (clipboard + Ctrl+V), "type" (keystrokes) or "stdout"
     output: str = "paste"

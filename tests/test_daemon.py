@@ -144,6 +144,37 @@ def test_with_live_on_the_open_segment_is_shown_tentative_and_the_final_text_is_
     assert (partials[-1]["final"], partials[-1]["tentative"]) == ("the team found a bug in the code", "")
 
 
+def test_typing_while_speaking_delivers_each_final_segment_then_the_rest(stores, workers: FakeWorkers):
+    d, events = stores(min_silence_s=0.3, live_typing=True)
+    said = iter(["the team found a bug", "in the code"])
+    workers.answer = lambda: next(said)
+    record(d, np.concatenate([speech(2.5), np.zeros(16000, np.float32)]))
+    pump(d, lambda: d.parts.output.texts)
+    assert d.recording and d.parts.output.texts == ["the team found a bug"], "typed before the stop"
+    d.post(daemon_mod.AudioIn(speech(1.0)))
+    pump(d, command(d, "stop").done)
+    settle(d)
+    assert d.parts.output.texts == ["the team found a bug", " in the code"], "the rest, spaced as a next dictation"
+    assert history(d) == [("the team found a bug in the code", "dictation")], "history holds it whole"
+    assert d.parts.journal.leftovers() == []
+    assert [e.state for e in events][-2:] == ["done", "ready"]
+
+
+def test_a_failed_paste_while_speaking_leaves_that_part_for_the_stop(stores, workers: FakeWorkers):
+    d, _ = stores(min_silence_s=0.3, live_typing=True)
+    said = iter(["the team found a bug", "in the code"])
+    workers.answer = lambda: next(said)
+    d.parts.output.result = Delivery(pasted=False, method="paste", detail="no window")
+    record(d, np.concatenate([speech(2.5), np.zeros(16000, np.float32)]))
+    pump(d, lambda: d.parts.output.texts)
+    d.parts.output.result = Delivery()
+    d.post(daemon_mod.AudioIn(speech(1.0)))
+    pump(d, command(d, "stop").done)
+    settle(d)
+    assert d.parts.output.texts[-1] == "the team found a bug in the code", "nothing lost: all of it at the stop"
+    assert history(d) == [("the team found a bug in the code", "dictation")]
+
+
 def test_a_microphone_stall_transcribes_what_was_recorded_and_the_next_recording_works(stores):
     d, events = stores()
     record(d, speech())

@@ -24,6 +24,8 @@ def add_parsers(sub: Any) -> None:
     r.add_argument("--no-tray", dest="tray", action="store_false", default=None, help="no tray icon")
     r.add_argument("--live", action=argparse.BooleanOptionalAction, default=None,
                    help="live text while speaking: decode the words not yet final every live_interval_s")
+    r.add_argument("--live-typing", action=argparse.BooleanOptionalAction, default=None,
+                   help="type each segment at the cursor as soon as a pause makes it final; the rest at the stop")
     r.add_argument("--no-hotkey", dest="hotkey", action="store_false", default=True,
                    help="no global key listener (drive it with `ctrlspeak toggle`)")
     r.set_defaults(func=run)

@@ -18,7 +18,7 @@ Verb = Callable[[argparse.Namespace], int]
 
 #: the flags that feed :func:`config.load` (each None unless given)
 CONFIG_FLAGS = ("model", "compute_device", "input_device", "output", "history", "tray", "threads", "offline",
-                "language", "target_language", "punctuation", "live")
+                "language", "target_language", "punctuation", "live", "live_typing")
 
 
 class DeprecatedFlag(argparse.Action):

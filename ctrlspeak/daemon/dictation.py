@@ -56,6 +56,10 @@ class Session:
     in_journal: bool = False
     #: its text so far, for the live view
     live: LiveText = field(init=False, repr=False)
+    #: live_typing: its final text goes to the cursor while it is recorded; ``typed`` is how
+    #: much of it is there (a prefix of the final text: only final text is typed)
+    type_as_final: bool = False
+    typed: str = ""
 
     def __post_init__(self) -> None:
         self.live = LiveText(self.id)
@@ -147,7 +151,29 @@ class Dictations:
             session.failures[index] = exc
         if session.kind == "dictation":  # a recovered recording's text is not being watched
             self._on_partial(session.live.segment(index, session.texts.get(index)))
+            if session.type_as_final and session.stopped_at is None and not session.failures:
+                self._type_final(session)
         self.maybe_finish(session)
+
+    def _type_final(self, session: Session) -> None:
+        """Typing while speaking: what became final since the last time goes to the cursor now.
+        A paste that fails ends it for this recording: the rest, that part included, goes at
+        the stop, the normal way (and history holds the whole text either way)."""
+        new = session.live.final[len(session.typed):].strip()
+        if not new:
+            return
+        target, insert = self._fit(new)
+        try:
+            delivery = self.parts.output.deliver(insert)
+        except errors.CtrlspeakError as exc:
+            log.warning("typing while speaking stopped for this recording: %s", exc.message)
+            session.type_as_final = False
+            return
+        if not delivery.pasted:
+            session.type_as_final = False
+            return
+        self._last_insert = (target, insert)
+        session.typed = session.live.final
 
     def maybe_finish(self, session: Session) -> None:
         if not session.complete:
@@ -278,14 +304,18 @@ class Dictations:
         delivered_note = ""
         inserted_at: float | None = None
         failed: errors.CtrlspeakError | None = None
-        target, insert = self._fit(text)
-        text = insert.strip(" ")
+        rest = text[len(session.typed):].strip()  # typed while speaking already: the rest
+        target, insert = self._fit(rest) if rest else (None, "")
+        if session.typed:
+            text = session.typed + (" " + rest if rest else "")
+        else:
+            text = insert.strip(" ")
         try:
-            delivery = output.deliver(insert)
-            inserted_at = delivery.inserted_at
-            if delivery.pasted:
+            delivery = output.deliver(insert) if rest else None
+            inserted_at = delivery.inserted_at if delivery is not None else None
+            if delivery is not None and delivery.pasted:
                 self._last_insert = (target, insert)
-            if not delivery.pasted and delivery.method != "stdout":
+            if delivery is not None and not delivery.pasted and delivery.method != "stdout":
                 self._publish(StatusEvent("error", delivery.detail, code="ERR_PASTE_FAILED",
                                           hint=errors.info_for("ERR_PASTE_FAILED").hint))
                 delivered_note = "on the clipboard"

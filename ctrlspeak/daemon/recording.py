@@ -94,7 +94,8 @@ class LiveRecording:
         self._sounds, self._live = cfg.sounds, cfg.live
         self._open_segment.pacer.interval_s = cfg.live_interval_s
         session = Session(id=uuid.uuid4().hex[:8], started=time.monotonic(),
-                          segmenter=live_rule(cfg.min_silence_s, cfg.max_segment_s).segmenter(vad))
+                          segmenter=live_rule(cfg.min_silence_s, cfg.max_segment_s).segmenter(vad),
+                          type_as_final=cfg.live_typing and cfg.output != "stdout")
         dictations = self._dictations
         if dictations.parts.journal is None and cfg.journal:
             dictations.open_journal(cfg.keep_recordings, vad, recover=False)  # it failed before: try again
