@@ -129,7 +129,9 @@ class Config:
     #: often when the machine cannot keep up; the final text is the same either way).
     #: Segments' text goes to `status --follow` as partial events with live off too
     live: bool = False
-    live_interval_s: float = 0.5
+    #: 0.3 s: a word shows about this long after its end plus the model's own lookahead
+    #: (scripts/bench_live.py, tiny-en: p50 0.52 s at 0.5, 0.43 s at 0.4, 0.32 s at 0.25)
+    live_interval_s: float = 0.3
     #: typing while speaking: each segment's text goes to the cursor as soon as it is final
     #: (a pause ended it), the rest at the stop; only final text, so nothing is taken back
     live_typing: bool = False

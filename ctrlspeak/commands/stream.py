@@ -60,8 +60,10 @@ class Printer:
 
 
 def stream_file(submit: Callable[[np.ndarray], Future], wait: Callable[[Future], Any], name: str,
-                stream: audio.FileStream, cfg: config.Config, printer: Printer, *, realtime: bool) -> dict[str, Any]:
-    """One file through the live path; returns its result (text, audio_s, pieces, partials)."""
+                stream: audio.FileStream, cfg: config.Config, printer: Printer, *, realtime: bool,
+                decode_open: bool = True) -> dict[str, Any]:
+    """One file through the live path; returns its result (text, audio_s, pieces, partials).
+    ``decode_open=False``: segments only, as the daemon with ``live = false``."""
     from ctrlspeak.audio.vad import make_vad
 
     shown = audio.display_path(name)
@@ -101,7 +103,7 @@ def stream_file(submit: Callable[[np.ndarray], Future], wait: Callable[[Future],
         for piece in segmenter.feed(block):
             segments[count] = submit(piece)
             count += 1
-        if pacer.due(worker_idle=not segments and decode is None, open_s=segmenter.buffered_s):
+        if decode_open and pacer.due(worker_idle=not segments and decode is None, open_s=segmenter.buffered_s):
             pacer.sent()
             decode = (count, submit(segmenter.pending()))
         collect(everything=not realtime)

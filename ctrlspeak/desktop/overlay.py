@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import queue
 import sys
 import threading
@@ -21,20 +22,23 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 TITLE = "ctrlspeak live"
-POLL_MS = 40
 #: what the overlay shows at most: the end of a long dictation (the words being said)
 SHOWN_CHARS = 240
 
 
-def _follow(path: Path | None, events: queue.Queue[dict[str, Any] | None]) -> None:
+def _follow(path: Path | None, events: queue.Queue[dict[str, Any] | None], wake: int) -> None:
+    """On its own thread: the daemon's events into ``events``, a byte into ``wake`` for each
+    (Tk is not thread-safe; a file handler on the pipe wakes its loop, so it never polls)."""
     from ctrlspeak import control
 
     try:
         for event in control.follow(path):
             events.put(event)
+            os.write(wake, b"e")
     except Exception as exc:  # noqa: BLE001 - the daemon went away, or never answered: end quietly
         log.info("the overlay stops following: %s", exc)
     events.put(None)
+    os.write(wake, b"e")
 
 
 def _pass_clicks_through(window_id: int) -> None:
@@ -122,9 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     overlay = Overlay(root)
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-    threading.Thread(target=_follow, args=(args.socket, events), name="overlay-follow", daemon=True).start()
+    readable, wake = os.pipe()
+    threading.Thread(target=_follow, args=(args.socket, events, wake), name="overlay-follow", daemon=True).start()
 
-    def poll() -> None:
+    def take(fd: int, _mask: int) -> None:
+        os.read(fd, 4096)
         try:
             while True:
                 event = events.get_nowait()
@@ -134,9 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 overlay.take(event)
         except queue.Empty:
             pass
-        root.after(POLL_MS, poll)
 
-    root.after(POLL_MS, poll)
+    root.createfilehandler(readable, tk.READABLE, take)
     root.mainloop()
     return 0
 
