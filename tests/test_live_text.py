@@ -79,7 +79,7 @@ def test_the_pacer_waits_for_an_idle_worker_its_interval_and_a_decode_in_flight(
 
     now = [100.0]
     pacer = LivePacer(0.5, lambda: now[0])
-    assert not pacer.due(worker_idle=True, open_s=0.3), "half a second holds a word at most"
+    assert not pacer.due(worker_idle=True, open_s=0.2), "a fifth of a second holds no word yet"
     assert not pacer.due(worker_idle=False, open_s=2.0), "a segment at the worker comes first"
     assert pacer.due(worker_idle=True, open_s=2.0)
     pacer.sent()

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: an open segment shorter than this holds a word at most: not worth a decode
+#: an open segment shorter than this holds a short word at most: not worth a decode
 MIN_OPEN_S = 0.3
 
 
