@@ -60,6 +60,13 @@ REGISTRY: tuple[ModelSpec, ...] = (
               "Canary 180M flash: small multilingual transcription and translation"),
     ModelSpec("canary-v2", "nvidia/canary-1b-v2", "aed", EU25,
               "Canary 1B v2: 25 European languages, transcription and translation"),
+    # cache-aware streaming FastConformers (RNN-T): chunk sizes 80/160/560/1120 ms and
+    # (Unified) 160 ms up; here they transcribe whole segments like the others, and live text
+    # re-decodes the open one (ctrlspeak.daemon.live_decode)
+    ModelSpec("nemotron-streaming", "nvidia/nemotron-speech-streaming-en-0.6b", "rnnt", ("en",),
+              "Nemotron Speech streaming 0.6B: English, cache-aware streaming, punctuation and capitals"),
+    ModelSpec("parakeet-unified", "nvidia/parakeet-unified-en-0.6b", "rnnt", ("en",),
+              "Parakeet Unified 0.6B: English, one model for offline and streaming, punctuation and capitals"),
     ModelSpec("tiny-en", None, "tdt", ("en",),
               "bundled demo model: synthetic (espeak-ng) English speech over a fixed vocabulary only",
               bundled_file="tiny-en.nemo"),
