@@ -7,6 +7,7 @@ the cache check), :mod:`~ctrlspeak.models.hub` (where the hub is and what a file
 
 Worker-only, because they import torch and NeMo: :mod:`~ctrlspeak.models.backends` (loading and
 running Parakeet, Canary and streaming models), :mod:`~ctrlspeak.models.fastload` (the fast
-restore through a weights cache) and :mod:`~ctrlspeak.models.int8` (the int8 encoder).
+restore through a weights cache), :mod:`~ctrlspeak.models.int8` (the int8 encoder) and
+:mod:`~ctrlspeak.models.streaming` (cache-aware streaming of live audio, chunk by chunk).
 ``tests/test_main_process_imports.py`` holds the daemon to this.
 """

@@ -10,9 +10,10 @@ Not a timed test: run it by hand, on an otherwise idle machine. Three parts:
    twice, interleaved with itself: live on (the open segment decoded every live_interval_s)
    and live off (a segment's text once a pause ends it), so the ratio is what live buys.
 2. **What live costs**: the worker's CPU seconds per second of speech, live on against off.
-3. **The streaming step** (``--chunks``): the bundled model through NeMo's cache-aware
-   ``conformer_stream_step`` chunk by chunk, compute over chunk duration at each chunk size,
-   float32 and with a dynamic int8 encoder, 2 threads.
+3. **The streaming step** (``--chunks``): the bundled model through the live streaming path
+   (models/streaming.py: an exact incremental mel, then NeMo's cache-aware
+   ``conformer_stream_step``), a chunk's audio at a time, compute over chunk duration at each
+   chunk size, float32 and with a dynamic int8 encoder, 2 threads.
 
 Word ends come from espeak-ng itself: each sentence's prefixes are spoken alone and their
 length (trailing quiet trimmed) is where that word ends.
@@ -150,53 +151,42 @@ def partial_latency(n_sentences: int, passes: int, interval_s: float) -> None:
 
 
 def chunk_compute() -> None:
+    """The live streaming path (models/streaming.py: exact incremental mel, then NeMo's
+    conformer_stream_step) fed a chunk's audio at a time: compute per chunk / its duration."""
     import os
 
     import torch
     from nemo.collections.asr.models import ASRModel
-    from nemo.collections.asr.parts.utils.streaming_utils import CacheAwareStreamingAudioBuffer
 
     from ctrlspeak.models import registry
+    from ctrlspeak.models.streaming import LiveStream
     from tinyen import datasets, speech
-    from tinyen.model import ATT_CONTEXTS, CHUNK_MS
+    from tinyen.model import CHUNK_MS
 
     torch.set_num_threads(2)
     cwd = os.getcwd()
     try:
         base = ASRModel.restore_from(registry.resolve("tiny-en").path, map_location="cpu").eval()
+        int8 = ASRModel.restore_from(registry.resolve("tiny-en").path, map_location="cpu").eval()
     finally:
         os.chdir(cwd)
-    text = " ".join(it["text"] for it in datasets.build_datasets(0, 6, 0, 0).heldout_natural)
-    audio = speech.synth(text, voice="en-us", rate=160, pitch=50).astype(np.float32)
-    int8 = ASRModel.restore_from(registry.resolve("tiny-en").path, map_location="cpu").eval()
-    os.chdir(cwd)
     int8.encoder = torch.ao.quantization.quantize_dynamic(int8.encoder, {torch.nn.Linear}, dtype=torch.qint8)
-    print(f"streaming step, tiny-en, {audio.size / SR:.1f} s of speech, 2 threads "
+    text = " ".join(it["text"] for it in datasets.build_datasets(0, 6, 0, 0).heldout_natural)
+    audio = speech.synth(text, voice="en-us", rate=160, pitch=50).astype(np.float32) / 32767.0
+    print(f"live streaming step (models/streaming.py), tiny-en, {audio.size / SR:.1f} s of speech, 2 threads "
           "(compute per chunk / chunk duration; < 1 keeps up):")
     for rc in sorted(CHUNK_MS):
         row = []
         for name, model in (("fp32", base), ("int8", int8)):
-            enc = model.encoder
-            enc.set_default_att_context_size([ATT_CONTEXTS[0][0], rc])
-            buf = CacheAwareStreamingAudioBuffer(model=model, online_normalization=False,
-                                                 pad_and_drop_preencoded=False)
-            buf.append_audio(audio)
-            ch, tm, ch_len = enc.get_initial_cache_state(batch_size=1)
-            hyps = pred = None
+            stream = LiveStream(model, rc)
+            step = int(stream.chunk_s * SR)
             times = []
-            with torch.inference_mode():
-                for step, (chunk, chunk_len) in enumerate(iter(buf)):
-                    t = time.perf_counter()
-                    pred, _texts, ch, tm, ch_len, hyps = model.conformer_stream_step(
-                        processed_signal=chunk, processed_signal_length=chunk_len, cache_last_channel=ch,
-                        cache_last_time=tm, cache_last_channel_len=ch_len, keep_all_outputs=buf.is_buffer_empty(),
-                        previous_hypotheses=hyps, previous_pred_out=pred,
-                        drop_extra_pre_encoded=0 if step == 0 else enc.streaming_cfg.drop_extra_pre_encoded,
-                        return_transcription=True)
-                    times.append(time.perf_counter() - t)
-            enc.set_default_att_context_size(ATT_CONTEXTS[0])
-            steady = times[1:-1] or times
-            row.append(f"{name} {np.median(steady) / (CHUNK_MS[rc] / 1000):.3f}")
+            for at in range(0, audio.size, step):
+                t = time.perf_counter()
+                stream.feed(audio[at:at + step])
+                times.append(time.perf_counter() - t)
+            stream.finish()
+            row.append(f"{name} {np.median(times[2:]) / stream.chunk_s:.3f}")
         print(f"  {CHUNK_MS[rc]:5d} ms chunks: " + ", ".join(row))
 
 
