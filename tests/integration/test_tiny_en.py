@@ -92,8 +92,12 @@ def test_long_utterance_with_pauses_comes_out_whole(tmp_path):
     # in 44 here); a dropped sentence would cost 6 or more
     assert errors["wer"] <= 0.08, (result["text"], " ".join(ref))
     written = " ".join(texts).split()
-    ends = [(hyp[i], {ref[i], written[i]}) for i in (0, 1, -2, -1)]
-    assert all(word in heard for word, heard in ends), f"nothing dropped at the ends: {ends}"
+    # a word espeak-ng says as it says another (ate/eight) may come out as either beside new
+    # neighbours: that is the model, not a join, so homophones count as the same word here
+    canon = scoring.homophones()
+    same = lambda w: canon.get(w, w)  # noqa: E731
+    ends = [(hyp[i], {same(ref[i]), same(written[i])}) for i in (0, 1, -2, -1)]
+    assert all(same(word) in heard for word, heard in ends), f"nothing dropped at the ends: {ends}"
     # a dropped or doubled piece would shift the count by a sentence (6+ words), not by a word
     assert abs(len(hyp) - len(ref)) <= 1, "nothing dropped or doubled where pieces were joined"
     assert result["pieces"] >= 2, "the file was cut at its pauses"
