@@ -15,6 +15,7 @@ Not a timed test, and slow (real time): run it by hand. Usage:
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import subprocess
@@ -114,8 +115,9 @@ def main() -> int:
     for i in differ:
         variants = sorted({texts[i] for texts in daemon_texts})
         a, b = variants[0].split(), variants[1].split()
-        diff = [(x, y) for x, y in zip(a, b) if x != y][:5]
-        print(f"    #{i}: e.g. {diff}" + (f" (lengths {len(a)} / {len(b)})" if len(a) != len(b) else ""))
+        ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+        diff = [(" ".join(a[i1:i2]), " ".join(b[j1:j2])) for tag, i1, i2, j1, j2 in ops if tag != "equal"]
+        print(f"    #{i}: {len(diff)} place(s), e.g. {diff[:4]}")
     return 0
 
 
