@@ -9,6 +9,10 @@ One JSON object per line, each request answered by one line, in order.
 * success: ``{"ok": true, ...the daemon's reply..., "id": ...}``; ``follow`` also carries
   ``"following": true`` and is followed by one line per published event until either side
   closes (events published while the follow request is answered come after its reply).
+  Events are ``{"event": "status", "state": ..., ...}`` (ctrlspeak.daemon.status.StatusEvent)
+  and, while a dictation is heard, ``{"event": "partial", "id": ..., "final": ..., "tentative":
+  ...}`` with its text so far (ctrlspeak.daemon.live_text.Partial): the socket is the only
+  place the words go, and only its owner's uid may connect.
 * failure: ``{"ok": false, "error": {"code": "ERR_...", "message": "...", "hint": "..."},
   "id": ...}``. Malformed requests give ``ERR_USAGE``; a daemon exception that is not a
   :class:`~ctrlspeak.errors.CtrlspeakError` gives ``ERR_INTERNAL``; refused connections
