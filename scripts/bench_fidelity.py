@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from tests.desktop.harness import Desktop, wait_until  # noqa: E402
+from tests.desktop.harness import Desktop, private_env, wait_until  # noqa: E402
 
 
 def _history(env: dict[str, str]) -> list[dict]:
@@ -59,13 +59,8 @@ def main() -> int:
         for i, a in enumerate(audio):
             files.append(Path(tmp) / f"long{i}.wav")
             sf.write(files[-1], a, 16000, subtype="PCM_16")
-        env = dict(desktop.env)
-        for var in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
-            env[var] = str(Path(tmp) / var.lower())
-            Path(env[var]).mkdir()
-        runtime = Path(tmp) / "run"
-        env.update({"CTRLSPEAK_RUNTIME_DIR": str(runtime), "HF_HUB_OFFLINE": "1", "CTRLSPEAK_SOUNDS": "false",
-                    "CTRLSPEAK_TRAY": "false"})
+        env = private_env(desktop.env, Path(tmp), CTRLSPEAK_TRAY="false")
+        runtime = Path(env["CTRLSPEAK_RUNTIME_DIR"])
         direct = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", "tiny-en", "--json",
                                  "--progress", "none", *map(str, files)], env=env, capture_output=True, text=True,
                                 timeout=1800)

@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.desktop.harness import Desktop, speak, wait_until  # noqa: E402
+from tests.desktop.harness import Desktop, private_env, speak, wait_until  # noqa: E402
 
 
 def _cpu_s(pid: int) -> float:
@@ -79,15 +79,12 @@ def main() -> int:
 
     rows = {}
     with tempfile.TemporaryDirectory() as tmp, Desktop() as desktop:
-        env = dict(desktop.env)
-        for var in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
-            env[var] = str(Path(tmp) / var.lower())
-            Path(env[var]).mkdir()
-        runtime = Path(tmp) / "run"
-        env.update({"CTRLSPEAK_RUNTIME_DIR": str(runtime), "HF_HUB_OFFLINE": "1", "CTRLSPEAK_SOUNDS": "false"})
+        env = private_env(desktop.env, Path(tmp))
+        runtime = Path(env["CTRLSPEAK_RUNTIME_DIR"])
         log = open(Path(tmp) / "daemon.log", "wb")
+        live = ["--live"] if args.live else []
         daemon = subprocess.Popen([sys.executable, "-m", "ctrlspeak", "run", "--model", args.model,
-                                   "--output", "stdout", *(["--live"] if args.live else [])], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   "--output", "stdout", *live], env=env, stdout=log, stderr=subprocess.STDOUT,
                                   stdin=subprocess.DEVNULL)
         try:
             sock = runtime / "control.sock"

@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.desktop.harness import Desktop, speak, wait_until  # noqa: E402
+from tests.desktop.harness import Desktop, private_env, speak, wait_until  # noqa: E402
 
 
 def _proc_stats(pid: int) -> tuple[int, int]:
@@ -45,13 +45,8 @@ def main() -> int:
     sentences = ["open the door please", "the cat sat on the red chair", "call my mother tomorrow morning"]
     with tempfile.TemporaryDirectory() as tmp, Desktop() as desktop:
         speech = [speak(s) for s in sentences]
-        env = dict(desktop.env)
-        for var in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
-            env[var] = str(Path(tmp) / var.lower())
-            Path(env[var]).mkdir()
-        runtime = Path(tmp) / "run"
-        env.update({"CTRLSPEAK_RUNTIME_DIR": str(runtime), "HF_HUB_OFFLINE": "1", "CTRLSPEAK_SOUNDS": "false",
-                    "CTRLSPEAK_NOTIFY": "errors"})
+        env = private_env(desktop.env, Path(tmp), CTRLSPEAK_NOTIFY="errors")
+        runtime = Path(env["CTRLSPEAK_RUNTIME_DIR"])
         log = open(Path(tmp) / "daemon.log", "wb")
         daemon = subprocess.Popen([sys.executable, "-m", "ctrlspeak", "run", "--model", args.model, "--output",
                                    "stdout", "--no-hotkey", "--no-tray"], env=env, stdout=log,

@@ -147,6 +147,19 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def private_env(base: Mapping[str, str], root: Path, **settings: str) -> dict[str, str]:
+    """``base`` (a desktop's environment) with HOME, the XDG dirs and the daemon's runtime dir
+    made under ``root``, so a script's daemon touches nothing of the user's, offline, without
+    sounds; ``settings`` add or override variables (``CTRLSPEAK_TRAY="false"``)."""
+    env = dict(base)
+    for var in ("HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        env[var] = str(root / var.lower())
+        Path(env[var]).mkdir(parents=True, exist_ok=True)
+    env.update({"CTRLSPEAK_RUNTIME_DIR": str(root / "run"), "HF_HUB_OFFLINE": "1", "CTRLSPEAK_SOUNDS": "false",
+                **settings})
+    return env
+
+
 def speak(text: str, voice: str = "en-us", rate: int = 160, pitch: int = 50) -> np.ndarray:
     """espeak-ng speech as float32 mono at 16 kHz (espeak writes 22.05 kHz)."""
     import soundfile
