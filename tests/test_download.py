@@ -137,7 +137,10 @@ def test_ctrl_c_keeps_the_partial_and_the_next_download_serves_only_the_rest(env
     assert "download interrupted;" in err and f"of {MB} kept: run `ctrlspeak models download parakeet` again" in err
     [partial] = _partials(env)
     kept = partial.stat().st_size
-    assert 3_000_000 <= kept < len(data) and partial.read_bytes() == data[:kept]
+    # what the hub had sent when Ctrl+C came may still have been on its way (the kernel's socket
+    # buffers, the client's last chunk): kept is most of it, and exactly its start
+    assert 2_000_000 <= kept <= test_hub.bytes_sent() and kept < len(data), (kept, test_hub.bytes_sent())
+    assert partial.read_bytes() == data[:kept]
     assert _listed(env)["cached"] == "partial" and _listed(env)["partial_bytes"] == kept
     test_hub.bytes_per_s = 0
     out = run_cli(env, "models", "download", "parakeet")
