@@ -59,6 +59,16 @@ def cut(audio: np.ndarray, is_speech: Callable[[np.ndarray], bool], rule: Segmen
     return [*pieces, rest] if rest is not None else pieces
 
 
+#: a final segment quieter than this (about -50 dBFS) holds no speech: don't transcribe it
+SILENT_PEAK = 0.003
+
+
+def keep_rest(rest: np.ndarray | None, pieces_before: int) -> bool:
+    """Whether a recording's last piece (its segmenter's flush) goes to the worker: unless it is
+    only the quiet after the last pause; a recording with no piece before it always does."""
+    return rest is not None and (pieces_before == 0 or float(np.abs(rest).max()) > SILENT_PEAK)
+
+
 def join_texts(texts: list[str]) -> str:
     """Join per-piece transcripts: pieces end at pauses, so a single space is right."""
     return " ".join(t.strip() for t in texts if t and t.strip())

@@ -22,10 +22,9 @@ import numpy as np
 
 from ctrlspeak import config, errors
 from ctrlspeak.audio import files as audio
-from ctrlspeak.audio.segment import live_rule
+from ctrlspeak.audio.segment import keep_rest, live_rule
 from ctrlspeak.daemon.live_decode import LivePacer
 from ctrlspeak.daemon.live_text import LiveText, Partial
-from ctrlspeak.daemon.recording import SILENT_PEAK
 from ctrlspeak.ipc import SAMPLE_RATE
 
 #: the microphone's block: how often the live path looks at new audio
@@ -108,7 +107,7 @@ def stream_file(submit: Callable[[np.ndarray], Future], wait: Callable[[Future],
             decode = (count, submit(segmenter.pending()))
         collect(everything=not realtime)
     rest = segmenter.flush()
-    if rest is not None and (count == 0 or float(np.abs(rest).max()) > SILENT_PEAK):
+    if keep_rest(rest, count):
         segments[count] = submit(rest)
         count += 1
     collect(everything=True)

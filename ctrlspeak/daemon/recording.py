@@ -21,7 +21,7 @@ import numpy as np
 
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
-from ctrlspeak.audio.segment import live_rule
+from ctrlspeak.audio.segment import keep_rest, live_rule
 from ctrlspeak.daemon.dictation import Dictations, Session
 from ctrlspeak.daemon.live_decode import OpenSegment
 from ctrlspeak.daemon.microphone import Microphone
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
     from ctrlspeak.daemon.worker_link import WorkerLink
 
 log = logging.getLogger(__name__)
-
-#: a final segment quieter than this (about -50 dBFS) holds no speech: don't transcribe it
-SILENT_PEAK = 0.003
-
 
 class LiveRecording:
     def __init__(self, mic: Microphone, dictations: Dictations, link: WorkerLink, pub: Publisher,
@@ -157,7 +153,7 @@ class LiveRecording:
             except OSError as exc:
                 self._dictations.journal_failed(exc, session)
         rest = session.segmenter.flush()
-        if rest is not None and (session.count == 0 or float(np.abs(rest).max()) > SILENT_PEAK):
+        if keep_rest(rest, session.count):
             self._dictations.add_segment(session, rest)
         self._dictations.finishing[session.id] = session
         return session
