@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stream", action="store_true",
                    help="the daemon's live path: print the text as it is recognised (--json: a line per event)")
     t.add_argument("--realtime", action="store_true", help="with --stream: feed the audio at its own pace")
+    flags.add_chunk_flag(t)
     t.set_defaults(func=flags.lazy("ctrlspeak.commands.transcribe", "run"))
 
     m = sub.add_parser("models", help="list, download or choose models")

@@ -70,6 +70,8 @@ def value_problem(name: str, value: Any) -> str | None:
         return f"must be 0 (physical cores, at most 4) or 1 to {MAX_THREADS}, not {value}"
     if name == "hotkey_taps" and not 1 <= value <= 5:
         return f"must be 1 to 5, not {value}"
+    if name == "stream_chunk_ms" and not 0 <= value <= 10_000:
+        return f"must be 0 (the model's own pick) or a chunk size in ms the model streams at, not {value}"
     if name == "keep_recordings" and value < 0:
         return f"must be 0 or more, not {value}"
     if name in _SPANS:
@@ -132,6 +134,10 @@ class Config:
     #: 0.3 s: a word shows about this long after its end plus the model's own lookahead
     #: (scripts/bench_live.py, tiny-en: p50 0.52 s at 0.5, 0.43 s at 0.4, 0.32 s at 0.25)
     live_interval_s: float = 0.3
+    #: a streaming model's live text comes chunk by chunk instead, in one of the model's own
+    #: chunk sizes (160, 560 or 1120 ms for tiny-en; 80 to 1120 for Nemotron streaming): shorter
+    #: shows words sooner for more CPU. 0 picks 160 ms, or 560 for a big model on a CPU
+    stream_chunk_ms: int = 0
     #: typing while speaking: each segment's text goes to the cursor as soon as it is final
     #: (a pause ended it), the rest at the stop; only final text, so nothing is taken back
     live_typing: bool = False

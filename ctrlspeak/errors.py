@@ -44,6 +44,7 @@ _TABLE: tuple[ErrorInfo, ...] = (
     ErrorInfo("ERR_JOURNAL", 28, "free space in the state directory (or fix its permissions); until then recordings are kept in memory only, and the journal is tried again at the next recording"),
     ErrorInfo("ERR_HISTORY", 29, "free space in the data directory, or fix its permissions or lock; the recording stays in the journal and goes to history once it can"),
     ErrorInfo("ERR_NOTHING_KEPT", 30, "set keep_recordings = N in the config to keep the last N recordings for `ctrlspeak retry`"),
+    ErrorInfo("ERR_STREAM", 32, "live text starts again from the open segment; the final text does not depend on it"),
     ErrorInfo("ERR_DISK_SPACE", 31, "free some disk space, or point HF_HUB_CACHE at a bigger disk, then run the download again"),
 )
 
@@ -148,6 +149,13 @@ class WorkerBootError(WorkerError):
 
 class DeviceUnavailable(CtrlspeakError):
     code = "ERR_DEVICE_UNAVAILABLE"
+
+
+class StreamError(CtrlspeakError):
+    """A piece of live audio the worker's stream cannot take (out of place, or a chunk size
+    the model does not offer)."""
+
+    code = "ERR_STREAM"
 
 
 class PasteFailed(CtrlspeakError):

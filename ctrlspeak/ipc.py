@@ -89,10 +89,24 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class StreamPiece:
+    """Marks a request's audio as the next piece of a live stream (a recording's open
+    segment) for a cache-aware streaming model: the worker feeds it to the stream ``stream``,
+    whose samples from ``start`` on it holds, in ``chunk_ms`` chunks, and answers with the
+    stream's text so far. ``start`` 0 opens the stream."""
+
+    stream: str
+    start: int
+    chunk_ms: int
+
+
+@dataclass(frozen=True)
 class TranscribeOptions:
     language: str | None = None
     target_language: str | None = None
     punctuation: bool = True
+    #: None: transcribe the audio whole
+    stream: StreamPiece | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,6 +189,10 @@ class WorkerReady:
     pid: int
     #: the LoadModel this answers, or BOOT_ID for the model the worker was started with
     id: str = BOOT_ID
+    #: the chunk sizes the model streams at (a cache-aware encoder); () when it does not stream
+    stream_chunks_ms: tuple[int, ...] = ()
+    #: the model's parameter count
+    params: int = 0
 
 
 @dataclass(frozen=True)

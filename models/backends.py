@@ -22,6 +22,7 @@ import torch
 from ctrlspeak import errors
 from ctrlspeak.ipc import SAMPLE_RATE, TranscribeOptions
 from ctrlspeak.models.int8 import quantize_encoder
+from ctrlspeak.models.streaming import StreamSlot, chunk_choices
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,8 @@ class Backend:
     device: torch.device
     dtype: torch.dtype | None
     int8_encoder: bool = False
+    #: the live stream of a cache-aware streaming model (models/streaming.py); None: it does not stream
+    streams: Any = None
 
     @property
     def dtype_name(self) -> str:
@@ -159,11 +162,21 @@ class Backend:
             raise errors.AudioInvalid("the audio is empty")
         if not np.isfinite(audio).all():
             raise errors.AudioInvalid("the audio holds NaN or infinite samples")
+        if options.stream is not None:
+            return self._stream(audio, options.stream)
         if audio.size < MIN_SAMPLES:
             audio = np.pad(audio, (0, MIN_SAMPLES - audio.size))
         if self.family == "aed":
             return self._transcribe_aed(audio, options)
         return self._transcribe_direct(audio)
+
+    def _stream(self, audio: np.ndarray, piece: Any) -> tuple[str, None, float]:
+        if self.streams is None:
+            raise errors.StreamError(f"a {self.family} model without a cache-aware encoder does not stream")
+        t0 = time.perf_counter()
+        with self._autocast():
+            text = self.streams.feed(audio, piece.stream, piece.start, piece.chunk_ms)
+        return text, None, time.perf_counter() - t0
 
     def _transcribe_direct(self, audio: np.ndarray) -> tuple[str, float, float]:
         model = self.model
@@ -230,7 +243,8 @@ def load(
     if sdpa:
         use_sdpa(model)
     on_stage("restore", 1.0, f"restored a {family} model" + (" from the weights cache" if cached else ""))
-    return Backend(model=model, family=family, device=device, dtype=half_dtype(device), int8_encoder=int8_encoder)
+    return Backend(model=model, family=family, device=device, dtype=half_dtype(device), int8_encoder=int8_encoder,
+                   streams=StreamSlot(model) if chunk_choices(model) else None)
 
 
 def warm_up(backend: Backend, on_stage: Callable[[str, float, str], None]) -> None:

@@ -16,6 +16,8 @@ equals the buffer's on the whole recording (tests/integration/test_streaming.py)
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -32,15 +34,29 @@ def _pick(value: Any, first: bool) -> int:
     return int(value)
 
 
+def chunk_choices(model: Any) -> dict[int, int]:
+    """The chunk sizes a model streams at: {chunk ms: right context}, empty for a model
+    without a cache-aware (chunked, limited right context) encoder. A chunk holds the
+    right context's frames and the current one, each ``subsampling_factor`` mel hops."""
+    enc = getattr(model, "encoder", None)
+    contexts = getattr(enc, "att_context_size_all", None)
+    if enc is None or not contexts or getattr(enc, "att_context_style", "") != "chunked_limited":
+        return {}
+    hop_ms = float(model.cfg.preprocessor.get("window_stride", 0.01)) * 1000
+    frame_ms = int(getattr(enc, "subsampling_factor", 8)) * hop_ms
+    return {int(round((right + 1) * frame_ms)): int(right)
+            for _left, right in contexts if right is not None and right >= 0}
+
+
 class LiveStream:
     def __init__(self, model: Any, right_context: int) -> None:
         import torch
 
         self._torch, self._model = torch, model
         enc = model.encoder
-        self._restore = list(enc.att_context_size)
-        enc.set_default_att_context_size([self._restore[0], right_context])
-        self._cfg = enc.streaming_cfg
+        self._context = [enc.att_context_size[0], right_context]
+        with self.context():
+            self._cfg = enc.streaming_cfg
         feat = model.preprocessor.featurizer
         self._hop, self._half = int(feat.hop_length), int(feat.n_fft) // 2
         self._audio = np.zeros(0, np.float32)  # what the next frames need; earlier samples are dropped
@@ -71,17 +87,28 @@ class LiveStream:
         heard = self._base + self._audio.size
         stable = (heard - self._half) // self._hop + 1 if heard >= self._half else 0
         self._extend(stable, final=False)
-        self._run(final=False)
+        with self.context():
+            self._run(final=False)
         return self.text
 
     def finish(self) -> str:
         """The recording ended: its last frames and chunks; returns the whole text."""
-        try:
-            self._extend((self._base + self._audio.size) // self._hop + 1, final=True)
+        self._extend((self._base + self._audio.size) // self._hop + 1, final=True)
+        with self.context():
             self._run(final=True)
-            return self.text
+        return self.text
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[None]:
+        """The encoder at this stream's right context, and back after: the same model
+        transcribes whole segments in between, with its own context."""
+        enc = self._model.encoder
+        before = list(enc.att_context_size)
+        enc.set_default_att_context_size(self._context)
+        try:
+            yield
         finally:
-            self._model.encoder.set_default_att_context_size(self._restore)
+            enc.set_default_att_context_size(before)
 
     def _extend(self, frames: int, final: bool) -> None:
         torch = self._torch
@@ -137,3 +164,37 @@ class LiveStream:
             if texts:
                 t = texts[0]
                 self.text = (t.text if hasattr(t, "text") else str(t)).strip()
+
+
+class StreamSlot:
+    """The one stream a worker keeps (only a recording's open segment streams): a piece that
+    starts at 0 opens a new stream in place of the last; any other must continue it exactly,
+    so a piece lost on the way, or a worker restarted meanwhile, fails plainly instead of
+    running the encoder's caches over a gap."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._choices = chunk_choices(model)
+        self._id: str | None = None
+        self._stream: LiveStream | None = None
+        self._fed = 0
+
+    @property
+    def chunks_ms(self) -> tuple[int, ...]:
+        return tuple(sorted(self._choices))
+
+    def feed(self, audio: np.ndarray, stream: str, start: int, chunk_ms: int) -> str:
+        """``audio``: the samples from ``start`` on of stream ``stream``; returns its text so far."""
+        from ctrlspeak import errors
+
+        if chunk_ms not in self._choices:
+            offered = ", ".join(f"{c} ms" for c in self.chunks_ms) or "none: it is not a streaming model"
+            raise errors.StreamError(f"this model does not stream in {chunk_ms} ms chunks (its sizes: {offered})")
+        if start == 0:
+            self._id, self._stream, self._fed = stream, LiveStream(self._model, self._choices[chunk_ms]), 0
+        elif self._stream is None or stream != self._id or start != self._fed:
+            raise errors.StreamError(f"stream {stream} piece at sample {start} does not follow what the worker "
+                                     f"has ({self._fed} samples of {self._id})")
+        text = self._stream.feed(audio)
+        self._fed += audio.size
+        return text

@@ -28,8 +28,9 @@ from ctrlspeak.audio.vad import EnergyVad
 REF = ModelRef("m", "file", path="/x.nemo")
 
 
-def ready_message(name: str = "m") -> WorkerReady:
-    return WorkerReady(name, "ctc", "cpu", "float32", 1, 0.1, 0.1, 1, 1)
+def ready_message(name: str = "m", stream_chunks_ms: tuple[int, ...] = ()) -> WorkerReady:
+    return WorkerReady(name, "ctc", "cpu", "float32", 1, 0.1, 0.1, 1, 1, stream_chunks_ms=stream_chunks_ms,
+                       params=4_000_000)
 
 
 class FakeClient:
@@ -41,8 +42,12 @@ class FakeClient:
     def __init__(self, settings: WorkerSettings, on_exit: Callable[[int], None] | None, *, pid: int,
                  auto_boot: bool = True, hang: bool = False, fail_boot: bool = False,
                  answer: Callable[[], str | errors.CtrlspeakError | None] = lambda: None,
-                 on_progress: Callable[[Progress], None] | None = None) -> None:
+                 on_progress: Callable[[Progress], None] | None = None,
+                 stream_chunks_ms: tuple[int, ...] = ()) -> None:
         self.settings, self._on_exit = settings, on_exit
+        self.stream_chunks_ms = stream_chunks_ms  # what its model streams at (WorkerReady)
+        #: (samples, options) of every request, in order
+        self.requests: list[tuple[int, Any]] = []
         self.progress: Callable[[Progress], None] = on_progress or (lambda p: None)  # as the worker reports it
         self.ready: Future = Future()
         self.submitted: list[str] = []
@@ -60,7 +65,7 @@ class FakeClient:
             threading.Timer(0.01, self.boot).start()
 
     def boot(self) -> None:
-        self.ready.set_result(ready_message(self.settings.model.name))
+        self.ready.set_result(ready_message(self.settings.model.name, self.stream_chunks_ms))
 
     def _boot_failed(self) -> None:
         self.ready.set_exception(errors.WorkerBootError("boom"))
@@ -69,6 +74,7 @@ class FakeClient:
     def submit(self, audio: np.ndarray, options: Any = None, request_id: str | None = None) -> Future:
         assert self.ready.done() and not self.closed.is_set(), "sent to a worker that is not ready"
         self.submitted.append(request_id)
+        self.requests.append((audio.size, options))
         f: Future = Future()
         if self.hang:
             self.pending[request_id] = f
@@ -113,6 +119,7 @@ class FakeWorkers:
         self.auto_boot = auto_boot  # False: the test calls boot() on each new worker
         self.hang = hang  # new workers accept requests and never answer them
         self.fail_boots = 0  # this many next workers fail to boot
+        self.stream_chunks_ms: tuple[int, ...] = ()  # the chunk sizes new workers' models stream at
         #: what every worker (the running one included) answers next: a text, an error (the segment
         #: fails), or None for ``words from worker <pid>``
         self.answer: Callable[[], str | errors.CtrlspeakError | None] = lambda: None
@@ -122,7 +129,8 @@ class FakeWorkers:
         fail = self.fail_boots > 0
         self.fail_boots -= int(fail)
         client = FakeClient(settings, on_exit, pid=4000 + len(self.instances), auto_boot=self.auto_boot,
-                            hang=self.hang, fail_boot=fail, answer=lambda: self.answer(), on_progress=on_progress)
+                            hang=self.hang, fail_boot=fail, answer=lambda: self.answer(), on_progress=on_progress,
+                            stream_chunks_ms=self.stream_chunks_ms)
         self.instances.append(client)
         return client
 

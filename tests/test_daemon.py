@@ -144,6 +144,50 @@ def test_with_live_on_the_open_segment_is_shown_tentative_and_the_final_text_is_
     assert (partials[-1]["final"], partials[-1]["tentative"]) == ("the team found a bug in the code", "")
 
 
+def test_a_streaming_model_gets_the_open_segment_piece_by_piece_and_its_final_text_whole(stores, workers):
+    workers.stream_chunks_ms = (160, 560, 1120)
+    clock = FakeClock()
+    d, _ = stores(clock=clock, live=True)
+    partials: list[dict] = []
+    d.add_text_sink(partials.append)
+    said = iter(["the", "the team", "the team found", "the team found a", "the team found a bug in the code"])
+    workers.answer = lambda: next(said)
+    record(d, speech(0.4))
+    for _ in range(3):  # the microphone's blocks
+        clock.now += 0.4
+        d.post(daemon_mod.AudioIn(speech(0.4)))
+        pump(d, d._inbox.empty)
+    pump(d, command(d, "stop").done)
+    settle(d)
+    requests = workers.instances[-1].requests
+    pieces = [(n, o.stream) for n, o in requests if o.stream is not None]
+    assert len(pieces) == 4 and len({p.stream for _, p in pieces}) == 1, "one stream for the one open segment"
+    assert all(p.chunk_ms == 160 for _, p in pieces), "tiny-en's 160 ms, the pick for a small model"
+    starts = [p.start for _, p in pieces]
+    assert starts == [0, *np.cumsum([n for n, _ in pieces])[:-1]], "each piece follows the last: nothing twice"
+    assert requests[-1][1].stream is None and requests[-1][0] == 16000 * 16 // 10, "the segment went whole"
+    assert [p["tentative"] for p in partials[:4]] == ["the", "the team", "the team found", "the team found a"]
+    assert d.parts.output.texts == ["the team found a bug in the code"]
+
+
+def test_a_lost_stream_piece_starts_the_stream_again_and_costs_no_text(stores, workers):
+    workers.stream_chunks_ms = (160,)
+    clock = FakeClock()
+    d, _ = stores(clock=clock, live=True)
+    said = iter(["the", errors.StreamError("out of place"), "the team", "the team found it"])
+    workers.answer = lambda: next(said)
+    record(d, speech(0.4))
+    for _ in range(3):  # the failure holds the next piece back a little (live_interval_s / budget)
+        clock.now += 0.4
+        d.post(daemon_mod.AudioIn(speech(0.4)))
+        pump(d, d._inbox.empty)
+    pump(d, command(d, "stop").done)
+    settle(d)
+    starts = [o.stream.start for _, o in workers.instances[-1].requests if o.stream is not None]
+    assert starts[0] == 0 and starts[1] > 0 and starts[2] == 0, "after the failed piece, from the start again"
+    assert d.parts.output.texts == ["the team found it"]
+
+
 def test_typing_while_speaking_delivers_each_final_segment_then_the_rest(stores, workers: FakeWorkers):
     d, events = stores(min_silence_s=0.3, live_typing=True)
     said = iter(["the team found a bug", "in the code"])

@@ -1,7 +1,9 @@
 """Live text bookkeeping (ctrlspeak/daemon/live_text.py): final text only grows at its end, what
-is tentative is set apart, and the last view is exactly the dictation's joined text."""
+is tentative is set apart, and the last view is exactly the dictation's joined text; the pace of
+live decodes, and the pieces a streaming model gets."""
 from __future__ import annotations
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,3 +149,46 @@ def test_the_console_shows_live_text_on_a_terminal_and_never_in_a_log():
     ConsoleLine(log).live_text(event)
     assert terminal.text.startswith("\r\x1b[2K") and "my bank password \x1b[2mis\x1b[22m" in terminal.text
     assert log.text == ""
+
+
+def test_the_chunk_is_the_settings_when_the_model_has_it_else_the_pick_and_a_warning():
+    from ctrlspeak.daemon.live_decode import pick_chunk_ms
+
+    tiny, nemotron = (160, 560, 1120), (80, 160, 560, 1120)
+    assert pick_chunk_ms(0, (), "cpu", 4_000_000) == (0, None), "an offline model does not stream"
+    assert pick_chunk_ms(0, tiny, "cpu", 4_000_000) == (160, None)
+    assert pick_chunk_ms(0, nemotron, "cpu", 600_000_000) == (560, None), "a big encoder on a CPU"
+    assert pick_chunk_ms(0, nemotron, "cuda", 600_000_000) == (160, None)
+    assert pick_chunk_ms(1120, tiny, "cpu", 4_000_000) == (1120, None)
+    assert pick_chunk_ms(0, (80,), "cpu", 4_000_000) == (80, None), "the only size there is"
+    chunk, warning = pick_chunk_ms(300, nemotron, "cpu", 4_000_000)
+    assert chunk == 160
+    assert warning == "stream_chunk_ms = 300 is not a chunk size of this model (80, 160, 560, 1120 ms); streaming in 160 ms"
+
+
+def test_the_stream_feed_sends_each_sample_once_in_whole_chunks_and_restarts_a_new_segment():
+
+    from ctrlspeak.daemon.live_decode import MAX_PIECE_S, StreamFeed
+
+    @given(st.lists(st.integers(0, 30_000), min_size=1, max_size=30), st.sampled_from([80, 160, 560]))
+    def check(growth, chunk_ms):
+        feed, pending, got = StreamFeed(), np.zeros(0, np.float32), []
+        for n in growth:
+            pending = np.concatenate([pending, np.arange(pending.size, pending.size + n, dtype=np.float32)])
+            piece = feed.next("s.0", pending, chunk_ms)
+            if piece is None:
+                assert pending.size - sum(a.size for a, _ in got) < chunk_ms * 16, "a whole chunk waits no longer"
+                continue
+            audio, p = piece
+            assert p.start == sum(a.size for a, _ in got) and audio[0] == p.start, "it follows the last piece"
+            assert chunk_ms * 16 <= audio.size <= max(chunk_ms * 16, MAX_PIECE_S * 16000)
+            got.append(piece)
+        sent = np.concatenate([a for a, _ in got]) if got else np.zeros(0, np.float32)
+        assert np.array_equal(sent, pending[:sent.size]), "every sample once, in order"
+
+    check()
+    feed = StreamFeed()
+    assert feed.next("s.0", np.zeros(4000, np.float32), 160)[1].start == 0
+    assert feed.next("s.1", np.zeros(3000, np.float32), 160)[1].start == 0, "the next segment: a new stream"
+    feed.lost()
+    assert feed.next("s.1", np.zeros(6000, np.float32), 160)[1].start == 0, "after a lost piece: again from 0"

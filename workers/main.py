@@ -96,6 +96,15 @@ def _rss_bytes() -> int:
     return psutil.Process().memory_info().rss
 
 
+def _param_count(model: Any) -> int:
+    n = sum(p.numel() for p in model.parameters())
+    # a dynamic int8 linear keeps its weight packed, outside parameters()
+    for m in model.modules():
+        if hasattr(m, "_packed_params") and callable(getattr(m, "weight", None)):
+            n += m.weight().numel()
+    return n
+
+
 class Worker:
     def __init__(self, settings: WorkerSettings, channels: Channels) -> None:
         self.settings = settings
@@ -150,6 +159,8 @@ class Worker:
             rss_bytes=_rss_bytes(),
             pid=os.getpid(),
             id=request_id,
+            stream_chunks_ms=backend.streams.chunks_ms if backend.streams is not None else (),
+            params=_param_count(backend.model),
         )
 
     def transcribe(self, request: TranscribeRequest, received: float) -> Transcript:

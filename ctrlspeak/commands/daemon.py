@@ -26,6 +26,7 @@ def add_parsers(sub: Any) -> None:
                    help="live text while speaking: decode the words not yet final every live_interval_s")
     r.add_argument("--live-typing", action=argparse.BooleanOptionalAction, default=None,
                    help="type each segment at the cursor as soon as a pause makes it final; the rest at the stop")
+    flags.add_chunk_flag(r)
     r.add_argument("--no-hotkey", dest="hotkey", action="store_false", default=True,
                    help="no global key listener (drive it with `ctrlspeak toggle`)")
     r.set_defaults(func=run)

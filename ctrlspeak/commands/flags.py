@@ -18,7 +18,8 @@ Verb = Callable[[argparse.Namespace], int]
 
 #: the flags that feed :func:`config.load` (each None unless given)
 CONFIG_FLAGS = ("model", "compute_device", "input_device", "output", "history", "tray", "threads", "offline",
-                "language", "target_language", "punctuation", "live", "live_typing")
+                "language", "target_language", "punctuation", "live", "live_typing",
+                "stream_chunk_ms")
 
 
 class DeprecatedFlag(argparse.Action):
@@ -33,6 +34,12 @@ class DeprecatedFlag(argparse.Action):
                  option_string: str | None = None) -> None:
         print(f"ctrlspeak: {option_string} is deprecated here; use {self.use}", file=sys.stderr)
         setattr(namespace, self.dest, values)
+
+
+def add_chunk_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chunk-ms", dest="stream_chunk_ms", type=int, default=None, metavar="MS",
+                   help="a streaming model's live chunk, one of its own sizes (tiny-en: 160, 560, 1120; "
+                        "default: 160, or 560 for a big model on a CPU)")
 
 
 def add_model_flags(p: argparse.ArgumentParser, *, old_device: bool = False) -> None:

@@ -3,8 +3,9 @@ printed as it is recognised.
 
 The file is read in the microphone's blocks and cut by the daemon's own live segmentation
 rule; each segment goes to the worker as it is cut, and the open segment is decoded again
-every ``live_interval_s`` (:mod:`ctrlspeak.daemon.live_decode`), so what is printed is what
-the live view shows while a person speaks. ``--realtime`` feeds the blocks at the pace of the
+every ``live_interval_s``, or streamed chunk by chunk for a streaming model
+(:mod:`ctrlspeak.daemon.live_decode`), so what is printed is what the live view shows while
+a person speaks. ``--realtime`` feeds the blocks at the pace of the
 audio; without it each block waits for the worker, as fast as the model allows, and the
 interval is counted in audio seconds.
 """
@@ -23,9 +24,9 @@ import numpy as np
 from ctrlspeak import config, errors
 from ctrlspeak.audio import files as audio
 from ctrlspeak.audio.segment import keep_rest, live_rule
-from ctrlspeak.daemon.live_decode import LivePacer
+from ctrlspeak.daemon.live_decode import LivePacer, StreamFeed
 from ctrlspeak.daemon.live_text import LiveText, Partial
-from ctrlspeak.ipc import SAMPLE_RATE
+from ctrlspeak.ipc import SAMPLE_RATE, StreamPiece
 
 #: the microphone's block: how often the live path looks at new audio
 BLOCK_S = 0.1
@@ -58,22 +59,26 @@ class Printer:
         self._out.flush()
 
 
-def stream_file(submit: Callable[[np.ndarray], Future], wait: Callable[[Future], Any], name: str,
-                stream: audio.FileStream, cfg: config.Config, printer: Printer, *, realtime: bool,
-                decode_open: bool = True) -> dict[str, Any]:
-    """One file through the live path; returns its result (text, audio_s, pieces, partials).
-    ``decode_open=False``: segments only, as the daemon with ``live = false``."""
+def stream_file(submit: Callable[[np.ndarray, StreamPiece | None], Future], wait: Callable[[Future], Any],
+                name: str, stream: audio.FileStream, cfg: config.Config, printer: Printer, *, realtime: bool,
+                decode_open: bool = True, chunk_ms: int = 0) -> dict[str, Any]:
+    """One file through the live path; returns its result (text, audio_s, pieces, partials,
+    streamed: the pieces that went to the model's stream). ``decode_open=False``: segments
+    only, as the daemon with ``live = false``; ``chunk_ms``: the open segment streams in
+    chunks of that size (0: it is decoded again)."""
     from ctrlspeak.audio.vad import make_vad
 
     shown = audio.display_path(name)
     segmenter = live_rule(cfg.min_silence_s, cfg.max_segment_s).segmenter(make_vad())
-    live = LiveText(uuid.uuid4().hex[:8])
+    session = uuid.uuid4().hex[:8]
+    live = LiveText(session)
     position = [0.0]  # audio seconds fed so far
     t0 = time.monotonic()
     pacer = LivePacer(cfg.live_interval_s, (lambda: time.monotonic() - t0) if realtime else (lambda: position[0]))
     segments: dict[int, Future] = {}
     decode: tuple[int, Future] | None = None
-    count = partials = 0
+    feed = StreamFeed()
+    count = partials = streamed = 0
 
     def show(p: Partial | None) -> None:
         nonlocal partials
@@ -90,6 +95,7 @@ def stream_file(submit: Callable[[np.ndarray], Future], wait: Callable[[Future],
                 pacer.back(t.timings.compute_s)
                 show(live.tail(index, t.text))
             except errors.CtrlspeakError:
+                feed.lost()
                 pacer.back(None)  # a partial is a courtesy: the segment's own text follows
         for index in sorted(segments):
             if everything or segments[index].done():
@@ -102,9 +108,15 @@ def stream_file(submit: Callable[[np.ndarray], Future], wait: Callable[[Future],
         for piece in segmenter.feed(block):
             segments[count] = submit(piece)
             count += 1
-        if decode_open and pacer.due(worker_idle=not segments and decode is None, open_s=segmenter.buffered_s):
-            pacer.sent()
-            decode = (count, submit(segmenter.pending()))
+        if decode_open and pacer.due(worker_idle=not segments and decode is None, open_s=segmenter.buffered_s,
+                                     interval_s=0.0 if chunk_ms else None):
+            piece: tuple[np.ndarray, StreamPiece | None] | None = (segmenter.pending(), None)
+            if chunk_ms:
+                piece = feed.next(f"{session}.{count}", segmenter.pending(), chunk_ms)
+                streamed += piece is not None
+            if piece is not None:
+                pacer.sent()
+                decode = (count, submit(*piece))
         collect(everything=not realtime)
     rest = segmenter.flush()
     if keep_rest(rest, count):
@@ -112,5 +124,5 @@ def stream_file(submit: Callable[[np.ndarray], Future], wait: Callable[[Future],
         count += 1
     collect(everything=True)
     return {"file": shown, "text": live.final, "audio_s": round(position[0], 3), "pieces": count,
-            "partials": partials, "roundtrip_s": round(time.monotonic() - t0, 4)}
+            "partials": partials, "streamed": streamed, "roundtrip_s": round(time.monotonic() - t0, 4)}
 

@@ -8,6 +8,7 @@ import logging
 import queue
 import sys
 import time
+from dataclasses import replace
 from concurrent.futures import Future
 from typing import Any
 
@@ -182,15 +183,21 @@ def _stream_one(client: WorkerClient, name: str, data: Any, options: TranscribeO
                 realtime: bool) -> dict[str, Any]:
     """``--stream``: one input through the live path (:mod:`ctrlspeak.commands.stream`)."""
     from ctrlspeak.commands.stream import stream_file
+    from ctrlspeak.daemon.live_decode import pick_chunk_ms
 
     shown = audio.display_path(name)
     try:
         stream = data() if callable(data) else data
         if isinstance(stream, errors.CtrlspeakError):
             raise stream
+        ready = client.ready.result()  # resolved before the first input
+        chunk_ms, warning = pick_chunk_ms(cfg.stream_chunk_ms, ready.stream_chunks_ms, ready.device, ready.params)
+        if warning:
+            print(f"ctrlspeak: warning: {warning}", file=sys.stderr)
         try:
-            result = stream_file(lambda piece: client.submit(piece, options), lambda f: _wait(f, events, view),
-                                 name, stream, cfg, printer, realtime=realtime)
+            result = stream_file(lambda piece, piece_of=None: client.submit(piece, replace(options, stream=piece_of)),
+                                 lambda f: _wait(f, events, view), name, stream, cfg, printer, realtime=realtime,
+                                 chunk_ms=chunk_ms)
         finally:
             stream.close()
     except errors.CtrlspeakError as exc:

@@ -41,7 +41,7 @@ from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, LiveDecode
                                      SegmentDone, SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged,
                                      WorkerTrouble)
 from ctrlspeak.daemon.keepalive import KeepAlive
-from ctrlspeak.daemon.live_decode import LivePacer, OpenSegment
+from ctrlspeak.daemon.live_decode import ChunkChoice, LivePacer, OpenSegment
 from ctrlspeak.daemon.microphone import Microphone
 from ctrlspeak.daemon.model_view import Busy
 from ctrlspeak.daemon.publisher import Publisher, daemon_state
@@ -49,7 +49,7 @@ from ctrlspeak.daemon.recording import LiveRecording
 from ctrlspeak.daemon.status import StatusEvent
 from ctrlspeak.daemon.stopping import STOP_GRACE_S, RelayGuard, Stopping
 from ctrlspeak.daemon.worker_link import WorkerLink
-from ctrlspeak.ipc import ModelRef, TranscribeOptions
+from ctrlspeak.ipc import ModelRef, StreamPiece, TranscribeOptions
 from ctrlspeak.models import registry
 from ctrlspeak.supervision.client import settings_from_config
 from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
@@ -96,7 +96,8 @@ class Daemon:
         #: the recording being made (its session, its journal entry, its segmenter, its live text)
         self._live = LiveRecording(self._mic, self._dictations, self._link, self._pub, OpenSegment(
             LivePacer(cfg.live_interval_s, clock), self._submit,
-            on_done=lambda sid, i, f: self.post(LiveDecodeDone(sid, i, f))))
+            on_done=lambda sid, i, f: self.post(LiveDecodeDone(sid, i, f)),
+            chunk_ms=ChunkChoice(lambda: self._link.state.ready, lambda: self.cfg.stream_chunk_ms)))
         self._handlers: dict[type, Callable[[Any], None]] = {
             AudioIn: lambda e: self._on_audio(e.audio),
             SegmentDone: lambda e: self._dictations.segment_done(self._live.session, e.session, e.index, e.future),
@@ -272,8 +273,8 @@ class Daemon:
         self._publish_error(errors.AudioDeviceError(f"{reason}; the audio recorded so far is being transcribed"))
         self.stop_recording(f"the microphone stopped: {reason}")
 
-    def _submit(self, audio: np.ndarray) -> Future:
-        options = TranscribeOptions(self.cfg.language, self.cfg.target_language, self.cfg.punctuation)
+    def _submit(self, audio: np.ndarray, stream: StreamPiece | None = None) -> Future:
+        options = TranscribeOptions(self.cfg.language, self.cfg.target_language, self.cfg.punctuation, stream)
         return self._link.submit(audio, options)
 
     # -- what other parts read ------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`ctrlspeak transcribe --stream`: a file through the live path with the real spawned worker and
-the bundled tiny-en: the partials grow into exactly the final text, the first sentence is final
-while the second is still being heard, and the final text is what the plain path says."""
+the bundled tiny-en (a cache-aware streaming model, so the open segment goes to the worker's
+stream chunk by chunk): the partials grow into exactly the final text, the first sentence is
+final while the second is still being heard, and the final text is what the plain path says."""
 from __future__ import annotations
 
 import json
@@ -38,6 +39,8 @@ def test_partials_grow_into_exactly_the_final_text_at_real_time_pace(tmp_path):
     partials, final = events[:-1], events[-1]
     assert final["event"] == "final" and all(e["event"] == "partial" for e in partials)
     assert final["pieces"] == 2 and final["partials"] == len(partials)
+    # the tentative words came from the model's stream, piece by piece (160 ms chunks)
+    assert final["streamed"] >= 10, final
     finals = [p["final"] for p in partials]
     assert all(b.startswith(a) for a, b in zip(finals, finals[1:])), "final text never changes, only grows"
     assert finals[-1] == final["text"] and partials[-1]["tentative"] == ""
@@ -64,3 +67,19 @@ def test_realtime_without_stream_is_a_usage_error():
     out = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", "tiny-en", "--realtime",
                           str(registry.BUNDLED_SAMPLE)], capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "--realtime paces --stream: add --stream" in out.stderr
+
+
+def test_a_chunk_size_the_model_lacks_is_named_and_the_nearest_pick_streams(tmp_path):
+    load_tinyen()
+    from tinyen import speech
+
+    path = tmp_path / "one.wav"
+    sf.write(path, speech.synth("we walked home from the station", voice="en-us", rate=160, pitch=50), 16000,
+             subtype="PCM_16")
+    out = _cli("--stream", "--json", "--chunk-ms", "300", str(path))
+    assert "stream_chunk_ms = 300 is not a chunk size of this model (160, 560, 1120 ms); streaming in 160 ms" \
+        in out.stderr
+    big = json.loads(_cli("--stream", "--json", "--chunk-ms", "1120", str(path)).stdout.splitlines()[-1])
+    small = json.loads(out.stdout.splitlines()[-1])
+    assert small["streamed"] > big["streamed"] > 0, (small, big)
+    assert small["text"] == big["text"], "the final text does not depend on the chunk"
