@@ -76,3 +76,35 @@ def test_the_mel_frames_are_the_whole_recordings(tiny):
     live = stream.mel
     assert live.shape == whole.shape
     assert torch.allclose(live, whole, atol=1e-4), float((live - whole).abs().max())
+
+
+def test_the_spawned_worker_streams_pieces_in_order_and_refuses_a_gap_and_a_foreign_chunk(tiny, spawn_worker):
+    """Through the real worker: pieces of one stream give its text so far, ending in what the
+    whole-file streaming gives; a piece out of place or in a chunk the model lacks is a coded
+    failure (ERR_STREAM); and a whole segment transcribed between pieces is unchanged by them
+    (the encoder's own context is back after each piece)."""
+    from dataclasses import replace
+
+    from ctrlspeak import errors
+    from ctrlspeak.ipc import StreamPiece, TranscribeOptions
+    from ctrlspeak.models import registry
+
+    client = spawn_worker(registry.resolve("tiny-en"))
+    ready = client.wait_ready(timeout=180)
+    assert ready.stream_chunks_ms == (160, 560, 1120) and 4_000_000 < ready.params < 5_000_000
+    audio = tiny[1][:16000 * 6]
+    whole = client.transcribe(audio, timeout=120).text
+    plain = TranscribeOptions()
+    texts, at = [], 0
+    for size in (4000, 2560, 9000, 16000, audio.size):
+        piece = audio[at:at + size]
+        if piece.size == 0:
+            break
+        texts.append(client.transcribe(piece, replace(plain, stream=StreamPiece("s1", at, 160)), timeout=120).text)
+        at += piece.size
+        assert client.transcribe(audio, timeout=120).text == whole, "a stream piece leaves the model as it was"
+    assert len(texts) == 5 and texts[-1].split()[:8] == whole.split()[:8], (texts, whole)
+    with pytest.raises(errors.StreamError, match="does not follow"):
+        client.transcribe(audio[:3200], replace(plain, stream=StreamPiece("s1", 5, 160)), timeout=120)
+    with pytest.raises(errors.StreamError, match=r"does not stream in 300 ms chunks \(its sizes: 160 ms, 560 ms, 1120 ms\)"):
+        client.transcribe(audio[:3200], replace(plain, stream=StreamPiece("s2", 0, 300)), timeout=120)
