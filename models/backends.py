@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ctrlspeak import errors
+from ctrlspeak.audio.segment import settle_edges
 from ctrlspeak.ipc import SAMPLE_RATE, TranscribeOptions
 from ctrlspeak.models.int8 import quantize_encoder
 from ctrlspeak.models.streaming import StreamSlot, chunk_choices
@@ -164,6 +165,7 @@ class Backend:
             raise errors.AudioInvalid("the audio holds NaN or infinite samples")
         if options.stream is not None:
             return self._stream(audio, options.stream)
+        audio = settle_edges(audio)  # the same text for the same words, whenever the capture began
         if audio.size < MIN_SAMPLES:
             audio = np.pad(audio, (0, MIN_SAMPLES - audio.size))
         if self.family == "aed":

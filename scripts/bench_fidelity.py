@@ -8,6 +8,8 @@ live segmentation and its joins ``--passes`` times (default 3), interleaved; the
 also goes straight to ``ctrlspeak transcribe``. Prints the WER of both against the written
 text, per pass and pooled, the difference in points (target: at most 0.5 pooled), and how
 often the daemon's text for the same audio differs between passes, with the words that did.
+To tell the causes apart it also transcribes the files cut where the daemon cuts, with no
+microphone (``transcribe --stream``): segmentation on one side, capture and timing on the other.
 
 Not a timed test, and slow (real time): run it by hand. Usage:
     python scripts/bench_fidelity.py [--long 4] [--passes 3]
@@ -65,6 +67,13 @@ def main() -> int:
                                  "--progress", "none", *map(str, files)], env=env, capture_output=True, text=True,
                                 timeout=1800)
         direct_texts = [r["text"] for r in json.loads(direct.stdout)["results"]]
+        # the same files cut where the daemon cuts (its live rule), with no microphone: what
+        # is left between this and the daemon is the capture, its timing and the joins
+        cut_like = subprocess.run([sys.executable, "-m", "ctrlspeak", "transcribe", "--model", "tiny-en", "--json",
+                                   "--stream", "--progress", "none", *map(str, files)], env=env, capture_output=True,
+                                  text=True, timeout=1800)
+        live_cut_texts = [json.loads(line)["text"] for line in cut_like.stdout.splitlines()
+                          if json.loads(line).get("event") == "final"]
         log = open(Path(tmp) / "daemon.log", "wb")
         daemon = subprocess.Popen([sys.executable, "-m", "ctrlspeak", "run", "--model", "tiny-en", "--output",
                                    "stdout", "--no-hotkey"], env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -96,6 +105,9 @@ def main() -> int:
     print(f"tiny-en, {len(refs)} held-out dictations ({seconds:.0f} s, {words} words), {args.passes} passes "
           "through the virtual microphone and the daemon:")
     print(f"  direct (ctrlspeak transcribe): WER {100 * d['wer']:.2f} %")
+    c = scoring.error_rates(refs, live_cut_texts)
+    print(f"  direct, cut where the daemon cuts (transcribe --stream, no microphone): WER {100 * c['wer']:.2f} % "
+          f"({100 * (c['wer'] - d['wer']):+.2f} points: what the live rule's shorter segments cost)")
     pooled_refs, pooled_hyps = [], []
     for p_i, hyps in enumerate(daemon_texts):
         r = scoring.error_rates(refs, hyps)
@@ -104,7 +116,9 @@ def main() -> int:
         pooled_hyps += hyps
     pooled = scoring.error_rates(pooled_refs, pooled_hyps)
     print(f"  daemon pooled: WER {100 * pooled['wer']:.2f} %, {100 * (pooled['wer'] - d['wer']):+.2f} points "
-          "against direct (target: at most +0.50)")
+          f"against direct (target: at most +0.50), {100 * (pooled['wer'] - c['wer']):+.2f} against the same cuts")
+    same = sum(texts[i] == live_cut_texts[i] for texts in daemon_texts for i in range(len(refs)))
+    print(f"  daemon text identical to the same cuts without a microphone: {same} of {len(refs) * args.passes}")
     differ = [i for i in range(len(refs)) if len({texts[i] for texts in daemon_texts}) > 1]
     print(f"  dictations whose daemon text differs between passes: {len(differ)} of {len(refs)}")
     for i in differ:

@@ -151,3 +151,33 @@ def test_pending_is_the_open_segment_and_leaves_it_in_place():
     open_now[:] = 0  # a copy: the caller may keep it
     np.testing.assert_array_equal(seg.flush(), audio)
     assert seg.pending().size == 0
+
+
+@st.composite
+def _sounds(draw):
+    """A piece: quiet, a sound of random samples, quiet (each side 0-1 s)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    before, n, after = draw(st.integers(0, 16000)), draw(st.integers(1, 8000)), draw(st.integers(0, 16000))
+    sound = rng.uniform(-0.5, 0.5, n).astype(np.float32)
+    sound[0], sound[-1] = 0.4, -0.4  # its first and last samples are loud
+    return np.concatenate([np.zeros(before, np.float32), sound, np.zeros(after, np.float32)]), before, n
+
+
+@given(_sounds(), st.integers(0, 5000))
+@settings(max_examples=200, deadline=None)
+def test_settled_edges_keep_the_sound_whole_and_do_not_depend_on_when_the_capture_began(piece, shift):
+    audio, before, n = piece
+    out = segment.settle_edges(audio)
+    lead, tail = round(segment.LEAD_S * 16000), round(segment.TAIL_S * 16000)
+    assert out.size == lead + n + tail
+    assert np.array_equal(out[lead:lead + n], audio[before:before + n]), "the sound itself, sample for sample"
+    assert not out[:lead].any() and not out[lead + n:].any()
+    assert np.array_equal(segment.settle_edges(out), out), "settling twice changes nothing"
+    later = np.concatenate([np.zeros(shift, np.float32), audio])
+    assert np.array_equal(segment.settle_edges(later), out), "the same piece, whenever it began"
+
+
+def test_a_piece_without_sound_is_left_as_it_is():
+    quiet = np.full(8000, 0.001, np.float32)
+    assert segment.settle_edges(quiet) is quiet
+    assert segment.settle_edges(np.zeros(0, np.float32)).size == 0

@@ -69,6 +69,38 @@ def keep_rest(rest: np.ndarray | None, pieces_before: int) -> bool:
     return rest is not None and (pieces_before == 0 or float(np.abs(rest).max()) > SILENT_PEAK)
 
 
+#: what :func:`settle_edges` leaves around a piece's sound: enough before it for a soft onset
+#: (an "f", an "h") under the loudness threshold, and after it for the model's last frames
+LEAD_S, TAIL_S = 0.2, 0.3
+#: a sample this far below the piece's peak (-40 dB) is quiet, for finding where its sound is
+EDGE_FLOOR = 0.01
+
+
+def settle_edges(piece: np.ndarray, lead_s: float = LEAD_S, tail_s: float = TAIL_S) -> np.ndarray:
+    """``piece`` with exactly ``lead_s`` before its first sound and ``tail_s`` after its last
+    (quiet trimmed, zeros added where it has less).
+
+    Where a cut falls in a pause depends on the 30 ms frames the VAD saw, so on when the
+    capture began: the same words came to the model with 0-30 ms more or less quiet before
+    them, and a small model's text changed with it (tiny-en, 6 held-out dictations cut by the
+    live rule, three random starts: 7.42 / 7.83 / 7.55 % WER; settled, 7.42 % and the same
+    text on all three). Settled, a piece's
+    sound sits at the same place whatever the capture's timing, in the daemon and in
+    ``transcribe`` alike. The quiet dropped is only quiet (below :data:`EDGE_FLOOR` of the
+    peak); a piece with no sound is returned as it is."""
+    peak = float(np.abs(piece).max()) if piece.size else 0.0
+    if peak <= SILENT_PEAK:
+        return piece
+    loud = np.flatnonzero(np.abs(piece) > EDGE_FLOOR * peak)
+    first, last = int(loud[0]), int(loud[-1]) + 1
+    lead, tail = round(lead_s * SAMPLE_RATE), round(tail_s * SAMPLE_RATE)
+    body = piece[max(0, first - lead):last + tail]
+    before, after = max(0, lead - first), max(0, last + tail - piece.size)
+    if not before and not after:
+        return body
+    return np.concatenate([np.zeros(before, piece.dtype), body, np.zeros(after, piece.dtype)])
+
+
 def join_texts(texts: list[str]) -> str:
     """Join per-piece transcripts: pieces end at pauses, so a single space is right."""
     return " ".join(t.strip() for t in texts if t and t.strip())
