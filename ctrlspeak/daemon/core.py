@@ -87,6 +87,7 @@ class Daemon:
         self._control: Any = None
         self._vad: Any = None
         self._notifier: Any = None
+        self._overlay: Any = None
         #: the edges a dictation's text goes to (output, history, journal), set up in start()
         self._parts = Parts()
         self._dictations = Dictations(
@@ -123,7 +124,9 @@ class Daemon:
         self._setup_sinks()
         self.status.add("socket", lambda e: self._control.publish({"event": "status", **e.to_json()}))
         self.add_text_sink(self._control.publish)
-        wiring.start_overlay(self.cfg, self._control.path, self._closers)
+        self._overlay = wiring.Overlay(self._control.path)
+        self._closers.append(self._overlay.close)
+        self._overlay.apply(self.cfg)
         self._vad = make_vad()
         model, notice = wiring.choose_model(self.cfg)
         self._start_worker(model)  # then at once: loading takes longest
@@ -403,6 +406,8 @@ class Daemon:
         self._setup_output()
         if self._notifier is not None:
             self._notifier.level = new.notify
+        if self._overlay is not None:
+            self._overlay.apply(new)
         log.info("config reloaded")
         if new.model != old.model:
             try:

@@ -137,29 +137,42 @@ def open_control(runtime_dir: Path | None, handler: Callable[[dict[str, Any]], d
     return server
 
 
-def start_overlay(cfg: config_mod.Config, socket: Path, closers: list[Any]) -> Any:
-    """The live overlay's process (ctrlspeak.desktop.overlay), with ``live = true`` where there
-    is an X display; None where it is off."""
-    import os
-    import subprocess
-    import sys
+class Overlay:
+    """The live overlay's process (ctrlspeak.desktop.overlay): running while ``live = true``
+    where there is an X display, so a config reload that turns live on or off starts or
+    stops it (and one that finds it crashed starts it again)."""
 
-    if not cfg.live or not os.environ.get("DISPLAY"):
-        return None
-    proc = subprocess.Popen([sys.executable, "-m", "ctrlspeak.desktop.overlay", "--socket", str(socket)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    def __init__(self, socket: Path) -> None:
+        self._socket = socket
+        self._proc: Any = None
 
-    def close() -> None:
+    def apply(self, cfg: config_mod.Config) -> None:
+        import os
+        import subprocess
+        import sys
+
+        want = cfg.live and bool(os.environ.get("DISPLAY"))
+        running = self._proc is not None and self._proc.poll() is None
+        if want and not running:
+            self._proc = subprocess.Popen([sys.executable, "-m", "ctrlspeak.desktop.overlay", "--socket",
+                                           str(self._socket)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+            log.info("live overlay started (pid %d)", self._proc.pid)
+        elif not want and running:
+            self.close()
+            log.info("live overlay stopped (live is off)")
+
+    def close(self) -> None:
+        import subprocess
+
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
         proc.terminate()
         try:
             proc.wait(2)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-    closers.append(close)
-    log.info("live overlay started (pid %d)", proc.pid)
-    return proc
 
 
 def open_source(cfg: config_mod.Config, make: Callable[..., Any] | None, closers: list[Any], *,
