@@ -74,7 +74,10 @@ def stream_file(submit: Callable[[np.ndarray, StreamPiece | None], Future], wait
     live = LiveText(session)
     position = [0.0]  # audio seconds fed so far
     t0 = time.monotonic()
-    pacer = LivePacer(cfg.live_interval_s, (lambda: time.monotonic() - t0) if realtime else (lambda: position[0]))
+    # as fast as the model allows, every block waits for the worker anyway: nothing is there for
+    # the budget to protect, and without it what is decoded depends on the audio alone
+    pacer = LivePacer(cfg.live_interval_s, (lambda: time.monotonic() - t0) if realtime else (lambda: position[0]),
+                      budget=0.5 if realtime else float("inf"))
     segments: dict[int, Future] = {}
     decode: tuple[int, Future] | None = None
     feed = StreamFeed()

@@ -46,7 +46,8 @@ def test_each_family_transcribes_through_the_spawned_worker(family, test_models,
 
 
 def test_worker_output_matches_nemo_transcribe(test_models, spawn_worker):
-    """Our direct path gives the same text as NeMo's own transcribe() on the same array."""
+    """Our direct path gives the same text as NeMo's own transcribe() on the same array (with its
+    edges settled, as the worker settles every piece's: ctrlspeak.audio.segment.settle_edges)."""
     path = str(test_models["ctc_char"])
     client = spawn_worker(registry.resolve(path))
     client.wait_ready(timeout=180)
@@ -56,7 +57,8 @@ def test_worker_output_matches_nemo_transcribe(test_models, spawn_worker):
         import numpy as np
         from nemo.collections.asr.models import ASRModel
         m = ASRModel.restore_from({path!r}, map_location="cpu"); m.eval()
-        a = (0.05 * np.random.default_rng(7).standard_normal(48000)).astype(np.float32)
+        from ctrlspeak.audio.segment import settle_edges
+        a = settle_edges((0.05 * np.random.default_rng(7).standard_normal(48000)).astype(np.float32))
         print("TEXT=" + m.transcribe([a], batch_size=1, verbose=False)[0].text)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
