@@ -25,6 +25,11 @@ same id, matched in one table (``WorkerClient._pending``, like ``pending_work_it
                                 (every pending future fails with ERR_WORKER_CRASHED)
       worker watchdog   <------ parent sentinel --------  readable when the daemon dies
 
+A request's audio is a whole segment, or, with ``TranscribeOptions.stream`` set, the next piece
+of a live stream (:class:`StreamPiece`: a recording's open segment, for a cache-aware streaming
+model): the worker keeps that one stream's encoder caches between pieces and answers with its
+text so far; a piece that does not follow what it has fails with ERR_STREAM.
+
 The Supervisor gives each attempt of a request its own id (``<request>.<attempt>``), so
 a late reply from an attempt it gave up on never answers the retry.
 
