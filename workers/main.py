@@ -54,6 +54,10 @@ def set_thread_limits(threads: int) -> None:
     """Must run before torch is imported: OpenMP and MKL read these once, at load."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     os.environ["MKL_NUM_THREADS"] = str(threads)
+    # idle OpenMP threads sleep instead of spinning: live text sends a request every 0.1-0.3 s,
+    # and spinning after each cost the worker as much CPU again as the requests themselves
+    # (scripts/bench_live.py: live costs 0.194 -> 0.107 CPU s per s of speech, latency the same)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _apply_torch_threads(threads: int) -> None:
