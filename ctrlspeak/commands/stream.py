@@ -113,10 +113,8 @@ def stream_file(submit: Callable[[np.ndarray, StreamPiece | None], Future], wait
             count += 1
         if decode_open and pacer.due(worker_idle=not segments and decode is None, open_s=segmenter.buffered_s,
                                      interval_s=0.0 if chunk_ms else None):
-            piece: tuple[np.ndarray, StreamPiece | None] | None = (segmenter.pending(), None)
-            if chunk_ms:
-                piece = feed.next(f"{session}.{count}", segmenter.pending(), chunk_ms)
-                streamed += piece is not None
+            piece = feed.decode(f"{session}.{count}", segmenter.pending(), chunk_ms)
+            streamed += piece is not None and piece[1] is not None
             if piece is not None:
                 pacer.sent()
                 decode = (count, submit(*piece))

@@ -105,6 +105,11 @@ class StreamFeed:
         self._sent += new.size
         return new, piece
 
+    def decode(self, key: str, pending: np.ndarray, chunk_ms: int) -> tuple[np.ndarray, StreamPiece | None] | None:
+        """What goes to the worker for the open segment ``key`` now: all of it to decode again
+        (``chunk_ms`` 0: the model does not stream), else its next piece (None: not yet)."""
+        return (pending, None) if not chunk_ms else self.next(key, pending, chunk_ms)
+
     def lost(self) -> None:
         """A piece failed: the next starts the stream again from the segment's beginning."""
         self._key = None
@@ -155,15 +160,13 @@ class OpenSegment:
         open_s, chunk_ms = session.segmenter.buffered_s, self._chunk_ms()
         if not self.pacer.due(worker_idle, open_s, interval_s=0.0 if chunk_ms else None):
             return
-        index, audio = session.count, session.segmenter.pending()
-        stream = None
-        if chunk_ms:  # the stream's chunk is the pace: a piece goes as soon as one has come
-            piece = self._feed.next(f"{session.id}.{index}", audio, chunk_ms)
-            if piece is None:
-                return
-            audio, stream = piece
+        index = session.count
+        # a stream's chunk is the pace: a piece goes as soon as one has come
+        piece = self._feed.decode(f"{session.id}.{index}", session.segmenter.pending(), chunk_ms)
+        if piece is None:
+            return
         self.pacer.sent()
-        future = self._submit(audio, stream)
+        future = self._submit(*piece)
         future.add_done_callback(lambda f: self._on_done(session.id, index, f))
 
     def done(self, session: Session | None, index: int, future: Future) -> Partial | None:
