@@ -23,7 +23,7 @@ from ctrlspeak import errors
 from ctrlspeak.audio.segment import settle_edges
 from ctrlspeak.ipc import SAMPLE_RATE, TranscribeOptions
 from ctrlspeak.models.int8 import quantize_encoder
-from ctrlspeak.models.streaming import StreamSlot, chunk_choices
+from ctrlspeak.models.streaming import StreamSlot
 
 log = logging.getLogger(__name__)
 
@@ -245,8 +245,9 @@ def load(
     if sdpa:
         use_sdpa(model)
     on_stage("restore", 1.0, f"restored a {family} model" + (" from the weights cache" if cached else ""))
+    streams = StreamSlot(model)
     return Backend(model=model, family=family, device=device, dtype=half_dtype(device), int8_encoder=int8_encoder,
-                   streams=StreamSlot(model) if chunk_choices(model) else None)
+                   streams=streams if streams.chunks_ms else None)
 
 
 def warm_up(backend: Backend, on_stage: Callable[[str, float, str], None]) -> None:
