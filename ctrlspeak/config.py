@@ -42,7 +42,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: more torch threads than this is a typo, not a machine
 MAX_THREADS = 256
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "compute_device": COMPUTE_DEVICES, "hotkey_mode": ("tap", "hold"), "output": ("paste", "type", "stdout"),
+    "compute_device": COMPUTE_DEVICES, "hotkey_mode": ("tap", "hold"),
+    "hotkey_backend": ("auto", "x11", "evdev", "compositor", "none"), "output": ("paste", "type", "stdout"),
     "quantize": ("off", "int8"), "notify": ("off", "errors", "normal"),
 }
 #: seconds (or minutes) that must be a finite number in (low, high]; low itself is allowed
@@ -114,6 +115,11 @@ class Config:
     # -- the daemon ----------------------------------------------------------------
     #: "tap" (N taps of hotkey_key toggle recording) or "hold" (hold to talk)
     hotkey_mode: str = "tap"
+    #: where global keys come from: "x11" (pynput), "evdev" (the kernel's input devices, read
+    #: only: Wayland), "compositor" (sway's IPC, which follows a release binding on Ctrl),
+    #: "none" (`ctrlspeak toggle` bound to a desktop shortcut); "auto" picks X11 in an X11
+    #: session, else evdev where /dev/input is readable, else the compositor's IPC on sway
+    hotkey_backend: str = "auto"
     hotkey_key: str = "ctrl"
     hotkey_taps: int = 3
     #: most seconds between one tap's release and the next press
