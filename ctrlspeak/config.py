@@ -12,12 +12,13 @@ import math
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from ctrlspeak import errors
+from ctrlspeak.desktop.chord import chord_problem, parse_table_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,11 +76,27 @@ def value_problem(name: str, value: Any) -> str | None:
         return f"must be 0 (the model's own pick) or a chunk size in ms the model streams at, not {value}"
     if name == "keep_recordings" and value < 0:
         return f"must be 0 or more, not {value}"
+    if name == "paste_chord":
+        return _paste_chord_problem(value)
     if name in _SPANS:
         low, low_ok, high = _SPANS[name]
         if not (math.isfinite(value) and (value >= low if low_ok else value > low) and value <= high):
             least = f"{low:g} or more" if low_ok else f"more than {low:g}"
             return f"must be a number {least} and at most {high:g}, not {value}"
+    return None
+
+
+def _paste_chord_problem(value: Any) -> str | None:
+    if not isinstance(value, tuple) or not all(
+            isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+            for pair in value):
+        return f"must be (app, chord) pairs, not {value!r}"
+    for app, chord in value:
+        problem = chord_problem(chord)
+        if problem:
+            return f"{app!r} {problem}"
+        if not app.strip():
+            return "has an empty application name"
     return None
 
 
@@ -150,6 +167,11 @@ class Config:
     sounds: bool = True
     #: "paste" (clipboard + Ctrl+V), "type" (keystrokes) or "stdout"
     output: str = "paste"
+    #: the paste chord per application, over the built-in choice (Ctrl+Shift+V in a terminal,
+    #: Ctrl+V elsewhere): (app, chord) pairs, app a WM_CLASS part or Wayland app_id (any case),
+    #: chord "ctrl+v", "ctrl+shift+v", "shift+insert" or "type"; the config file's
+    #: ``[paste_chord]`` table, CTRLSPEAK_PASTE_CHORD="app=chord,app=chord"
+    paste_chord: tuple[tuple[str, str], ...] = ()
     restore_clipboard: bool = True
     history: bool = True
     #: desktop notifications: "off", "errors" or "normal"
@@ -209,21 +231,39 @@ class Source:
     hint: str
 
 
-def _file_source(path: Path, text: str, key: str) -> Source:
-    line = _line_of(text, key)
+def _file_source(path: Path, text: str, key: str, table: str | None = None) -> Source:
+    line = _line_of(text, key, table)
     where = f"config file {path}" + (f", line {line}" if line else "")
     return Source(where, f"fix or remove that line in {path}; without it the default applies")
 
 
-def _line_of(text: str, key: str) -> int | None:
-    """The line that sets top-level ``key`` (tomllib keeps no positions; the file is flat)."""
+def _line_of(text: str, key: str, table: str | None = None) -> int | None:
+    """The line that sets top-level ``key``, or ``key`` inside ``[table]`` (tomllib keeps no
+    positions; the file is flat but for that one table)."""
     pattern = re.compile(rf"""^\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*=""")
+    header = re.compile(rf"""^\s*\[\s*(?:{re.escape(table)}|"{re.escape(table)}")\s*\]""") if table else None
+    inside = table is None
     for number, line in enumerate(text.splitlines(), 1):
         if line.lstrip().startswith("["):
-            return None  # a [table]: not a key of ours any more
-        if pattern.match(line):
+            if header is not None and header.match(line):
+                inside = True
+                continue
+            if inside:
+                return None  # another [table]: not a key of ours any more
+        if inside and pattern.match(line):
             return number
     return None
+
+
+def _table_source(path: Path, text: str, key: str, value: Any) -> Source:
+    """For a table, the line of its first bad entry when there is one, else the key's own line."""
+    if isinstance(value, dict):
+        for entry, chord in value.items():
+            if not isinstance(chord, str) or chord_problem(chord.strip().lower()):
+                if _line_of(text, entry, table=key):
+                    return _file_source(path, text, entry, table=key)
+                break
+    return _file_source(path, text, key)
 
 
 def _env_source(var: str) -> Source:
@@ -240,6 +280,8 @@ def _coerce(key: str, value: Any, source: Source) -> Any:
     def bad(problem: str) -> errors.ConfigError:
         return errors.ConfigError(f"{source.where}: {key} {problem}", hint=source.hint)
 
+    if key == "paste_chord":
+        return _coerce_paste_chord(value, bad)
     try:
         if "bool" in kind:
             if isinstance(value, bool):
@@ -278,6 +320,28 @@ def _coerce(key: str, value: Any, source: Source) -> Any:
     return result
 
 
+def _coerce_paste_chord(value: Any, bad: Callable[[str], errors.ConfigError]) -> tuple[tuple[str, str], ...]:
+    """A ``[paste_chord]`` table (from the file) or "app=chord,app=chord" (environment) as pairs."""
+    if isinstance(value, str):
+        try:
+            pairs = parse_table_text(value)
+        except ValueError as exc:
+            raise bad(f"must be app=chord pairs separated by commas: {exc}") from None
+    elif isinstance(value, dict):
+        pairs = []
+        for app, chord in value.items():
+            if not isinstance(chord, str):
+                raise bad(f"{app!r} must be a chord in quotes, not {chord!r}")
+            pairs.append((app, chord.strip().lower()))
+    else:
+        raise bad(f"must be a table of app = chord, not {value!r}")
+    result = tuple(pairs)
+    problem = value_problem("paste_chord", result)
+    if problem:
+        raise bad(problem)
+    return result
+
+
 def read_file(path: Path) -> dict[str, Any]:
     """The config file's settings; a missing file is empty, a broken one an ERR_CONFIG."""
     try:
@@ -298,7 +362,7 @@ def read_file(path: Path) -> dict[str, Any]:
         if name not in known:
             log.warning("config file %s: unknown key %r ignored", path, key)
             continue
-        values[name] = _coerce(name, value, _file_source(path, text, key))
+        values[name] = _coerce(name, value, _table_source(path, text, key, value))
     return values
 
 

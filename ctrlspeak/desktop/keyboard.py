@@ -1,12 +1,12 @@
-"""Global keys: a pynput listener feeding a :class:`~ctrlspeak.desktop.hotkey.TapDetector`.
+"""Global keys: a key source feeding a :class:`~ctrlspeak.desktop.hotkey.TapDetector`.
 
 Threads and who does what::
 
-    pynput listener thread --_on_press/_on_release--> detector (under _cond)
-                                                        |  events appended to _pending
-    caller of synthesizing() (pynput Controller's       |
-    fake-event notification runs here too) ------------>|  ignored while synthesizing
-                                                        v
+    key source's thread --press/release(name)--> detector (under _cond)
+                                                   |  events appended to _pending
+    caller of synthesizing() (pynput Controller's  |
+    fake-event notification runs here too) ------->|  ignored while synthesizing
+                                                   v
     "ctrlspeak-hotkey" dispatcher thread: delivers _pending to on_event, in order;
         otherwise sleeps in _cond.wait(until detector.next_deadline()), then ticks the
         detector (an armed sequence times out -> DISARMED). No deadline: wait() forever.
@@ -17,11 +17,11 @@ any method of :class:`GlobalHotkey` (``stop`` included). It should return quickl
 events keep being detected meanwhile, but their events queue up behind it. An exception
 it raises is logged and the next event is still delivered.
 
-pynput is imported only inside :meth:`GlobalHotkey.start`: on Linux importing it without a
-reachable X display raises, so whether keys can be read at all is asked first
-(:mod:`ctrlspeak.desktop.key_access`). Key names come from :mod:`ctrlspeak.desktop.keys`;
-starting and stopping pynput's thread within a bound is :mod:`ctrlspeak.desktop.pynput_listener`.
-Which keys were pressed is never logged, at any level.
+Where keys come from is a :class:`KeySource`: pynput on X11 and macOS
+(:mod:`ctrlspeak.desktop.x11_keys`, the default), the kernel's input devices
+(:mod:`ctrlspeak.desktop.evdev_keys`), a compositor's IPC
+(:mod:`ctrlspeak.desktop.compositor_keys`). The time of a key is taken here, on arrival,
+with one clock for every source. Which keys were pressed is never logged, at any level.
 """
 from __future__ import annotations
 
@@ -29,17 +29,14 @@ import collections
 import contextlib
 import logging
 import math
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
-from ctrlspeak import errors
 from ctrlspeak.desktop.hotkey import HotkeyEvent, TapDetector
-from ctrlspeak.desktop.key_access import MACOS_PERMISSION, is_wayland, uses_x11, x11_problem
-from ctrlspeak.desktop.keys import is_modifier, key_name
-from ctrlspeak.desktop.pynput_listener import JOIN_TIMEOUT_S, READY_TIMEOUT_S, stop_listener, wait_ready
+from ctrlspeak.desktop.keys import is_modifier
+from ctrlspeak.desktop.pynput_listener import JOIN_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -50,102 +47,100 @@ SYNTH_GRACE_S = 0.2
 _TICK_SLACK_S = 0.005
 
 
+class KeySource(Protocol):
+    """Where key events come from.
+
+    ``start(press, release)`` begins calling ``press(name)`` / ``release(name)`` on the
+    source's own thread with names as :mod:`ctrlspeak.desktop.keys` gives them ("ctrl" for
+    the left Ctrl, "ctrl_r", "shift", "a"...), or raises :class:`errors.HotkeyUnavailable`
+    saying why it cannot. ``stop()`` is idempotent and joins the source's thread within a
+    bound; a stopped source may be started again. ``name`` is "x11", "evdev" or
+    "compositor". A source may also have a bool ``alive`` (its thread still runs).
+    """
+
+    name: str
+
+    def start(self, press: Callable[[str], None], release: Callable[[str], None]) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class GlobalHotkey:
-    """Reads global key events with pynput and turns them into :class:`HotkeyEvent` s."""
+    """Reads global key events from a :class:`KeySource` and turns them into :class:`HotkeyEvent` s."""
 
     def __init__(
         self,
         detector: TapDetector,
         on_event: Callable[[HotkeyEvent], None],
         clock: Callable[[], float] = time.monotonic,
+        source: KeySource | None = None,
     ) -> None:
+        if source is None:
+            from ctrlspeak.desktop.x11_keys import X11Keys
+
+            source = X11Keys()
         self._detector = detector
         self._on_event = on_event
         self._clock = clock
+        self._source = source
         # One plain lock for everything; on_event is always called with it released.
         self._cond = threading.Condition(threading.Lock())
         self._running = False
-        self._listener: object | None = None
         self._dispatcher: threading.Thread | None = None
-        self._display: str | None = None
         self._pending: collections.deque[HotkeyEvent] = collections.deque()
         self._modifiers: set[str] = set()
         self._synth_depth = 0
         self._synth_until = -math.inf
-        # Bumped by every start(): a listener or dispatcher left over from an earlier
+        # Bumped by every start(): a source thread or dispatcher left over from an earlier
         # start (stop() called from on_event cannot join its own thread) stays inert.
         self._generation = 0
 
     # -- lifecycle ------------------------------------------------------------------
 
     @property
+    def source_name(self) -> str:
+        return self._source.name
+
+    @property
     def running(self) -> bool:
-        """Started, not stopped, and pynput's listener thread is still alive."""
+        """Started, not stopped, and the source's thread is still alive."""
         with self._cond:
-            listener = self._listener
-        return listener is not None and listener.is_alive()  # type: ignore[attr-defined]
+            running = self._running
+        return running and bool(getattr(self._source, "alive", True))
 
     def start(self) -> None:
         """Start listening. Raises :class:`errors.HotkeyUnavailable` if keys cannot be read."""
         with self._cond:
             if self._running:
                 return
-        display = os.environ.get("DISPLAY") if uses_x11() else None
-        if uses_x11():
-            problem = x11_problem(display)
-            if problem:
-                raise errors.HotkeyUnavailable(problem)
-            if is_wayland():
-                log.warning("Wayland session: global keys are seen only while an X11 (XWayland) window has focus")
-        try:
-            from pynput import keyboard as pynput_keyboard
-        except ImportError as exc:
-            raise errors.HotkeyUnavailable(f"pynput cannot read the keyboard: {str(exc).splitlines()[0]}") from exc
-
-        with self._cond:
             self._generation += 1
             generation = self._generation
-        listener = pynput_keyboard.Listener(
-            on_press=lambda key, injected=False: self._on_press(key, generation),
-            on_release=lambda key, injected=False: self._on_release(key, generation),
-        )
-        listener.start()
-        ready = wait_ready(listener, READY_TIMEOUT_S)
-        trusted = getattr(listener, "IS_TRUSTED", True) if sys.platform == "darwin" else True
-        if not (ready and trusted and listener.is_alive()):
-            stop_listener(listener, display, ready=ready)
-            if sys.platform == "darwin":
-                raise errors.HotkeyUnavailable(MACOS_PERMISSION)
-            raise errors.HotkeyUnavailable(
-                "pynput's keyboard listener did not start" + (f" on X display {display!r}" if display else "")
-            )
-
+        # keys arriving before _running is set below are dropped by _current()
+        self._source.start(lambda name: self._on_press(name, generation),
+                           lambda name: self._on_release(name, generation))
         with self._cond:
             self._detector.reset()
             self._pending.clear()
             self._modifiers.clear()
-            self._listener = listener
-            self._display = display
             self._running = True
             self._dispatcher = threading.Thread(
                 target=self._dispatch, args=(generation,), name="ctrlspeak-hotkey", daemon=True
             )
             self._dispatcher.start()
-        log.info("global hotkey listening%s", f" on X display {display}" if display else "")
+        log.info("global hotkey listening (%s)", self._source.name)
 
     def stop(self) -> None:
         """Stop listening. Idempotent, bounded (about a second at worst), callable from on_event."""
         with self._cond:
-            listener, dispatcher, display = self._listener, self._dispatcher, self._display
+            was_running, dispatcher = self._running, self._dispatcher
             self._running = False
-            self._listener = None
             self._dispatcher = None
             self._pending.clear()
             self._modifiers.clear()
             self._detector.reset()
             self._cond.notify_all()
-        if listener is not None:
-            stop_listener(listener, display)
+        if was_running:
+            self._source.stop()
         if dispatcher is not None and dispatcher is not threading.current_thread():
             dispatcher.join(JOIN_TIMEOUT_S)
             if dispatcher.is_alive():
@@ -154,7 +149,7 @@ class GlobalHotkey:
     # -- modifier state -------------------------------------------------------------
 
     def modifiers_held(self) -> bool:
-        """Whether Ctrl/Shift/Alt/AltGr/Cmd is down, as the listener last saw it."""
+        """Whether Ctrl/Shift/Alt/AltGr/Cmd is down, as the key source last saw it."""
         with self._cond:
             return bool(self._modifiers)
 
@@ -194,7 +189,7 @@ class GlobalHotkey:
                 self._synth_depth -= 1
                 self._synth_until = max(self._synth_until, self._clock() + SYNTH_GRACE_S)
 
-    # -- listener callbacks (pynput's thread, or a Controller caller's) ----------------
+    # -- source callbacks (the source's thread, or a pynput Controller caller's) -------
 
     def _current(self, generation: int) -> bool:
         return self._running and generation == self._generation
@@ -202,8 +197,7 @@ class GlobalHotkey:
     def _ignoring(self, now: float) -> bool:
         return self._synth_depth > 0 or now < self._synth_until
 
-    def _on_press(self, key: object, generation: int) -> None:
-        name = key_name(key)
+    def _on_press(self, name: str, generation: int) -> None:
         with self._cond:
             if not self._current(generation):
                 return
@@ -216,8 +210,7 @@ class GlobalHotkey:
             # always: the detector's deadline may have moved
             self._cond.notify_all()
 
-    def _on_release(self, key: object, generation: int) -> None:
-        name = key_name(key)
+    def _on_release(self, name: str, generation: int) -> None:
         with self._cond:
             if not self._current(generation):
                 return

@@ -96,7 +96,7 @@ def transcribe_streaming(model, audio: np.ndarray, right_context: int) -> str:
 
 
 def evaluate(model, sets: dict[str, tuple[list[np.ndarray], list[dict]]], long_audio, long_items,
-             streaming_contexts: tuple[int, ...] = (1, 6)) -> dict:
+             streaming_contexts: tuple[int, ...] = (1, 6, 13)) -> dict:
     """Offline WER/CER of each held-out set (TDT and CTC heads), the long dictations with the
     words they drop, and streaming WER at each right context."""
     t0 = time.time()
