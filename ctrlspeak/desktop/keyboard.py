@@ -36,13 +36,14 @@ from typing import Protocol
 
 from ctrlspeak.desktop.hotkey import HotkeyEvent, TapDetector
 from ctrlspeak.desktop.keys import is_modifier
-from ctrlspeak.desktop.pynput_listener import JOIN_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
 #: Key events this long after a synthesizing() block ends are still ours: the X server
 #: delivers a synthesized key to the listener within a few ms, 0.2 s covers a loaded box.
 SYNTH_GRACE_S = 0.2
+# on_event may be busy when stop() is called; waiting longer would stall the daemon's shutdown
+JOIN_TIMEOUT_S = 1.0
 # Detector deadlines are inclusive ("within window_s"); tick a little after them.
 _TICK_SLACK_S = 0.005
 
@@ -173,7 +174,9 @@ class GlobalHotkey:
         daemon's own Ctrl+V would otherwise count as a Ctrl tap. pynput's ``injected``
         flag cannot tell them apart: on X11 it is False for every XTEST key (ours, and
         xdotool's in the end-to-end tests) and True only for the Controller's in-process
-        copy. Entering the block abandons an armed sequence (DISARMED).
+        copy. Under Wayland ydotool's keys come back the same way, through the uinput
+        keyboard it creates, which the evdev source reads like any other. Entering the
+        block abandons an armed sequence (DISARMED).
         """
         with self._cond:
             if self._running and self._synth_depth == 0 and self._detector.armed:
