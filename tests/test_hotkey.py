@@ -485,3 +485,73 @@ def test_arbitrary_times_never_raise(cfg, script):
     det = TapDetector(cfg)
     events = run(det, script)
     assert all(isinstance(e, HotkeyEvent) for e in events)
+
+
+# --- which key source the daemon starts (ctrlspeak.daemon.wiring) -----------------------------------
+
+from ctrlspeak.daemon import wiring  # noqa: E402
+
+X11 = {"DISPLAY": ":0"}
+XWAYLAND = {"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-1", "XDG_SESSION_TYPE": "wayland"}
+WAYLAND = {"WAYLAND_DISPLAY": "wayland-1"}
+
+
+@pytest.mark.parametrize("setting, env, evdev_ok, compositor_ok, expected", [
+    ("auto", X11, True, True, "x11"),
+    ("auto", {}, True, False, "x11"),  # no display at all: pynput's own check says DISPLAY is unset
+    ("auto", XWAYLAND, True, True, "evdev"),
+    ("auto", WAYLAND, True, False, "evdev"),
+    ("auto", WAYLAND, False, True, "compositor"),
+    ("auto", {"XDG_SESSION_TYPE": "wayland"}, False, True, "compositor"),
+    ("auto", XWAYLAND, False, False, "none"),  # XWayland keys only while an X window has focus: not a hotkey
+    ("x11", XWAYLAND, True, True, "x11"),
+    ("evdev", X11, False, False, "evdev"),  # explicit: its source says why it cannot run
+    ("compositor", X11, True, False, "compositor"),
+    ("none", X11, True, True, "none"),
+])
+def test_pick_backend(setting, env, evdev_ok, compositor_ok, expected):
+    assert wiring.pick_backend(setting, env, evdev_ok=evdev_ok, compositor_ok=compositor_ok) == expected
+
+
+def _start(monkeypatch, backend, env, evdev_why):
+    from ctrlspeak import config
+    from ctrlspeak.desktop import evdev_keys
+
+    monkeypatch.setattr(evdev_keys, "evdev_problem", lambda: evdev_why)
+    notices, closers = [], []
+    hotkey = wiring.start_hotkey(config.Config(hotkey_backend=backend), closers, post=lambda e: None,
+                                 publish=lambda e: notices.append(e.message), env=env)
+    return hotkey, notices, closers
+
+
+def test_wayland_without_evdev_or_sway_gives_a_notice_naming_doctor(monkeypatch):
+    hotkey, notices, closers = _start(monkeypatch, "auto", WAYLAND, "no permission to read 3 of the 9 devices")
+    assert hotkey is None and closers == []
+    [notice] = notices
+    assert "global keys unavailable" in notice and "no permission" in notice and "SWAYSOCK" in notice
+    assert "ctrlspeak doctor" in notice and "ctrlspeak toggle" in notice
+
+
+def test_explicit_evdev_says_its_reason(monkeypatch):
+    hotkey, notices, _ = _start(monkeypatch, "evdev", X11, "there is no /dev/input on this system")
+    assert hotkey is None and "evdev: there is no /dev/input" in notices[0]
+
+
+def test_none_starts_nothing_and_says_nothing(monkeypatch):
+    assert _start(monkeypatch, "none", WAYLAND, None) == (None, [], [])
+
+
+def test_sway_without_the_compositor_source_is_unavailable_not_a_crash(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_compositor(name, *args, **kwargs):
+        if name == "ctrlspeak.desktop.compositor_keys":
+            raise ImportError("No module named 'ctrlspeak.desktop.compositor_keys'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_compositor)
+    hotkey, notices, _ = _start(monkeypatch, "auto", {**WAYLAND, "SWAYSOCK": "/run/user/1000/sway-ipc.sock"},
+                                "no keyboard")
+    assert hotkey is None and "compositor key source is unavailable" in notices[0]

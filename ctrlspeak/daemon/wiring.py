@@ -10,7 +10,7 @@ import functools
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -106,24 +106,95 @@ def make_output(cfg: config_mod.Config, hotkey: Any, stdout: TextIO | None) -> A
     return Output(cfg.output, key_guard=guard, restore_clipboard=cfg.restore_clipboard, stdout=stdout)
 
 
+DOCTOR_HINT = "run `ctrlspeak doctor` to see what to fix, or bind `ctrlspeak toggle` to a desktop shortcut"
+
+
+def pick_backend(setting: str, env: Mapping[str, str], *, evdev_ok: bool, compositor_ok: bool) -> str:
+    """Where global keys come from: "x11", "evdev", "compositor" or "none".
+
+    An explicit setting is taken as it is (its source says why, if it cannot run). "auto":
+    pynput in an X11 session, and where there is no Wayland at all (macOS, or no display,
+    where pynput's own check says what is missing); under Wayland the kernel's input
+    devices when readable, else sway's IPC, else none: XWayland's keys would be seen only
+    while an X11 window has focus, a hotkey that works now and then.
+    """
+    if setting != "auto":
+        return setting
+    if not is_wayland(env):
+        return "x11"
+    if evdev_ok:
+        return "evdev"
+    if compositor_ok:
+        return "compositor"
+    return "none"
+
+
+def is_wayland(env: Mapping[str, str]) -> bool:
+    return bool(env.get("WAYLAND_DISPLAY")) or env.get("XDG_SESSION_TYPE") == "wayland"
+
+
+def _compositor_source() -> tuple[Any, str | None]:
+    """The sway IPC key source, or None and why (it may not be part of this ctrlspeak)."""
+    try:
+        from ctrlspeak.desktop.compositor_keys import CompositorKeys
+    except ImportError as exc:
+        return None, f"the compositor key source is unavailable ({exc})"
+    return CompositorKeys(), None
+
+
 def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[Any], None],
-                 publish: Callable[[StatusEvent], None]) -> Any:
-    """The global hotkey listener, posting each tap event; None (said once) where the desktop
-    gives no global keys: the daemon runs on, driven by `ctrlspeak toggle` over the socket."""
+                 publish: Callable[[StatusEvent], None], env: Mapping[str, str] | None = None) -> Any:
+    """The global hotkey listener, posting each tap event; None (said once) where no key source
+    works: the daemon runs on, driven by `ctrlspeak toggle` over the socket."""
+    import os
+
     from ctrlspeak.desktop.hotkey import HotkeyConfig, TapDetector
     from ctrlspeak.desktop.keyboard import GlobalHotkey
 
-    detector = TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=cfg.hotkey_key,
-                                        taps=cfg.hotkey_taps, window_s=cfg.hotkey_window_s))
-    hotkey = GlobalHotkey(detector, post)
-    try:
-        hotkey.start()
-    except errors.HotkeyUnavailable as exc:
-        publish(StatusEvent("notice", f"global keys unavailable ({exc.message}); "
-                                      "bind `ctrlspeak toggle` to a desktop shortcut instead"))
+    env = os.environ if env is None else env
+    setting = cfg.hotkey_backend
+    if setting == "none":
+        log.info("global keys off (hotkey_backend = none): `ctrlspeak toggle` drives dictation")
         return None
-    closers.append(hotkey.stop)
-    return hotkey
+    wayland_auto = setting == "auto" and is_wayland(env)
+    evdev_why = None
+    if wayland_auto or setting == "evdev":
+        from ctrlspeak.desktop.evdev_keys import evdev_problem
+
+        evdev_why = evdev_problem()
+    compositor_why = None
+    if wayland_auto or setting == "compositor":
+        compositor_why = None if env.get("SWAYSOCK") else "not a sway session (SWAYSOCK is not set)"
+    backend = pick_backend(setting, env, evdev_ok=evdev_why is None,
+                           compositor_ok=compositor_why is None)
+    source, why = None, None
+    if backend == "x11":
+        from ctrlspeak.desktop.x11_keys import X11Keys
+
+        source = X11Keys()
+    elif backend == "evdev":
+        from ctrlspeak.desktop.evdev_keys import EvdevKeys
+
+        source, why = (EvdevKeys(), None) if evdev_why is None else (None, f"evdev: {evdev_why}")
+    elif backend == "compositor":
+        source, why = _compositor_source() if compositor_why is None else (None, compositor_why)
+        if source is None and setting == "auto":
+            why = f"evdev: {evdev_why}; compositor: {why}"
+    else:
+        why = f"Wayland session, and evdev: {evdev_why}; compositor: {compositor_why}"
+    if source is not None:
+        detector = TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=cfg.hotkey_key,
+                                            taps=cfg.hotkey_taps, window_s=cfg.hotkey_window_s))
+        hotkey = GlobalHotkey(detector, post, source=source)
+        try:
+            hotkey.start()
+        except errors.HotkeyUnavailable as exc:
+            why = exc.message
+        else:
+            closers.append(hotkey.stop)
+            return hotkey
+    publish(StatusEvent("notice", f"global keys unavailable ({why}); {DOCTOR_HINT}"))
+    return None
 
 
 def open_control(runtime_dir: Path | None, handler: Callable[[dict[str, Any]], dict[str, Any]],
