@@ -38,10 +38,44 @@ def test_no_display_means_hotkey_missing_with_the_toggle_hint():
     assert "DISPLAY" in check.detail and "ctrlspeak toggle" in check.fix
 
 
+NO_INPUT_GROUP = "no permission to read 7 of the 9 devices in /dev/input (not in the input group)"
+INPUT_FIX_WORDS = ("sudo usermod -aG input $USER", "log out", "/etc/udev/rules.d/70-ctrlspeak.rules",
+                   'TAG+="uaccess"', "sudo udevadm control --reload && sudo udevadm trigger")
+
+
 def test_wayland_hotkey_is_a_warning_not_required():
-    check = doctor.check_hotkey({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}, sys_platform="linux")
+    check = doctor.check_hotkey({"WAYLAND_DISPLAY": "wayland-0", "DISPLAY": ":0"}, sys_platform="linux",
+                                evdev=lambda: NO_INPUT_GROUP)
     assert (check.status, check.required) == (WARN, False)
-    assert "ctrlspeak toggle" in check.fix
+    assert "ctrlspeak toggle" in check.fix and "input group" in check.detail
+    for words in INPUT_FIX_WORDS:
+        assert words in check.fix
+
+
+def test_wayland_hotkey_through_readable_input_devices_is_ok():
+    check = doctor.check_hotkey({"WAYLAND_DISPLAY": "wayland-0"}, sys_platform="linux", evdev=lambda: None)
+    assert (check.status, check.required) == (OK, False) and "evdev" in check.detail
+
+
+def test_wayland_hotkey_on_sway_says_its_ipc_stands_in():
+    env = {"WAYLAND_DISPLAY": "wayland-1", "SWAYSOCK": "/run/user/1000/sway-ipc.1000.42.sock"}
+    check = doctor.check_hotkey(env, sys_platform="linux", evdev=lambda: NO_INPUT_GROUP)
+    assert check.status == WARN and "sway" in check.detail and "usermod" in check.fix
+
+
+def test_evdev_row_says_whether_keys_can_be_read_and_how_to_allow_it():
+    check = doctor.check_evdev({"WAYLAND_DISPLAY": "wayland-0"}, sys_platform="linux", evdev=lambda: NO_INPUT_GROUP)
+    assert (check.status, check.required) == (WARN, False) and "input group" in check.detail
+    for words in INPUT_FIX_WORDS:
+        assert words in check.fix
+    check = doctor.check_evdev({"DISPLAY": ":0"}, sys_platform="linux", evdev=lambda: None)
+    assert (check.status, check.fix) == (OK, "")
+    assert doctor.check_evdev({}, sys_platform="darwin", evdev=lambda: "never asked").status == OK
+
+
+def test_evdev_row_on_this_machine_never_raises():
+    check = doctor.check_evdev({"WAYLAND_DISPLAY": "wayland-0"}, sys_platform="linux")
+    assert check.status in (OK, WARN) and check.name == "evdev"
 
 
 def test_unreachable_x_display_is_missing_and_says_why(tmp_path):

@@ -9,8 +9,8 @@ Exit status of the command: 1 when a *required* part is missing (microphone, cli
 a paste tool, a model, torch, and the global hotkey unless the session is Wayland, where
 a desktop shortcut to ``ctrlspeak toggle`` replaces it); 0 otherwise, warnings included.
 
-The probes live by what they check: :mod:`~ctrlspeak.doctor.desktop` (hotkey, clipboard,
-paste), :mod:`~ctrlspeak.doctor.bus` (notifications, tray), :mod:`~ctrlspeak.doctor.microphone`
+The probes live by what they check: :mod:`~ctrlspeak.doctor.desktop` (hotkey, evdev,
+clipboard, paste), :mod:`~ctrlspeak.doctor.bus` (notifications, tray), :mod:`~ctrlspeak.doctor.microphone`
 and :mod:`~ctrlspeak.doctor.system` (service, model, compute), on the shared ground of
 :mod:`~ctrlspeak.doctor.probe`. This package runs them all and renders the report.
 
@@ -23,7 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 
 from ctrlspeak.doctor.bus import check_notifications, check_tray, session_bus_env
-from ctrlspeak.doctor.desktop import check_clipboard, check_hotkey, check_paste, parse_xdpyinfo_extensions, x_server_facts
+from ctrlspeak.doctor.desktop import (
+    check_clipboard, check_evdev, check_hotkey, check_paste, parse_xdpyinfo_extensions, x_server_facts,
+)
 from ctrlspeak.doctor.microphone import LEVEL_DEADLINE_S, LEVEL_SECONDS, check_microphone, measure_input
 from ctrlspeak.doctor.probe import MISSING, OK, PROBE_TIMEOUT_S, WARN, Check, Session, detect_session, given_env
 from ctrlspeak.doctor.system import check_compute, check_model, check_service
@@ -31,13 +33,14 @@ from ctrlspeak.doctor.system import check_compute, check_model, check_service
 #: what ``from ctrlspeak import doctor`` callers use (the command, tests)
 __all__ = [
     "LEVEL_DEADLINE_S", "LEVEL_SECONDS", "MISSING", "OK", "PROBES", "PROBE_TIMEOUT_S", "WARN", "Check", "Session",
-    "check_clipboard", "check_compute", "check_hotkey", "check_microphone", "check_model", "check_notifications",
+    "check_clipboard", "check_compute", "check_evdev", "check_hotkey", "check_microphone", "check_model",
+    "check_notifications",
     "check_paste", "check_service", "check_tray", "detect_session", "exit_status", "format_table",
     "measure_input", "parse_xdpyinfo_extensions", "run_checks", "session_bus_env", "to_json", "x_server_facts",
 ]
 
 PROBES: tuple[tuple[str, Callable[[Mapping[str, str]], Check]], ...] = (
-    ("hotkey", check_hotkey), ("microphone", check_microphone), ("clipboard", check_clipboard),
+    ("hotkey", check_hotkey), ("evdev", check_evdev), ("microphone", check_microphone), ("clipboard", check_clipboard),
     ("paste", check_paste), ("notifications", check_notifications), ("tray", check_tray),
     ("service", check_service), ("model", check_model), ("compute", check_compute),
 )

@@ -1,11 +1,12 @@
 """Doctor checks for the desktop side of dictation: the global hotkey (X11 RECORD and XTEST,
-or macOS Accessibility), the clipboard tools and the paste tool.
+the kernel's input devices under Wayland, or macOS Accessibility), the clipboard tools and
+the paste tool.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ctrlspeak.doctor.probe import (
@@ -14,6 +15,14 @@ from ctrlspeak.doctor.probe import (
 from ctrlspeak.service import run_command
 
 TOGGLE_HINT = "bind `ctrlspeak toggle` to a keyboard shortcut in your desktop's settings"
+
+EvdevProblem = Callable[[], "str | None"]
+
+
+def _evdev_problem() -> str | None:
+    from ctrlspeak.desktop.evdev_keys import evdev_problem
+
+    return evdev_problem()
 
 
 # --- X11 -------------------------------------------------------------------------------------
@@ -57,13 +66,14 @@ def parse_xdpyinfo_extensions(text: str) -> list[str]:
     return names
 
 
-def check_hotkey(env: Mapping[str, str] | None = None, sys_platform: str | None = None) -> Check:
+def check_hotkey(env: Mapping[str, str] | None = None, sys_platform: str | None = None,
+                 evdev: EvdevProblem = _evdev_problem) -> Check:
     env = given_env(env)
     session = detect_session(env, sys_platform)
     if session.kind == "macos":
         return _macos_accessibility()
     if session.kind == "wayland":
-        return Check("hotkey", WARN, "Wayland session: programs cannot read global keys", TOGGLE_HINT, False)
+        return _wayland_hotkey(env, evdev())
     if session.kind == "none":
         return Check("hotkey", MISSING, "no X11 display (DISPLAY is unset)",
                      f"run ctrlspeak inside an X11 desktop session, or {TOGGLE_HINT}", True)
@@ -77,6 +87,35 @@ def check_hotkey(env: Mapping[str, str] | None = None, sys_platform: str | None 
                      'enable it in the X server (Xorg: Load "record" in the "Module" section), '
                      f"or {TOGGLE_HINT}", True)
     return Check("hotkey", OK, f"X display {session.display} has RECORD and XTEST", "", True)
+
+
+def _wayland_hotkey(env: Mapping[str, str], evdev_why: str | None) -> Check:
+    # Wayland gives no program the global keys: the kernel's input devices do, or sway's IPC.
+    # Never required: a desktop shortcut to `ctrlspeak toggle` does the same job.
+    from ctrlspeak.desktop.evdev_keys import INPUT_GROUP_FIX
+
+    if evdev_why is None:
+        return Check("hotkey", OK, "Wayland session: keys read from the kernel's input devices (evdev)", "", False)
+    if env.get("SWAYSOCK"):
+        return Check("hotkey", WARN, f"Wayland session: evdev unavailable ({evdev_why}); sway's IPC stands in",
+                     f"to read keys from the kernel instead: {INPUT_GROUP_FIX}", False)
+    return Check("hotkey", WARN, f"Wayland session: global keys cannot be read ({evdev_why})",
+                 f"let ctrlspeak read the keyboard: {INPUT_GROUP_FIX}; or {TOGGLE_HINT}", False)
+
+
+def check_evdev(env: Mapping[str, str] | None = None, sys_platform: str | None = None,
+                evdev: EvdevProblem = _evdev_problem) -> Check:
+    """Whether a keyboard among the kernel's input devices is readable (the Wayland key source,
+    or ``hotkey_backend = "evdev"`` anywhere on Linux)."""
+    from ctrlspeak.desktop.evdev_keys import INPUT_GROUP_FIX
+
+    env = given_env(env)
+    if detect_session(env, sys_platform).kind == "macos":
+        return Check("evdev", OK, "not used on macOS", "", False)
+    why = evdev()
+    if why is None:
+        return Check("evdev", OK, "a keyboard in /dev/input is readable (read-only, never grabbed)", "", False)
+    return Check("evdev", WARN, f"keys cannot be read from /dev/input: {why}", INPUT_GROUP_FIX, False)
 
 
 def _macos_accessibility() -> Check:
