@@ -397,3 +397,14 @@ def test_the_fix_names_the_commands():
                   'KERNEL=="event*", SUBSYSTEM=="input", TAG+="uaccess"',
                   "sudo udevadm control --reload && sudo udevadm trigger"):
         assert words in evdev_keys.INPUT_GROUP_FIX
+
+
+def test_importing_the_source_and_the_daemon_side_leaves_evdev_out():
+    import subprocess
+    import sys
+
+    code = ("import sys, ctrlspeak.desktop.evdev_keys, ctrlspeak.desktop.keyboard, ctrlspeak.daemon.wiring, "
+            "ctrlspeak.doctor; print('evdev' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
