@@ -555,3 +555,10 @@ def test_sway_without_the_compositor_source_is_unavailable_not_a_crash(monkeypat
     hotkey, notices, _ = _start(monkeypatch, "auto", {**WAYLAND, "SWAYSOCK": "/run/user/1000/sway-ipc.sock"},
                                 "no keyboard")
     assert hotkey is None and "compositor key source is unavailable" in notices[0]
+
+
+def test_sway_whose_socket_is_gone_gives_the_compositor_sources_reason(monkeypatch, tmp_path):
+    env = {**WAYLAND, "SWAYSOCK": str(tmp_path / "sway-ipc.sock")}  # nothing listens there
+    hotkey, notices, closers = _start(monkeypatch, "auto", env, "no keyboard")
+    assert hotkey is None and closers == []
+    assert "global keys unavailable" in notices[0] and "ctrlspeak doctor" in notices[0]

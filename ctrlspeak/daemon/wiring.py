@@ -133,13 +133,13 @@ def is_wayland(env: Mapping[str, str]) -> bool:
     return bool(env.get("WAYLAND_DISPLAY")) or env.get("XDG_SESSION_TYPE") == "wayland"
 
 
-def _compositor_source() -> tuple[Any, str | None]:
+def _compositor_source(env: Mapping[str, str]) -> tuple[Any, str | None]:
     """The sway IPC key source, or None and why (it may not be part of this ctrlspeak)."""
     try:
         from ctrlspeak.desktop.compositor_keys import CompositorKeys
     except ImportError as exc:
         return None, f"the compositor key source is unavailable ({exc})"
-    return CompositorKeys(), None
+    return CompositorKeys(socket_path=env.get("SWAYSOCK")), None
 
 
 def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[Any], None],
@@ -177,7 +177,7 @@ def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[
 
         source, why = (EvdevKeys(), None) if evdev_why is None else (None, f"evdev: {evdev_why}")
     elif backend == "compositor":
-        source, why = _compositor_source() if compositor_why is None else (None, compositor_why)
+        source, why = _compositor_source(env) if compositor_why is None else (None, compositor_why)
         if source is None and setting == "auto":
             why = f"evdev: {evdev_why}; compositor: {why}"
     else:
