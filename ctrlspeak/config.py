@@ -362,7 +362,11 @@ def read_file(path: Path) -> dict[str, Any]:
         if name not in known:
             log.warning("config file %s: unknown key %r ignored", path, key)
             continue
-        values[name] = _coerce(name, value, _table_source(path, text, key, value))
+        source = _table_source(path, text, key, value)
+        if name == "paste_chord" and not isinstance(value, dict):  # "app=chord,..." is the env's form
+            raise errors.ConfigError(f"{source.where}: {key} must be a table ([{key}] then app = \"chord\" lines), "
+                                     f"not {value!r}", hint=source.hint)
+        values[name] = _coerce(name, value, source)
     return values
 
 

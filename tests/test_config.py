@@ -101,3 +101,48 @@ def test_flags_and_direct_construction_are_checked_too():
         config.load({"threads": 10**9}, path=None, env={"CTRLSPEAK_CONFIG": "/nonexistent/x.toml"})
     with pytest.raises(errors.ConfigError, match="max_record_s"):
         config.Config(max_record_s=float("nan"))
+
+
+# -- the [paste_chord] table (the one table in the file) ------------------------------------------
+
+def test_paste_chord_table_from_the_file_and_the_environment(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('output = "paste"\n\n[paste_chord]\n"org.wezfurlong.wezterm" = "ctrl+shift+v"\nemacs = " Type"\n')
+    cfg = config.load(path=path, env={})
+    assert cfg.paste_chord == (("org.wezfurlong.wezterm", "ctrl+shift+v"), ("emacs", "type"))
+    assert cfg.output == "paste"
+    cfg = config.load(path=path, env={"CTRLSPEAK_PASTE_CHORD": "kitty=shift+insert, foot = ctrl+v"})
+    assert cfg.paste_chord == (("kitty", "shift+insert"), ("foot", "ctrl+v"))  # env replaces the table
+    assert config.load(path=path, env={"CTRLSPEAK_PASTE_CHORD": ""}).paste_chord == ()
+    assert config.Config().paste_chord == ()
+
+
+def test_a_bad_paste_chord_names_the_file_the_line_and_the_app(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('threads = 2\n[paste_chord]\nxterm = "ctrl+v"\nemacs = "alt+v"\n')
+    with pytest.raises(errors.ConfigError) as info:
+        config.load(path=path, env={})
+    message = info.value.message
+    assert info.value.code == "ERR_CONFIG"
+    assert str(path) in message and "line 4" in message and "paste_chord 'emacs'" in message
+    assert "ctrl+shift+v" in message  # the valid choices
+    path.write_text("[paste_chord]\nemacs = 3\n")
+    with pytest.raises(errors.ConfigError, match="line 2.*emacs"):
+        config.load(path=path, env={})
+    path.write_text('paste_chord = "emacs=type"\n')
+    with pytest.raises(errors.ConfigError, match="line 1.*table"):
+        config.load(path=path, env={})
+
+
+@pytest.mark.parametrize("value", ["kitty", "=type", "kitty=alt+v"])
+def test_a_bad_paste_chord_variable_names_the_variable(value):
+    with pytest.raises(errors.ConfigError, match="CTRLSPEAK_PASTE_CHORD"):
+        config.load(path=None, env={"CTRLSPEAK_PASTE_CHORD": value, "CTRLSPEAK_CONFIG": "/nonexistent/x.toml"})
+
+
+def test_paste_chord_is_checked_on_direct_construction():
+    assert config.Config(paste_chord=(("kitty", "type"),)).paste_chord == (("kitty", "type"),)
+    with pytest.raises(errors.ConfigError, match="paste_chord"):
+        config.Config(paste_chord=(("kitty", "meta+v"),))
+    with pytest.raises(errors.ConfigError, match="paste_chord"):
+        config.Config(paste_chord={"kitty": "type"})  # type: ignore[arg-type]

@@ -260,7 +260,8 @@ def test_wayland_paste_uses_wtype(tools):
     clipboard = FakeClipboard(events, None)
     delivery = make_output("paste", events, clipboard, FAKE_WAYLAND, tools).deliver("hi")
     assert delivery.pasted
-    assert tools.log.read_text() == "wtype -M ctrl -k v -m ctrl\n"
+    # -s 30: the first key is not lost; -p F20: GTK apps act on the chord (wayland-testing notes)
+    assert tools.log.read_text() == "wtype -s 30 -M ctrl -k v -m ctrl -p F20\n"
 
 
 def test_held_modifier_blocks_a_paste_that_cannot_clear_it(tools):
@@ -319,7 +320,7 @@ def test_type_mode_on_wayland_passes_text_after_double_dash(tools):
     events: list[str] = []
     delivery = make_output("type", events, FakeClipboard(events), FAKE_WAYLAND, tools).deliver("-k not an option")
     assert delivery.pasted
-    assert tools.log.read_text() == "wtype -- -k not an option\n"
+    assert tools.log.read_text() == "wtype -s 30 -- -k not an option\n"
 
 
 def test_type_mode_without_tool_falls_back_to_clipboard(tools):
@@ -348,7 +349,7 @@ def test_paste_tools_status(tools):
     assert present["xclip"] is True and present["xdotool"] is False
     assert all(hint for _, _, hint in rows)
     wayland = [tool for tool, _, _ in paste_tools_status({**FAKE_WAYLAND, "PATH": str(tools.bin)}, platform="linux")]
-    assert wayland == ["wl-copy", "wl-paste", "wtype"]
+    assert wayland == ["wl-copy", "wl-paste", "wtype", "ydotool"]
     mac = [tool for tool, _, _ in paste_tools_status({"PATH": str(tools.bin)}, platform="darwin")]
     assert mac[:2] == ["pbcopy", "pbpaste"]
 
@@ -444,3 +445,148 @@ def test_failing_clipboard_tool_reports_its_stderr(tools):
     with pytest.raises(errors.PasteFailed, match="Can't open display") as info:
         detect_clipboard(env, platform="linux").set_text("x")
     assert "paste it by hand" not in info.value.hint  # the text is NOT on the clipboard
+
+
+# -- the paste chord follows the focused app (focus.py, chord.py, keysend.py) --------------------
+
+def _focus(*names: str, source: str = "x11"):
+    from ctrlspeak.desktop.focus import FocusedApp
+
+    return lambda: FocusedApp(names, source)
+
+
+def test_a_terminal_gets_ctrl_shift_v_through_xdotool(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("old"))
+    out = make_output("paste", events, clipboard, FAKE_X, tools, focus=_focus("xterm", "XTerm"))
+    delivery = out.deliver("ls -la")
+    assert delivery.pasted and "ctrl+shift+v" in delivery.detail
+    assert tools.log.read_text() == "xdotool key --clearmodifiers ctrl+shift+v\n"
+    assert clipboard.content.text == "old"
+
+
+def test_any_other_app_gets_ctrl_v(tools):
+    tools("xdotool")
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events), FAKE_X, tools, focus=_focus("Navigator", "firefox"))
+    assert out.deliver("hi").pasted
+    assert tools.log.read_text() == "xdotool key --clearmodifiers ctrl+v\n"
+
+
+def test_the_config_table_wins_over_the_terminal_list(tools):
+    tools("xdotool")
+    events: list[str] = []
+    table = (("XTERM", "shift+insert"),)
+    out = make_output("paste", events, FakeClipboard(events), FAKE_X, tools, paste_chords=table,
+                      focus=_focus("xterm", "XTerm"))
+    assert out.deliver("hi").pasted
+    assert tools.log.read_text() == "xdotool key --clearmodifiers shift+Insert\n"
+
+
+def test_a_table_entry_of_type_types_and_leaves_the_clipboard_alone(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("untouched"))
+    out = make_output("paste", events, clipboard, FAKE_X, tools, paste_chords=(("emacs", "type"),),
+                      focus=_focus("emacs", "Emacs"))
+    delivery = out.deliver("typed into emacs")
+    assert delivery.method == "type" and delivery.pasted
+    assert tools.log.read_text() == "xdotool type --clearmodifiers --delay 5 --file -\n"
+    assert "get" not in events and "set_text" not in events
+    assert clipboard.content.text == "untouched"
+
+
+def test_a_sway_terminal_gets_the_shift_chord_through_wtype(tools):
+    tools("wtype")
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events), FAKE_WAYLAND, tools, focus=_focus("foot", source="sway"))
+    assert out.deliver("hi").pasted
+    assert tools.log.read_text() == "wtype -s 30 -M ctrl -M shift -k v -m shift -m ctrl -p F20\n"
+
+
+def test_an_app_that_cannot_be_known_gets_ctrl_v(tools):
+    tools("wtype")
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events), FAKE_WAYLAND, tools, focus=lambda: None)
+    assert out.deliver("hi").pasted
+    assert tools.log.read_text() == "wtype -s 30 -M ctrl -k v -m ctrl -p F20\n"
+
+
+def _fake_ydotool(tools, tmp_path) -> dict[str, str]:
+    """A ydotool that logs its arguments and the socket it was given; a socket file for it."""
+    socket = tmp_path / "ydotool.sock"
+    socket.touch()
+    script = tools.bin / "ydotool"
+    script.write_text("#!/bin/sh\n"
+                      f'printf "%s\\n" "ydotool $* socket=$YDOTOOL_SOCKET" >> "{tools.log}"\n'
+                      f'if [ "$1" = type ]; then /bin/cat >> "{tools.log}.stdin"; fi\n')
+    script.chmod(0o755)
+    return {**FAKE_WAYLAND, "XDG_CURRENT_DESKTOP": "ubuntu:GNOME", "YDOTOOL_SOCKET": str(socket)}
+
+
+def test_gnome_pastes_with_ydotool_key_codes_when_its_daemon_runs(tools, tmp_path):
+    tools("wtype")  # present, but GNOME has no virtual-keyboard protocol for it
+    env = _fake_ydotool(tools, tmp_path)
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events), env, tools, focus=lambda: None)
+    delivery = out.deliver("hi")
+    assert delivery.pasted and "ydotool" in delivery.detail
+    assert tools.log.read_text() == f"ydotool key 29:1 47:1 47:0 29:0 socket={tmp_path / 'ydotool.sock'}\n"
+
+
+def test_ydotool_types_ascii_through_stdin_and_leaves_other_text_on_the_clipboard(tools, tmp_path):
+    env = _fake_ydotool(tools, tmp_path)
+    events: list[str] = []
+    out = make_output("type", events, FakeClipboard(events), env, tools)
+    assert out.deliver("-k plain words").pasted
+    assert tools.log.read_text().startswith("ydotool type --file - socket=")
+    assert Path(f"{tools.log}.stdin").read_text() == "-k plain words"
+    clipboard = FakeClipboard(events)
+    delivery = make_output("type", events, clipboard, env, tools).deliver("Grüße")
+    assert delivery.method == "clipboard" and "ASCII" in delivery.detail
+    assert clipboard.content.text == "Grüße"
+
+
+def test_wayland_without_a_key_tool_says_what_to_install_once(tools):
+    events: list[str] = []
+    clipboard = FakeClipboard(events)
+    out = make_output("paste", events, clipboard, {**FAKE_WAYLAND, "XDG_CURRENT_DESKTOP": "GNOME"}, tools,
+                      focus=lambda: None)
+    first = out.deliver("one")
+    assert first.method == "clipboard" and not first.pasted
+    assert "install wtype (sway, Hyprland) or run ydotoold (GNOME, KDE)" in first.detail
+    second = out.deliver("two")
+    assert second == Delivery("clipboard", False, "the text is on the clipboard, paste it with Ctrl+V")
+    assert clipboard.content.text == "two"
+    # a new Output (the next daemon run) says it again
+    again = make_output("paste", events, clipboard, FAKE_WAYLAND, tools, focus=lambda: None).deliver("three")
+    assert "install wtype" in again.detail
+
+
+def test_a_failing_tool_is_reported_every_time(tools):
+    tools("xdotool", exit_code=1, stderr="XTEST extension missing")
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events), FAKE_X, tools)
+    assert "XTEST" in out.deliver("one").detail and "XTEST" in out.deliver("two").detail
+
+
+def test_text_left_on_the_clipboard_names_the_terminal_chord(tools):
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events), FAKE_WAYLAND, tools, focus=_focus("kitty", source="sway"))
+    assert out.deliver("hi").detail.endswith("paste it with Ctrl+Shift+V")
+
+
+def test_focus_is_not_asked_without_a_desktop_session_or_in_stdout_mode(tools):
+    asked: list[int] = []
+
+    def focus():
+        asked.append(1)
+        return None
+
+    Output("stdout", key_guard=NullKeyGuard(), stdout=io.StringIO(), focus=focus).deliver("x")
+    events: list[str] = []
+    headless = Output("paste", key_guard=NullKeyGuard(), clipboard=FakeClipboard(events),
+                      env={"PATH": str(tools.bin)}, platform="linux", focus=focus)
+    assert "no graphical session" in headless.deliver("x").detail
+    assert asked == []

@@ -6,8 +6,11 @@
     read_text() -> str | None                the clipboard as text (to check it before restoring)
 
 Backends: X11 through ``xclip`` (every target, so an image survives) or ``xsel`` (text only),
-Wayland through ``wl-copy``/``wl-paste`` (every MIME type), macOS through ``pbcopy``/``pbpaste``
-(text only: on macOS an image on the clipboard is lost when a transcript is pasted).
+Wayland through ``wl-copy``/``wl-paste`` (any MIME type), macOS through ``pbcopy``/``pbpaste``
+(text only: on macOS an image on the clipboard is lost when a transcript is pasted). xclip and
+wl-copy serve one type per owner, so one type is saved: the text when there is text, else the
+best other type (an image first). A copy that offered text/html and text/plain comes back as
+the text.
 
 Two things about these tools shape the code:
 
@@ -50,7 +53,9 @@ INSTALL_HINTS: dict[str, str] = {
     "xdotool": "install xdotool (Debian/Ubuntu: sudo apt install xdotool; Fedora: sudo dnf install xdotool; Arch: sudo pacman -S xdotool)",
     "wl-copy": "install wl-clipboard (Debian/Ubuntu: sudo apt install wl-clipboard; Fedora: sudo dnf install wl-clipboard; Arch: sudo pacman -S wl-clipboard)",
     "wl-paste": "install wl-clipboard (Debian/Ubuntu: sudo apt install wl-clipboard; Fedora: sudo dnf install wl-clipboard; Arch: sudo pacman -S wl-clipboard)",
-    "wtype": "install wtype (Debian/Ubuntu: sudo apt install wtype; Fedora: sudo dnf install wtype; Arch: sudo pacman -S wtype); GNOME does not support it, use --output type or paste by hand",
+    "wtype": "install wtype (Debian/Ubuntu: sudo apt install wtype; Fedora: sudo dnf install wtype; Arch: sudo pacman -S wtype); GNOME and KDE do not support it: run ydotoold there",
+    "ydotool": "install ydotool 1.x and run its daemon ydotoold (GNOME, KDE; it needs write access to /dev/uinput)",
+    "xprop": "install xprop (Debian/Ubuntu: sudo apt install x11-utils; Fedora: sudo dnf install xprop; Arch: sudo pacman -S xorg-xprop): it names the focused app, so a terminal gets Ctrl+Shift+V",
     "pbcopy": "pbcopy ships with macOS; check PATH contains /usr/bin",
     "pbpaste": "pbpaste ships with macOS; check PATH contains /usr/bin",
     "pynput": "pip install pynput (and on macOS allow Accessibility access for the terminal or app running ctrlspeak)",

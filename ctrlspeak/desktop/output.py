@@ -6,15 +6,18 @@ Paste mode, in order:
    once the clipboard answers with it);
 2. wait until no modifier key is held: the person may still be holding Ctrl from the triple tap,
    and Ctrl+Shift+V or Ctrl+Alt+V would do something else;
-3. synthesize the paste key inside ``key_guard.synthesizing()`` so the hotkey detector does not
+3. synthesize the paste chord inside ``key_guard.synthesizing()`` so the hotkey detector does not
    count our own Ctrl as a tap: ``xdotool key --clearmodifiers ctrl+v`` on X11 (pynput's
-   Controller without xdotool), ``wtype -M ctrl -k v -m ctrl`` on Wayland, pynput Cmd+V on macOS;
+   Controller without xdotool), wtype or ydotool on Wayland (keysend.py), pynput Cmd+V on macOS.
+   The chord follows the focused app (focus.py, chord.py): Ctrl+Shift+V in a terminal, Ctrl+V
+   elsewhere, or what the config's ``[paste_chord]`` says, which may be "type" (no clipboard);
 4. wait ``restore_delay_s``: the target app asks the clipboard owner for the data *after* it
    sees the key, asynchronously; restoring earlier would paste the old clipboard;
 5. put the saved clipboard back, unless someone copied something else meanwhile.
 
 When no paste can be synthesized the transcript stays on the clipboard (not restored) and
-:meth:`Output.deliver` returns ``Delivery(method="clipboard", pasted=False, ...)`` saying so. Only
+:meth:`Output.deliver` returns ``Delivery(method="clipboard", pasted=False, ...)`` saying so; a
+missing tool's install line is given once per Output (one daemon run), not at every dictation. Only
 when even the clipboard cannot be set does it raise :class:`errors.PasteFailed`: the caller must
 then show the text some other way. A transcript is never dropped silently.
 
@@ -34,12 +37,17 @@ from dataclasses import dataclass
 from typing import ContextManager, Protocol, TextIO
 
 from ctrlspeak import errors
+from ctrlspeak.desktop import chord as chords
+from ctrlspeak.desktop import keysend
 from ctrlspeak.desktop.clipboard import INSTALL_HINTS, Clipboard, ClipboardContent, display_kind, missing_clipboard_reason
 from ctrlspeak.desktop.clipboard import detect_clipboard, which
+from ctrlspeak.desktop.focus import FocusedApp, focused_app
 
 log = logging.getLogger(__name__)
 
 MODES = ("paste", "type", "stdout")
+#: how the person is told to paste by hand, per chord
+_CHORD_NAMES = {"ctrl+v": "Ctrl+V", "ctrl+shift+v": "Ctrl+Shift+V", "shift+insert": "Shift+Insert", "cmd+v": "Cmd+V"}
 
 
 class KeyGuard(Protocol):
@@ -93,6 +101,15 @@ class _Synth:
     run: Callable[[], None]
 
 
+@dataclass(frozen=True)
+class _NoSynth:
+    """Why no key tool can be used; ``setup`` when the fix is to install or start something
+    (said once per Output), not a failure of this one delivery."""
+
+    why: str
+    setup: bool = True
+
+
 class Output:
     def __init__(
         self,
@@ -102,6 +119,8 @@ class Output:
         restore_clipboard: bool = True,
         restore_delay_s: float = 0.4,
         modifier_timeout_s: float = 3.0,
+        paste_chords: Sequence[tuple[str, str]] = (),
+        focus: Callable[[], FocusedApp | None] | None = None,
         env: Mapping[str, str] = os.environ,
         stdout: TextIO | None = None,
         clipboard: Clipboard | None = None,
@@ -109,8 +128,10 @@ class Output:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``clipboard`` defaults to :func:`detect_clipboard` for ``env``, looked up when needed;
-        ``platform``, ``sleep`` and ``clock`` exist for tests."""
+        """``paste_chords``: the config's ``[paste_chord]`` pairs (app, chord); ``focus`` names the
+        focused app (default :func:`focus.focused_app` for ``env``); ``clipboard`` defaults to
+        :func:`detect_clipboard` for ``env``, looked up when needed; ``platform``, ``sleep``
+        and ``clock`` exist for tests."""
         if mode not in MODES:
             raise errors.UsageError(f"unknown output mode {mode!r}; choose one of {', '.join(MODES)}")
         self.mode = mode
@@ -125,6 +146,10 @@ class Output:
         self._sleep = sleep
         self._clock = clock
         self._kind = display_kind(self._env, platform)
+        self._paste_chords = tuple(paste_chords)
+        self._focus = focus if focus is not None else lambda: focused_app(self._env, self._kind)
+        # setup hints already given: this Output lives as long as the daemon run
+        self._told: set[str] = set()
 
     def target(self) -> str | None:
         """Which window has the keyboard focus (an opaque id), or None when that cannot be known
@@ -157,6 +182,10 @@ class Output:
         return Delivery("stdout", True, f"printed {len(text)} characters", self._clock())
 
     def _paste(self, text: str) -> Delivery:
+        chord = self._chord()
+        if chord == "type":
+            log.info("the focused app is set to have text typed, not pasted ([paste_chord])")
+            return self._type(text)
         clipboard = self._require_clipboard()
         saved: ClipboardContent | None = None
         can_restore = False
@@ -169,30 +198,30 @@ class Output:
                 log.warning("could not save the clipboard, it will not be restored: %s", exc.message)
         clipboard.set_text(text)
 
-        synth, why_not = self._paste_synth()
-        if synth is None:
-            return self._left_on_clipboard(why_not)
+        synth = self._paste_synth(chord)
+        if isinstance(synth, _NoSynth):
+            return self._left_on_clipboard(synth, chord)
         failure = self._synthesize(synth)
         if failure:
-            return self._left_on_clipboard(failure)
+            return self._left_on_clipboard(_NoSynth(failure, setup=False), chord)
         inserted_at = self._clock()
         log.info("pasted %d characters with %s", len(text), synth.name)
-        detail = f"pasted {len(text)} characters with {synth.name}"
+        detail = f"pasted {len(text)} characters with {synth.name}" + ("" if chord == "ctrl+v" else f" ({chord})")
         if can_restore:
             self._sleep(self.restore_delay_s)
             detail += self._restore(clipboard, saved, text)
         return Delivery("paste", True, detail, inserted_at)
 
     def _type(self, text: str) -> Delivery:
-        synth, why_not = self._type_synth(text)
-        if synth is not None:
+        synth = self._type_synth(text)
+        if not isinstance(synth, _NoSynth):
             failure = self._synthesize(synth)
             if not failure:
                 log.info("typed %d characters with %s", len(text), synth.name)
                 return Delivery("type", True, f"typed {len(text)} characters with {synth.name}", self._clock())
-            why_not = failure
+            synth = _NoSynth(failure, setup=False)
         self._require_clipboard().set_text(text)
-        return self._left_on_clipboard(why_not)
+        return self._left_on_clipboard(synth, None)
 
     # -- steps -------------------------------------------------------------------------------
     def _require_clipboard(self) -> Clipboard:
@@ -230,58 +259,82 @@ class Output:
             return f"; clipboard not restored ({exc.message})"
         return "; clipboard restored" if saved is not None else "; clipboard cleared"
 
-    def _left_on_clipboard(self, why: str) -> Delivery:
-        key = "Cmd+V" if self._kind == "mac" else "Ctrl+V"
-        detail = f"{why}; the text is on the clipboard, paste it with {key}"
-        log.warning("not pasted: %s", why)
-        return Delivery("clipboard", False, detail)
+    def _chord(self) -> str:
+        """The paste chord for the focused app; Ctrl+V where the app cannot be known (a Wayland
+        desktop without sway's or Hyprland's IPC: the README says to list terminals there)."""
+        if self._kind not in ("x11", "wayland"):
+            return "ctrl+v"
+        app = self._focus()
+        if app is None:
+            return "ctrl+v"
+        chosen = chords.choose_chord(app.names, self._paste_chords)
+        log.debug("focused app %s (%s): %s", app.names, app.source, chosen)
+        return chosen
+
+    def _left_on_clipboard(self, reason: _NoSynth, chord: str | None) -> Delivery:
+        if chord is None or chord == "type":  # typing failed: the chord the app would paste with
+            chord = "ctrl+v"
+            if self._kind in ("x11", "wayland") and (app := self._focus()) is not None:
+                chord = chords.choose_chord(app.names)
+        key = _CHORD_NAMES["cmd+v" if self._kind == "mac" else chord]
+        if reason.setup and reason.why in self._told:
+            log.info("not pasted (no key tool, as said before)")
+            return Delivery("clipboard", False, f"the text is on the clipboard, paste it with {key}")
+        if reason.setup:
+            self._told.add(reason.why)
+        log.warning("not pasted: %s", reason.why)
+        return Delivery("clipboard", False, f"{reason.why}; the text is on the clipboard, paste it with {key}")
 
     # -- key synthesis -------------------------------------------------------------------------
-    def _paste_synth(self) -> tuple[_Synth | None, str]:
+    def _paste_synth(self, chord: str) -> _Synth | _NoSynth:
         kind = self._kind
         if kind == "x11":
             xdotool = which("xdotool", self._env)
             if xdotool:
-                return _Synth("xdotool", True, lambda: self._run_tool([xdotool, "key", "--clearmodifiers", "ctrl+v"])), ""
-            return self._pynput_synth("ctrl+v", f"xdotool not found ({INSTALL_HINTS['xdotool']})")
+                cmd = keysend.xdotool_chord(xdotool, chord)
+                return _Synth("xdotool", True, lambda: self._run_tool(cmd))
+            return self._pynput_synth(chord, f"xdotool not found ({INSTALL_HINTS['xdotool']})")
         if kind == "wayland":
-            wtype = which("wtype", self._env)
-            if wtype:
-                return _Synth("wtype", False, lambda: self._run_tool([wtype, "-M", "ctrl", "-k", "v", "-m", "ctrl"])), ""
-            return None, f"wtype not found ({INSTALL_HINTS['wtype']})"
+            keyer = keysend.wayland_keyer(self._env)
+            if keyer is None:
+                return _NoSynth(f"nothing to paste with: {keysend.WAYLAND_NO_KEYER} to have it pasted")
+            cmd = keysend.chord_args(keyer, chord)
+            return _Synth(keyer.name, False, lambda: self._run_tool(cmd, env_extra=keyer.env))
         if kind == "mac":
             return self._pynput_synth("cmd+v", "")
-        return None, "no graphical session to paste into"
+        return _NoSynth("no graphical session to paste into")
 
-    def _type_synth(self, text: str) -> tuple[_Synth | None, str]:
+    def _type_synth(self, text: str) -> _Synth | _NoSynth:
         kind = self._kind
+        timeout = 5.0 + 0.05 * len(text)
         if kind == "x11":
             xdotool = which("xdotool", self._env)
             if xdotool:
                 # --file - keeps the transcript out of argv, which other users can read in /proc.
                 cmd = [xdotool, "type", "--clearmodifiers", "--delay", "5", "--file", "-"]
-                timeout = 5.0 + 0.05 * len(text)
-                return _Synth("xdotool", True, lambda: self._run_tool(cmd, text, timeout)), ""
+                return _Synth("xdotool", True, lambda: self._run_tool(cmd, text, timeout))
             return self._pynput_synth(None, f"xdotool not found ({INSTALL_HINTS['xdotool']})", text)
         if kind == "wayland":
-            wtype = which("wtype", self._env)
-            if wtype:
-                # wtype (as of 0.4) takes text only in argv; "--" stops "-k..." being read as options.
-                cmd = [wtype, "--", text]
-                return _Synth("wtype", False, lambda: self._run_tool(cmd, timeout=5.0 + 0.05 * len(text))), ""
-            return None, f"wtype not found ({INSTALL_HINTS['wtype']})"
+            keyer = keysend.wayland_keyer(self._env)
+            if keyer is None:
+                return _NoSynth(f"nothing to type with: {keysend.WAYLAND_NO_KEYER} to have it typed")
+            if keyer.name == "ydotool" and not keysend.ydotool_can_type(text):
+                return _NoSynth("ydotool types ASCII only and the text has other characters", setup=False)
+            cmd, stdin_text = keysend.type_args(keyer, text)
+            return _Synth(keyer.name, False, lambda: self._run_tool(cmd, stdin_text, timeout, env_extra=keyer.env))
         if kind == "mac":
             return self._pynput_synth(None, "", text)
-        return None, "no graphical session to type into"
+        return _NoSynth("no graphical session to type into")
 
-    def _pynput_synth(self, combo: str | None, why_else: str, text: str = "") -> tuple[_Synth | None, str]:
-        """pynput's Controller: ``combo`` ("ctrl+v", "cmd+v") or, when None, type ``text``."""
+    def _pynput_synth(self, combo: str | None, why_else: str, text: str = "") -> _Synth | _NoSynth:
+        """pynput's Controller: ``combo`` ("ctrl+v", "ctrl+shift+v", "shift+insert", "cmd+v") or,
+        when None, type ``text``."""
         prefix = f"{why_else}; " if why_else else ""
         # pynput talks to the display in os.environ, which is not ours to use if env differs.
         if self._kind == "x11" and os.environ.get("DISPLAY") != self._env.get("DISPLAY"):
-            return None, f"{prefix}pynput would use another display"
+            return _NoSynth(f"{prefix}pynput would use another display")
         if importlib.util.find_spec("pynput") is None:
-            return None, f"{prefix}pynput is not installed ({INSTALL_HINTS['pynput']})"
+            return _NoSynth(f"{prefix}pynput is not installed ({INSTALL_HINTS['pynput']})")
 
         def run() -> None:
             try:
@@ -293,22 +346,27 @@ class Output:
                 if combo is None:
                     keyboard.type(text)
                 else:
-                    modifier = Key.cmd if combo.startswith("cmd") else Key.ctrl
-                    with keyboard.pressed(modifier):
-                        keyboard.press("v")
-                        keyboard.release("v")
+                    *held, last = combo.split("+")
+                    key = Key.insert if last == "insert" else last
+                    with contextlib.ExitStack() as stack:
+                        for name in held:
+                            stack.enter_context(keyboard.pressed(getattr(Key, name)))
+                        keyboard.press(key)
+                        keyboard.release(key)
             except Exception as exc:  # Controller errors are backend-specific (Xlib, Quartz)
                 raise errors.PasteFailed(f"pynput failed to send keys: {exc}") from exc
 
-        return _Synth("pynput", False, run), ""
+        return _Synth("pynput", False, run)
 
-    def _run_tool(self, cmd: Sequence[str], stdin_text: str | None = None, timeout: float = 5.0) -> None:
+    def _run_tool(self, cmd: Sequence[str], stdin_text: str | None = None, timeout: float = 5.0, *,
+                  env_extra: Mapping[str, str] | None = None) -> None:
         name = os.path.basename(cmd[0])
         try:
             proc = subprocess.run(
                 list(cmd), input=stdin_text.encode("utf-8") if stdin_text is not None else None,
                 stdin=subprocess.DEVNULL if stdin_text is None else None,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self._env, timeout=timeout, check=False,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**self._env, **(env_extra or {})},
+                timeout=timeout, check=False,
             )
         except subprocess.TimeoutExpired as exc:
             raise errors.PasteFailed(f"{name} did not finish within {timeout:.0f}s") from exc
@@ -327,11 +385,11 @@ def paste_tools_status(env: Mapping[str, str] = os.environ, *, platform: str = s
     if kind == "mac":
         tools = ["pbcopy", "pbpaste", "pynput"]
     elif kind == "wayland":
-        tools = ["wl-copy", "wl-paste", "wtype"]
+        tools = ["wl-copy", "wl-paste", "wtype", "ydotool"]
     elif kind == "x11":
-        tools = ["xclip", "xsel", "xdotool", "pynput"]
+        tools = ["xclip", "xsel", "xdotool", "xprop", "pynput"]
     else:  # no session now; show what a Linux desktop session will need
-        tools = ["xclip", "xdotool", "wl-copy", "wl-paste", "wtype"]
+        tools = ["xclip", "xdotool", "xprop", "wl-copy", "wl-paste", "wtype", "ydotool"]
     rows = []
     for tool in tools:
         present = importlib.util.find_spec(tool) is not None if tool == "pynput" else which(tool, env) is not None
