@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ctrlspeak.desktop.compositor_keys import BINDING_LINES
 from tests.desktop.harness import DesktopError, _tail, stop_process, wait_until
 
 log = logging.getLogger(__name__)
@@ -35,15 +36,11 @@ HERE = Path(__file__).resolve().parent
 SWAY_UID = 4242
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-gi lives here, not in the venv
 SWAY_TOOLS = ("sway", "swaymsg", "setpriv", "wtype", "wl-copy", "wl-paste", SYSTEM_PYTHON)
-#: the command our bindings run; CompositorKeys acts on exactly this
-TAP_MARKER = "nop ctrlspeak-tap"
-
-_SWAY_CONFIG = f"""output HEADLESS-1 resolution 1280x800
+# the bindings are the very lines `ctrlspeak shortcuts` tells sway users to add
+_SWAY_CONFIG = """output HEADLESS-1 resolution 1280x800
 xwayland disable
 default_border normal
-bindsym --release Control_L {TAP_MARKER}
-bindsym --release Control_R {TAP_MARKER}
-"""
+""" + "".join(line + "\n" for line in BINDING_LINES)
 
 
 class SwaySession:

@@ -15,6 +15,7 @@ import pytest
 
 from ctrlspeak.desktop.compositor_keys import CompositorKeys
 from ctrlspeak.desktop.hotkey import HotkeyConfig, HotkeyEvent, TapDetector
+from ctrlspeak.desktop.shortcuts import shortcut_text
 from tests.desktop.harness import wait_until
 from tests.wayland.sway import FootTarget, GtkTarget, SwaySession
 
@@ -112,3 +113,23 @@ def test_a_lone_tap_fires_and_the_app_still_sees_ctrl(sway: SwaySession, gtk_tar
     wait_until(lambda: len(taps.pairs()) >= 2, 10, "the tap")
     wait_until(lambda: len(gtk_target.key_events()) >= before + 2, 5, "the window's key events")
     assert gtk_target.key_events()[before:] == ["press Control_L", "release Control_L"]
+
+
+def test_the_printed_sway_lines_are_sway_commands_and_only_ours_are_taps(sway: SwaySession, gtk_target: GtkTarget,
+                                                                         taps: Taps):
+    lines = [line for line in shortcut_text("sway").splitlines() if line.startswith("bindsym ")]
+    assert len(lines) == 3
+    marker = sway.workdir / "logs" / "chord-ran"
+    try:
+        for line in lines:
+            assert b'"success": true' in sway.swaymsg(line).stdout, line
+        # the chord line as printed, but running something we can see instead of `ctrlspeak toggle`
+        sway.swaymsg("bindsym Ctrl+Alt+d exec touch " + str(marker))
+        sway.logs.chmod(0o777)  # `exec` runs as sway's uid
+        sway.wtype("-s", "30", "-M", "ctrl", "-M", "alt", "-k", "d", "-m", "alt", "-m", "ctrl", "-p", "F20")
+        wait_until(marker.exists, 10, "the Ctrl+Alt+d binding to run")
+        time.sleep(0.3)
+        assert taps.pairs() == [], "a binding that is not ours must not be a tap"
+    finally:
+        sway.swaymsg("unbindsym Ctrl+Alt+d", check=False)
+        sway.logs.chmod(0o755)
