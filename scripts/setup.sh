@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # and openssl for the download tests' HTTPS hub certificate.
 APT_PACKAGES=(
   python3-venv gcc linux-libc-dev libsndfile1 libportaudio2 espeak-ng sox
-  xvfb x11-utils xdotool xclip xsel imagemagick
+  xvfb x11-utils xdotool xclip xsel imagemagick xterm
   pulseaudio pulseaudio-utils libasound2-plugins dbus libnotify-bin dunst trayer
   systemd libplist-utils openssl
+  sway wtype wl-clipboard foot python3-gi gir1.2-gtk-3.0 grim
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

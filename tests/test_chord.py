@@ -9,12 +9,18 @@ from ctrlspeak.desktop.chord import CHORDS, choose_chord, chord_problem, is_term
 
 @pytest.mark.parametrize("names", [
     ("gnome-terminal-server", "Gnome-terminal"), ("org.gnome.Console",), ("kgx",), ("org.gnome.Ptyxis",),
-    ("konsole", "konsole"), ("org.kde.konsole",), ("xterm", "XTerm"), ("urxvt", "URxvt"), ("Alacritty",),
+    ("konsole", "konsole"), ("org.kde.konsole",), ("Alacritty",),
     ("kitty",), ("foot",), ("footclient",), ("org.wezfurlong.wezterm",), ("st-256color", "St"),
-    ("com.mitchellh.ghostty",), ("com.raggesilver.BlackBox",), ("XTerm", "xterm"),
+    ("com.mitchellh.ghostty",), ("com.raggesilver.BlackBox",),
 ])
 def test_terminals(names):
     assert is_terminal(names) and choose_chord(names) == "ctrl+shift+v"
+
+
+@pytest.mark.parametrize("names", [("xterm", "XTerm"), ("ctrlspeaktest", "XTerm"), ("urxvt", "URxvt"), ("uxterm",)])
+def test_terminals_that_paste_only_primary_get_the_text_typed(names):
+    assert is_terminal(names) and choose_chord(names) == "type"
+    assert choose_chord(names, (("xterm", "ctrl+shift+v"), ("urxvt", "ctrl+shift+v"), ("uxterm", "ctrl+v"))) != "type"
 
 
 @pytest.mark.parametrize("names", [("Navigator", "firefox"), ("org.gnome.TextEditor",), ("emacs", "Emacs"),

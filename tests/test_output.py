@@ -459,7 +459,7 @@ def test_a_terminal_gets_ctrl_shift_v_through_xdotool(tools):
     tools("xdotool")
     events: list[str] = []
     clipboard = FakeClipboard(events, ClipboardContent.from_text("old"))
-    out = make_output("paste", events, clipboard, FAKE_X, tools, focus=_focus("xterm", "XTerm"))
+    out = make_output("paste", events, clipboard, FAKE_X, tools, focus=_focus("gnome-terminal-server", "Gnome-terminal"))
     delivery = out.deliver("ls -la")
     assert delivery.pasted and "ctrl+shift+v" in delivery.detail
     assert tools.log.read_text() == "xdotool key --clearmodifiers ctrl+shift+v\n"
@@ -575,6 +575,19 @@ def test_text_left_on_the_clipboard_names_the_terminal_chord(tools):
     events: list[str] = []
     out = make_output("paste", events, FakeClipboard(events), FAKE_WAYLAND, tools, focus=_focus("kitty", source="sway"))
     assert out.deliver("hi").detail.endswith("paste it with Ctrl+Shift+V")
+    # xterm gets the text typed; with nothing to type with, it is on the clipboard all the same
+    xterm = make_output("paste", events, FakeClipboard(events), FAKE_X, tools, focus=_focus("xterm", "XTerm"))
+    delivery = xterm.deliver("hi")
+    assert delivery.method == "clipboard" and delivery.detail.endswith("paste it with Ctrl+Shift+V")
+
+
+def test_xterm_gets_the_text_typed_by_default(tools):
+    tools("xdotool")
+    events: list[str] = []
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("untouched"))
+    delivery = make_output("paste", events, clipboard, FAKE_X, tools, focus=_focus("xterm", "XTerm")).deliver("ls")
+    assert delivery.method == "type" and tools.log.read_text().startswith("xdotool type ")
+    assert "set_text" not in events
 
 
 def test_focus_is_not_asked_without_a_desktop_session_or_in_stdout_mode(tools):

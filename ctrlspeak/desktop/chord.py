@@ -5,7 +5,9 @@
 A terminal reads Ctrl+V as a literal byte (0x16, "quote the next key"), so pasting there takes
 Ctrl+Shift+V. ``names`` are the focused app's names (``focus.FocusedApp.names``); ``table`` is
 the config's ``[paste_chord]``, which wins over the built-in terminal list. "type" means the app
-gets the text typed instead of pasted (an editor that binds both chords, say).
+gets the text typed instead of pasted (an editor that binds both chords, say). xterm and rxvt
+get "type" by default: out of the box no key of theirs pastes the CLIPBOARD (Ctrl+Shift+V sends
+0x16, Shift+Insert pastes PRIMARY; measured with xterm 379 in tests/desktop/test_paste_x11.py).
 
 Pure functions: what is focused and how keys are sent are other modules' business.
 """
@@ -35,6 +37,10 @@ TERMINALS = frozenset({
 })
 
 
+#: terminals whose own keys paste only PRIMARY unless configured: the text is typed into them
+TYPED_TERMINALS = frozenset({"xterm", "uxterm", "urxvt", "rxvt", "rxvt-unicode"})
+
+
 def is_terminal(names: Iterable[str]) -> bool:
     return any(name.casefold() in TERMINALS for name in names)
 
@@ -53,6 +59,8 @@ def choose_chord(names: Sequence[str], table: Sequence[tuple[str, str]] = ()) ->
     chosen = table_chord(names, table)
     if chosen is not None:
         return chosen
+    if any(name.casefold() in TYPED_TERMINALS for name in names):
+        return "type"
     return TERMINAL_CHORD if is_terminal(names) else DEFAULT_CHORD
 
 

@@ -272,10 +272,10 @@ class Output:
         return chosen
 
     def _left_on_clipboard(self, reason: _NoSynth, chord: str | None) -> Delivery:
-        if chord is None or chord == "type":  # typing failed: the chord the app would paste with
+        if chord is None or chord == "type":  # typing failed: the chord to paste with by hand
             chord = "ctrl+v"
             if self._kind in ("x11", "wayland") and (app := self._focus()) is not None:
-                chord = chords.choose_chord(app.names)
+                chord = chords.TERMINAL_CHORD if chords.is_terminal(app.names) else chords.DEFAULT_CHORD
         key = _CHORD_NAMES["cmd+v" if self._kind == "mac" else chord]
         if reason.setup and reason.why in self._told:
             log.info("not pasted (no key tool, as said before)")

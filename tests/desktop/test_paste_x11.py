@@ -1,4 +1,5 @@
-"""Paste and type into a real Tk window on a private Xvfb, with the real xclip and xdotool.
+"""Paste and type into a real Tk window and a real xterm on a private Xvfb, with the real xclip,
+xdotool and xprop (which names the focused app, so a terminal gets its own chord).
 
 Only X is needed here (no D-Bus, no audio), so this module starts its own Xvfb rather than the
 full stack in harness.py. Missing tools skip the module locally and fail it on CI (CI=...).
@@ -252,3 +253,91 @@ def test_without_xdotool_pynput_pastes(x11_env, tk_window, xclip, tmp_path):
     assert proc.stdout.decode().split() == ["paste", "True"], (tmp_path / "child.log").read_text()
     tk_window.wait_text("pasted by pynput")
     assert xclip("-o").stdout == b"previous clipboard"
+
+
+# -- a terminal: the chord follows the focused app's WM_CLASS ----------------------------------
+
+class Terminal:
+    """An xterm whose pty is raw and whose input goes to a file: what a paste or typing sends."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def received(self) -> bytes:
+        return self.out.read_bytes() if self.out.exists() else b""
+
+    def wait_received(self, expected: bytes, timeout: float = 5.0) -> None:
+        wait_for(lambda: self.received() == expected, timeout,
+                 f"the terminal to receive {expected!r} (has {self.received()!r})")
+
+
+@pytest.fixture
+def xterm(x11_env, tmp_path, request) -> Iterator[Callable[..., Terminal]]:
+    """Start an xterm (extra xterm arguments as given), focused; stopped after the test."""
+    if shutil.which("xterm") is None or shutil.which("xprop") is None:
+        message = "terminal paste test needs xterm and xprop (apt install xterm x11-utils)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> Terminal:
+        name = f"ctrlspeakterm{os.getpid()}x{len(procs)}"
+        out = tmp_path / f"{name}.out"
+        log = (tmp_path / f"{name}.log").open("wb")
+        proc = subprocess.Popen(["xterm", "-name", name, *args, "-e", "sh", "-c", f"stty raw -echo; exec cat > '{out}'"],
+                                env=x11_env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        procs.append(proc)
+        found = subprocess.run(["xdotool", "search", "--sync", "--classname", f"^{name}$"], env=x11_env,
+                               capture_output=True, text=True, timeout=20, check=True)
+        subprocess.run(["xdotool", "windowfocus", "--sync", found.stdout.split()[0]], env=x11_env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=True)
+        wait_for(out.exists, 10, "the shell in the xterm to open its output file")
+        time.sleep(0.2)  # stty runs before cat: let the pty be raw before keys arrive
+        return Terminal(out)
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def test_a_terminal_that_pastes_with_ctrl_shift_v_gets_it(x11_env, xterm, xclip):
+    # xterm pastes the CLIPBOARD with no key of its own (Ctrl+Shift+V sends 0x16): bind it as
+    # the terminals in chord.TERMINALS have it, and say so in the table, as a person would
+    terminal = xterm("-xrm", "*VT100.translations: #override Ctrl Shift <Key>V: insert-selection(CLIPBOARD)")
+    xclip("-i", input=b"previous clipboard")
+    out = Output("paste", key_guard=NullKeyGuard(), env=x11_env, paste_chords=(("XTerm", "ctrl+shift+v"),))
+
+    delivery = out.deliver("echo pasted into a terminal")
+
+    assert delivery.method == "paste" and delivery.pasted and "ctrl+shift+v" in delivery.detail, delivery
+    terminal.wait_received(b"echo pasted into a terminal")
+    assert xclip("-o").stdout == b"previous clipboard"
+    time.sleep(0.3)
+    assert terminal.received() == b"echo pasted into a terminal"  # no stray 0x16 from a Ctrl+V
+
+
+def test_a_stock_xterm_gets_the_text_typed(x11_env, xterm, xclip):
+    terminal = xterm()
+    xclip("-i", input=b"untouched")
+
+    delivery = Output("paste", key_guard=NullKeyGuard(), env=x11_env).deliver("ls -la ~/notes")
+
+    assert delivery.method == "type" and delivery.pasted, delivery
+    terminal.wait_received(b"ls -la ~/notes")
+    assert xclip("-o").stdout == b"untouched"
+
+
+def test_ctrl_v_into_a_terminal_is_what_this_fixes(x11_env, xterm, xclip):
+    """The measured failure: the ordinary chord (table entry ctrl+v) sends a literal 0x16."""
+    terminal = xterm()
+    xclip("-i", input=b"previous clipboard")
+    delivery = Output("paste", key_guard=NullKeyGuard(), env=x11_env,
+                      paste_chords=(("xterm", "ctrl+v"),)).deliver("lost words")
+    assert delivery.method == "paste"
+    terminal.wait_received(b"\x16")
