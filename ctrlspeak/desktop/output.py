@@ -260,8 +260,8 @@ class Output:
         return "; clipboard restored" if saved is not None else "; clipboard cleared"
 
     def _chord(self) -> str:
-        """The paste chord for the focused app; Ctrl+V where the app cannot be known (a Wayland
-        desktop without sway's or Hyprland's IPC: the README says to list terminals there)."""
+        """The paste chord for the focused app; Ctrl+V where the app cannot be known (GNOME and
+        KDE on Wayland have no IPC for it: the README points terminal users to output = "type")."""
         if self._kind not in ("x11", "wayland"):
             return "ctrl+v"
         app = self._focus()
