@@ -603,3 +603,12 @@ def test_focus_is_not_asked_without_a_desktop_session_or_in_stdout_mode(tools):
                       env={"PATH": str(tools.bin)}, platform="linux", focus=focus)
     assert "no graphical session" in headless.deliver("x").detail
     assert asked == []
+
+
+def test_the_daemon_output_takes_the_config_paste_chord_table():
+    from ctrlspeak import config
+    from ctrlspeak.daemon import wiring
+
+    cfg = config.Config(paste_chord=(("emacs", "type"),))
+    out = wiring.make_output(cfg, None, None)
+    assert out._paste_chords == (("emacs", "type"),)

@@ -103,7 +103,8 @@ def make_output(cfg: config_mod.Config, hotkey: Any, stdout: TextIO | None) -> A
     from ctrlspeak.desktop.output import NullKeyGuard, Output
 
     guard = hotkey if hotkey is not None else NullKeyGuard()
-    return Output(cfg.output, key_guard=guard, restore_clipboard=cfg.restore_clipboard, stdout=stdout)
+    return Output(cfg.output, key_guard=guard, restore_clipboard=cfg.restore_clipboard,
+                  paste_chords=cfg.paste_chord, stdout=stdout)
 
 
 DOCTOR_HINT = "run `ctrlspeak doctor` to see what to fix, or bind `ctrlspeak toggle` to a desktop shortcut"
