@@ -1,4 +1,4 @@
-"""The long-dictation end-to-end check must catch join errors and pass a single misheard word."""
+"""The long-dictation end-to-end check must catch join errors, and any wrong word."""
 from __future__ import annotations
 
 import pytest
@@ -8,12 +8,8 @@ from tests.desktop.daemon_proc import LONG, assert_joined_exactly
 WANT = " ".join(LONG)
 
 
-@pytest.mark.parametrize("got", [
-    WANT,
-    WANT.replace(" station ", " stasion "),  # one word misheard inside a sentence
-])
-def test_passes(got):
-    assert_joined_exactly(got.split(), LONG)
+def test_passes():
+    assert_joined_exactly(WANT.split(), LONG)
 
 
 @pytest.mark.parametrize("got", [
@@ -24,6 +20,7 @@ def test_passes(got):
     WANT.replace("morning we", "morning wee"),         # a segment's start garbled
     WANT.replace(" station ", " stasion ").replace("park", "bark"),  # two words wrong
     WANT.replace("the station", "station"),           # dropped inside
+    WANT.replace(" station ", " stasion "),           # one word misheard inside a sentence
 ])
 def test_fails(got):
     with pytest.raises(AssertionError):

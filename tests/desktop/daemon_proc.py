@@ -61,28 +61,16 @@ def dictate(desktop: Desktop, daemon: RunningDaemon, begin, end) -> None:
 
 
 # sentences tiny-en got right 12 times in 12 (random lead-in, gain, 44.1 kHz round trip; v2 drops
-# "after" in "we walked home after the movie last night", the sentence v1 was tested with)
+# "after" in "we walked home after the movie last night", the sentence v1 was tested with, in an
+# early build)
 LONG = ["we walked home from the station last night",
         "call my mother tomorrow morning",
         "we should visit the park on sunday afternoon"]
 
 
 def assert_joined_exactly(words: list[str], sentences: list[str], context: str = "") -> None:
-    """Segments joined with no word dropped, doubled, merged or clipped.
-
-    The words at every join (each sentence's first and last) must be exact, and the count must
-    match. Inside a sentence one word may be misheard (tiny-en's word error rate is about 5 %,
-    and CI once heard "after" as "aser" on a busy machine): that is the model, not the join.
-    """
+    """Segments joined with no word dropped, doubled, merged, clipped or misheard: the words
+    are the sentences' exactly (tiny-en v2 got each of LONG right 12 times in 12, with random
+    lead-in, gain and a 44.1 kHz round trip, so a wrong word is the path's, not the model's)."""
     expected = " ".join(sentences).split()
-    why = f"got {' '.join(words)!r}, want {' '.join(expected)!r}\n{context}"
-    assert len(words) == len(expected), why
-    joins = set()
-    start = 0
-    for sentence in sentences:
-        n = len(sentence.split())
-        joins |= {start, start + n - 1}
-        start += n
-    wrong = [i for i, (got, want) in enumerate(zip(words, expected)) if got != want]
-    assert not joins.intersection(wrong), why
-    assert len(wrong) <= 1, why
+    assert words == expected, f"got {' '.join(words)!r}, want {' '.join(expected)!r}\n{context}"
