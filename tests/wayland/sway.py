@@ -307,7 +307,9 @@ class FootTarget(_FileTarget):
     """foot running `cat` in a raw tty: every byte the terminal sends to its program, unchanged
     (Ctrl+V arrives as 0x16; only Ctrl+Shift+V pastes)."""
 
-    def __init__(self, session: SwaySession, app_id: str = "foottarget") -> None:
+    def __init__(self, session: SwaySession, app_id: str = "foot") -> None:
+        # "foot" (its own default) and not a name of ours: the daemon picks the terminal's paste
+        # chord by the focused app_id, as it would for a person's foot
         self.app_id = app_id
         out = session.workdir / f"{app_id}-{next(session._ids)}.bin"
         proc = session.spawn(["foot", "-a", app_id, "-e", "sh", "-c", f"stty raw -echo; exec cat > '{out}'"],
