@@ -32,8 +32,9 @@ from tests.desktop.harness import DesktopError, _tail, stop_process, wait_until
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).resolve().parent
-#: the unprivileged uid sway runs as; no passwd entry is needed
-SWAY_UID = 4242
+#: the unprivileged uid sway runs as when we are root (sway refuses root); no passwd entry is needed.
+#: Not root, sway simply runs as us.
+SWAY_UID = 4242 if os.geteuid() == 0 else os.geteuid()
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-gi lives here, not in the venv
 SWAY_TOOLS = ("sway", "swaymsg", "setpriv", "wtype", "wl-copy", "wl-paste", SYSTEM_PYTHON)
 # the bindings are the very lines `ctrlspeak shortcuts` tells sway users to add
@@ -84,7 +85,8 @@ class SwaySession:
         home = self.workdir / "home"
         for folder in (self.runtime, home):
             folder.mkdir(mode=0o700)
-            os.chown(folder, SWAY_UID, SWAY_UID)
+            if SWAY_UID != os.geteuid():
+                os.chown(folder, SWAY_UID, SWAY_UID)
         config = self.workdir / "sway.conf"
         config.write_text(_SWAY_CONFIG + self.extra_config)
         config.chmod(0o644)
@@ -94,9 +96,10 @@ class SwaySession:
         with open(self.logs / "sway.log", "ab") as out:
             # sway refuses to run as root and has no flag against it; setsid so a signal meant for
             # the test runner's group does not reach it before we stop it ourselves.
+            as_sway = (["setpriv", f"--reuid={SWAY_UID}", f"--regid={SWAY_UID}", "--clear-groups"]
+                       if SWAY_UID != os.geteuid() else [])
             self._sway = subprocess.Popen(
-                ["setpriv", f"--reuid={SWAY_UID}", f"--regid={SWAY_UID}", "--clear-groups",
-                 "sway", "-c", str(config)],
+                [*as_sway, "sway", "-c", str(config)],
                 env=sway_env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         display, ipc = self._wait("sway's wayland and IPC sockets", self._sockets)
