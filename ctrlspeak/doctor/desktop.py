@@ -14,7 +14,8 @@ from ctrlspeak.doctor.probe import (
 )
 from ctrlspeak.service import run_command
 
-TOGGLE_HINT = "bind `ctrlspeak toggle` to a keyboard shortcut in your desktop's settings"
+TOGGLE_HINT = ("bind `ctrlspeak toggle` to a keyboard shortcut in your desktop's settings "
+               "(`ctrlspeak shortcuts` prints the exact binding for this desktop)")
 
 EvdevProblem = Callable[[], "str | None"]
 
@@ -97,7 +98,8 @@ def _wayland_hotkey(env: Mapping[str, str], evdev_why: str | None) -> Check:
     if evdev_why is None:
         return Check("hotkey", OK, "Wayland session: keys read from the kernel's input devices (evdev)", "", False)
     if env.get("SWAYSOCK"):
-        return Check("hotkey", WARN, f"Wayland session: evdev unavailable ({evdev_why}); sway's IPC stands in",
+        return Check("hotkey", WARN, f"Wayland session: evdev unavailable ({evdev_why}); sway's IPC stands in "
+                     "(with the release bindings `ctrlspeak shortcuts` prints)",
                      f"to read keys from the kernel instead: {INPUT_GROUP_FIX}", False)
     return Check("hotkey", WARN, f"Wayland session: global keys cannot be read ({evdev_why})",
                  f"let ctrlspeak read the keyboard: {INPUT_GROUP_FIX}; or {TOGGLE_HINT}", False)
