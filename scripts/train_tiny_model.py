@@ -276,7 +276,7 @@ def main(argv=None) -> int:
     for name in ("natural", "random"):
         r = ev[name]
         stream = ", ".join(f"streaming {ms} ms {100 * r[f'streaming_{ms}ms']['wer']:.2f} %"
-                           for ms in (160, 560))
+                           for ms in sorted(CHUNK_MS.values()))
         print(f"in memory, held-out {name}: WER {100 * r['wer']:.2f} % CER {100 * r['cer']:.2f} % "
               f"(CTC head {100 * r['ctc_head']['wer']:.2f} %); {stream}")
     print(f"in memory, long dictations: WER {100 * ev['long']['wer']:.2f} %")
