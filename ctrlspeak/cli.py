@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-punctuation", dest="punctuation", action="store_false", default=None,
                    help="ask Canary for text without punctuation and capitals")
     t.add_argument("--json", action="store_true", help="print JSON with timings instead of plain text")
+    t.add_argument("--raw", action="store_true",
+                   help="print the model's own text, without the text pipeline ([words], spoken punctuation...)")
     t.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                    help="how to show model loading progress on stderr (default: bars on a terminal)")
     t.add_argument("--stream", action="store_true",

@@ -19,6 +19,7 @@ from typing import Any
 
 from ctrlspeak import errors
 from ctrlspeak.desktop.chord import chord_problem, parse_table_text
+from ctrlspeak.text.profile import CAPITALS, Profile, parse_profiles, parse_words, word_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +46,7 @@ MAX_THREADS = 256
 _CHOICES: dict[str, tuple[str, ...]] = {
     "compute_device": COMPUTE_DEVICES, "hotkey_mode": ("tap", "hold"),
     "hotkey_backend": ("auto", "x11", "evdev", "compositor", "none"), "output": ("paste", "type", "stdout"),
-    "quantize": ("off", "int8"), "notify": ("off", "errors", "normal"),
+    "quantize": ("off", "int8"), "notify": ("off", "errors", "normal"), "auto_capitalize": CAPITALS,
 }
 #: seconds (or minutes) that must be a finite number in (low, high]; low itself is allowed
 #: where the bool says so. NaN and infinity are refused everywhere: NaN compares false with
@@ -78,6 +79,12 @@ def value_problem(name: str, value: Any) -> str | None:
         return f"must be 0 or more, not {value}"
     if name == "paste_chord":
         return _paste_chord_problem(value)
+    if name == "words":
+        if not isinstance(value, tuple) or not all(isinstance(p, tuple) and len(p) == 2 for p in value):
+            return f"must be (spoken, written) pairs, not {value!r}"
+        return next((problem for spoken, written in value if (problem := word_problem(spoken, written))), None)
+    if name == "profile" and not (isinstance(value, tuple) and all(isinstance(p, Profile) for p in value)):
+        return f"must be [profile.\"APP\"] tables, not {value!r}"
     if name in _SPANS:
         low, low_ok, high = _SPANS[name]
         if not (math.isfinite(value) and (value >= low if low_ok else value > low) and value <= high):
@@ -173,6 +180,25 @@ class Config:
     #: ``[paste_chord]`` table, CTRLSPEAK_PASTE_CHORD="app=chord,app=chord"
     paste_chord: tuple[tuple[str, str], ...] = ()
     restore_clipboard: bool = True
+
+    # -- the text pipeline (ctrlspeak/text/): between the model and the cursor ----------------
+    #: the user's dictionary, the ``[words]`` table (spoken = "written"): whole words and
+    #: phrases, any case in, the written form's case out; `ctrlspeak words` edits it
+    words: tuple[tuple[str, str], ...] = ()
+    #: "comma", "period", "new line"... become the marks (English); off by default because a
+    #: dictation about punctuation would lose its words
+    spoken_punctuation: bool = False
+    #: "um", "uh", "er", "erm", "hmm" taken out
+    remove_fillers: bool = False
+    #: capitals at sentence starts: "auto" only where the model writes no capitals or punctuation
+    #: of its own (CTC models, tiny-en), "on", "off" (default: the model's text as it is)
+    auto_capitalize: str = "off"
+    #: a period at the end of a dictation that ends without punctuation
+    trailing_period: bool = False
+    #: a space after each dictation
+    trailing_space: bool = False
+    #: per application overrides, the ``[profile."APP"]`` tables (ctrlspeak.text.profile)
+    profile: tuple[Profile, ...] = ()
     history: bool = True
     #: desktop notifications: "off", "errors" or "normal"
     notify: str = "normal"
@@ -257,7 +283,7 @@ def _line_of(text: str, key: str, table: str | None = None) -> int | None:
 
 def _table_source(path: Path, text: str, key: str, value: Any) -> Source:
     """For a table, the line of its first bad entry when there is one, else the key's own line."""
-    if isinstance(value, dict):
+    if isinstance(value, dict) and key.replace("-", "_") == "paste_chord":
         for entry, chord in value.items():
             if not isinstance(chord, str) or chord_problem(chord.strip().lower()):
                 if _line_of(text, entry, table=key):
@@ -282,6 +308,8 @@ def _coerce(key: str, value: Any, source: Source) -> Any:
 
     if key == "paste_chord":
         return _coerce_paste_chord(value, bad)
+    if key in ("words", "profile"):
+        return _coerce_text_table(key, value, bad)
     try:
         if "bool" in kind:
             if isinstance(value, bool):
@@ -342,6 +370,24 @@ def _coerce_paste_chord(value: Any, bad: Callable[[str], errors.ConfigError]) ->
     return result
 
 
+def _coerce_text_table(key: str, value: Any, bad: Callable[[str], errors.ConfigError]) -> Any:
+    """``[words]`` (a table; "spoken=written,..." from the environment) or ``[profile."APP"]``."""
+    if key == "words" and isinstance(value, str):
+        table: dict[str, str] = {}
+        for item in filter(str.strip, value.split(",")):
+            spoken, sep, written = item.partition("=")
+            if not sep:
+                raise bad(f"must be spoken=written pairs separated by commas, not {item!r}")
+            table[spoken.strip()] = written.strip()
+        value = table
+    elif key == "profile" and isinstance(value, str):
+        raise bad("can only be set in the config file, as [profile.\"APP\"] tables")
+    try:
+        return parse_words(value) if key == "words" else parse_profiles(value)
+    except ValueError as exc:
+        raise bad(str(exc)) from None
+
+
 def read_file(path: Path) -> dict[str, Any]:
     """The config file's settings; a missing file is empty, a broken one an ERR_CONFIG."""
     try:
@@ -363,9 +409,11 @@ def read_file(path: Path) -> dict[str, Any]:
             log.warning("config file %s: unknown key %r ignored", path, key)
             continue
         source = _table_source(path, text, key, value)
-        if name == "paste_chord" and not isinstance(value, dict):  # "app=chord,..." is the env's form
-            raise errors.ConfigError(f"{source.where}: {key} must be a table ([{key}] then app = \"chord\" lines), "
-                                     f"not {value!r}", hint=source.hint)
+        if name in ("paste_chord", "words", "profile") and not isinstance(value, dict):  # "a=b,..." is the env's
+            lines = {"paste_chord": 'app = "chord"', "words": 'spoken = "written"'}.get(name)
+            shape = f"[{key}] then {lines} lines" if lines else f'[{key}."APP"] tables'
+            raise errors.ConfigError(f"{source.where}: {key} must be a table ({shape}), not {value!r}",
+                                     hint=source.hint)
         values[name] = _coerce(name, value, source)
     return values
 

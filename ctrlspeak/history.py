@@ -38,7 +38,7 @@ from ctrlspeak import errors
 log = logging.getLogger(__name__)
 
 FILENAME = "history.sqlite3"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # _MIGRATIONS[n] holds the statements that take a database from user_version n to n + 1.
 # (Statements one by one: executescript() would COMMIT the migration's transaction first.)
@@ -60,6 +60,11 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE transcripts ADD COLUMN journal_id TEXT",
         "CREATE UNIQUE INDEX transcripts_journal_id ON transcripts (journal_id) WHERE journal_id IS NOT NULL",
     ),
+    (
+        # the model's own text when the text pipeline (ctrlspeak/text/) changed it; NULL: the same
+        # (and every row from before the pipeline existed)
+        "ALTER TABLE transcripts ADD COLUMN raw_text TEXT",
+    ),
 )
 assert len(_MIGRATIONS) == SCHEMA_VERSION
 
@@ -75,6 +80,13 @@ class Entry:
     duration_s: float
     latency_s: float | None
     source: str
+    #: the model's own text where the text pipeline changed it, else None (``text`` is both)
+    raw_text: str | None = None
+
+    @property
+    def raw(self) -> str:
+        """What the model wrote (for `retry`-like uses and `history --raw`)."""
+        return self.text if self.raw_text is None else self.raw_text
 
 
 def default_path() -> Path:
@@ -145,18 +157,22 @@ class History:
         return self._db
 
     def add(self, text: str, *, model: str, duration_s: float, latency_s: float | None,
-            source: str = "dictation", created_at: float | None = None, journal_id: str | None = None) -> int:
+            source: str = "dictation", created_at: float | None = None, journal_id: str | None = None,
+            raw_text: str | None = None) -> int:
         """Store one transcript durably; returns its id. With a ``journal_id`` already stored,
-        nothing is added and that row's id is returned (a replay of a stored recording)."""
+        nothing is added and that row's id is returned (a replay of a stored recording).
+        ``text`` is what was delivered; ``raw_text`` the model's own text, stored only where it
+        differs."""
         when = time.time() if created_at is None else created_at
+        raw = None if raw_text is None or raw_text == text else raw_text
         try:
             with self._lock:
                 db = self._conn()
                 cur = db.execute(
                     "INSERT OR IGNORE INTO transcripts (created_at, text, model, duration_s, latency_s, source, "
-                    "journal_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "journal_id, raw_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (when, text, model, float(duration_s), None if latency_s is None else float(latency_s), source,
-                     journal_id),
+                     journal_id, raw),
                 )
                 if cur.rowcount == 1:
                     entry_id = int(cur.lastrowid)
@@ -206,7 +222,7 @@ class History:
         self.close()
 
 
-_COLUMNS = "id, created_at, text, model, duration_s, latency_s, source"
+_COLUMNS = "id, created_at, text, model, duration_s, latency_s, source, raw_text"
 
 
 def _private_dir(directory: Path, *, tighten: bool) -> None:

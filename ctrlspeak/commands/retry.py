@@ -43,12 +43,15 @@ def run(args: argparse.Namespace) -> int:
     result = results[0]
     if "error" in result:
         raise result["error"]
-    text = result["text"]
+    from ctrlspeak.text import context, pipeline
+
+    raw = result["text"]
+    text = pipeline.apply(raw, context.from_config(cfg))  # as the daemon would deliver it
     leftover = entry in journal.leftovers()
     with History() as history:
         # a leftover carries its journal id, so the daemon's replay of it adds no second row
         history.add(text, model=ready.model, duration_s=result["audio_s"], latency_s=None, source="retry",
-                    journal_id=entry.id if leftover else None)
+                    journal_id=entry.id if leftover else None, raw_text=raw)
     if not entry.complete or leftover:
         journal.done(entry.id)  # it is in history now
     print(text)

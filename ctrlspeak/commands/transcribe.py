@@ -79,12 +79,28 @@ def run(args: argparse.Namespace) -> int:
     if batch is None:
         return 0
     results, ready, client, t_start = batch
+    if not args.stream and not getattr(args, "raw", False):
+        through_pipeline(cfg, results)
     if args.stream:
         _print_errors(results)  # the text is printed already, as it came
     else:
         _print(args, results, ready, client, t_start)
     failures = [r["error"] for r in results if "error" in r]
     return failures[0].exit_status if failures else 0
+
+
+def through_pipeline(cfg: config.Config, results: list[dict[str, Any]]) -> None:
+    """Each result's text through the text pipeline (ctrlspeak/text/), as the daemon delivers
+    it; ``raw_text`` keeps the model's own where that changed it (``--raw`` prints that)."""
+    from ctrlspeak.text import context, pipeline
+
+    ctx = context.from_config(cfg)  # no focused app: stdout is the target
+    for r in results:
+        if "text" in r:
+            text = pipeline.apply(r["text"], ctx)
+            if text != r["text"]:
+                r["raw_text"] = r["text"]
+                r["text"] = text
 
 
 def run_batch(cfg: config.Config, ref: Any, inputs: list[tuple[str, Any]], progress: str = "auto", one: Any = None):

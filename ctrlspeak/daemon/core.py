@@ -54,6 +54,7 @@ from ctrlspeak.models import registry
 from ctrlspeak.supervision.client import settings_from_config
 from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.supervision.worker_state import WorkerState
+from ctrlspeak.text import context as text_context
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class Daemon:
         self._overlay: Any = None
         #: the edges a dictation's text goes to (output, history, journal), set up in start()
         self._parts = Parts()
+        self._parts.text = text_context.from_config(cfg)
         self._dictations = Dictations(
             self._parts, submit=self._submit, on_done=lambda sid, i, f: self.post(SegmentDone(sid, i, f)),
             publish=self._publish, publish_error=self._publish_error, settle=self._pub.settle,
@@ -401,6 +403,7 @@ class Daemon:
             self._publish_error(errors.ConfigError(f"config not reloaded, keeping the old one: {exc.message}"))
             return
         old, self.cfg = self.cfg, new
+        self._parts.text = text_context.from_config(new)  # [words] and the rest: the next dictation uses them
         if new.keep_alive_minutes != old.keep_alive_minutes:
             self._keepalive = KeepAlive(new.keep_alive_minutes)
         self._setup_output()

@@ -60,6 +60,8 @@ class Session:
     #: much of it is there (a prefix of the final text: only final text is typed)
     type_as_final: bool = False
     typed: str = ""
+    #: what typing while speaking put at the cursor (``typed`` after the text pipeline, spaced)
+    inserted: str = ""
 
     def __post_init__(self) -> None:
         self.live = LiveText(self.id)
@@ -80,6 +82,8 @@ class Unsaved:
     source: str
     journal_id: str | None
     created_at: float = field(default_factory=time.time)
+    #: the model's own text, where the text pipeline changed it (``text`` is what was delivered)
+    raw_text: str | None = None
 
 
 @dataclass
@@ -90,6 +94,8 @@ class Parts:
     output: Any = None
     history: Any = None
     journal: Any = None
+    #: the text pipeline's ctrlspeak.text.context.Context for the config (set again on a reload)
+    text: Any = None
 
 
 class Dictations:
@@ -163,6 +169,9 @@ class Dictations:
         if not new:
             return
         target, insert = self._fit(new)
+        if not insert:  # the pipeline took it all ("um"): nothing to type, and it is dealt with
+            session.typed = session.live.final
+            return
         try:
             delivery = self.parts.output.deliver(insert)
         except errors.CtrlspeakError as exc:
@@ -174,6 +183,7 @@ class Dictations:
             return
         self._last_insert = (target, insert)
         session.typed = session.live.final
+        session.inserted += insert
 
     def maybe_finish(self, session: Session) -> None:
         if not session.complete:
@@ -271,7 +281,7 @@ class Dictations:
             try:
                 self.parts.history.add(first.text, model=first.model, duration_s=first.duration_s,
                                        latency_s=first.latency_s, source=first.source, created_at=first.created_at,
-                                       journal_id=first.journal_id)
+                                       journal_id=first.journal_id, raw_text=first.raw_text)
             except errors.CtrlspeakError as exc:
                 waiting = len(self.unsaved)
                 self._publish_error(type(exc)(exc.message + (f" ({waiting} transcripts wait for it)" if waiting > 1
@@ -285,7 +295,11 @@ class Dictations:
         if not text:
             self.forget_journal(session.journal_id)
             return
-        item = Unsaved(text, self._model_name(), session.audio_s, None, "recovered", session.journal_id)
+        from ctrlspeak.text import pipeline
+
+        delivered = pipeline.apply(text, self.parts.text)  # not delivered, but history keeps both
+        item = Unsaved(delivered, self._model_name(), session.audio_s, None, "recovered", session.journal_id,
+                       raw_text=text)
         if self.parts.history is None:
             self.forget_journal(session.journal_id, keep=True)  # no history: `ctrlspeak retry` has it
             where = "history is off: `ctrlspeak retry --list` has it"
@@ -306,12 +320,10 @@ class Dictations:
         failed: errors.CtrlspeakError | None = None
         rest = text[len(session.typed):].strip()  # typed while speaking already: the rest
         target, insert = self._fit(rest) if rest else (None, "")
-        if session.typed:
-            text = session.typed + (" " + rest if rest else "")
-        else:
-            text = insert.strip(" ")
+        raw = text
+        text = (session.inserted + insert).strip(" ")  # what reached the cursor, in pieces or at once
         try:
-            delivery = output.deliver(insert) if rest else None
+            delivery = output.deliver(insert) if insert else None
             inserted_at = delivery.inserted_at if delivery is not None else None
             if delivery is not None and delivery.pasted:
                 self._last_insert = (target, insert)
@@ -324,7 +336,7 @@ class Dictations:
         # what the person waited for: the stop to the paste keystroke, not the clipboard's restore after it
         latency = (inserted_at if inserted_at is not None else time.monotonic()) - (session.stopped_at or 0.0)
         stored = self._store(Unsaved(text, self._model_name(), session.audio_s, latency, "dictation",
-                                     session.journal_id))
+                                     session.journal_id, raw_text=raw))
         if self.parts.history is None:
             # nowhere else to keep the words when even the clipboard failed: keep the recording
             self.forget_journal(session.journal_id, keep=failed is not None)
@@ -347,10 +359,15 @@ class Dictations:
         self._settle()
 
     def _fit(self, text: str) -> tuple[str | None, str]:
-        """The window with the focus, and ``text`` as it must be inserted there: after the last
-        dictation into the same window, a space (and a capital after a sentence end). An unknown
-        window (Wayland) counts as the same one; another known window is a fresh start."""
+        """The window with the focus, and ``text`` as it must be inserted there: through the text
+        pipeline (ctrlspeak/text/: the focused app's profile), then after the last dictation
+        into the same window, a space (and a capital after a sentence end). An unknown window
+        (Wayland) counts as the same one; another known window is a fresh start."""
+        import dataclasses
+
         from ctrlspeak.desktop import spacing
+        from ctrlspeak.text import pipeline
+        from ctrlspeak.text.context import Context
 
         output = self.parts.output
         target = output.target()
@@ -359,5 +376,18 @@ class Dictations:
             last_target, last_text = self._last_insert
             if target is None or last_target is None or target == last_target:
                 before = last_text
-        cased = any(ch.isupper() for ch in text + (before or ""))  # the model writes case
+        ctx = self.parts.text if self.parts.text is not None else Context()
+        app_names = getattr(output, "app_names", None)
+        if app_names is not None and _needs_app(ctx):
+            ctx = dataclasses.replace(ctx, app=app_names(), before=before)
+        else:
+            ctx = dataclasses.replace(ctx, before=before)
+        text = pipeline.apply(text, ctx)
+        cased = any(ch.isupper() for ch in text + (before or ""))  # the model (or the pipeline) writes case
         return target, spacing.fit(before, text, cased=cased)
+
+
+def _needs_app(ctx: Any) -> bool:
+    """Whether the focused app can change the text: a profile, or a setting a terminal turns off
+    (asking costs a focus query before each paste)."""
+    return bool(ctx.profiles) or ctx.settings.auto_capitalize != "off" or ctx.settings.trailing_period

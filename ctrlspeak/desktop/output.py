@@ -167,6 +167,14 @@ class Output:
         window = proc.stdout.decode("ascii", "replace").strip()
         return window if proc.returncode == 0 and window.isdigit() else None
 
+    def app_names(self) -> tuple[str, ...]:
+        """The focused app's names, for the text pipeline's ``[profile."APP"]`` tables (the same
+        query the paste chord makes); () where they cannot be known, and for stdout."""
+        if self.mode == "stdout" or self._kind not in ("x11", "wayland"):
+            return ()
+        app = self._focus()
+        return app.names if app is not None else ()
+
     def deliver(self, text: str) -> Delivery:
         log.debug("delivering %r", text)
         if self.mode == "stdout":

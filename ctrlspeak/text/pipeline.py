@@ -1,0 +1,52 @@
+"""``apply(text, ctx)``: the model's text as the person wants it at the cursor.
+
+Every delivery path calls this (paste, type, stdout, typing while speaking, ``transcribe``,
+``retry``); history keeps both the model's text and this one. The steps, in order:
+
+1. fillers removed        (remove_fillers)
+2. the user's dictionary  ([words], a profile's words first)
+3. spoken punctuation     (spoken_punctuation)
+4. capitals               (auto_capitalize: on, or auto when the model writes none)
+5. a closing period       (trailing_period)
+6. spaces tidied          (:func:`ctrlspeak.desktop.spacing.tidy`; a line break keeps no space
+                           around it), then a trailing space (trailing_space)
+
+Spacing between dictations stays :func:`ctrlspeak.desktop.spacing.fit`'s job, after this.
+Each step is a pure function; the settings come from ``ctx.effective()`` (the focused app's
+profile over the config).
+"""
+from __future__ import annotations
+
+import re
+
+from ctrlspeak.desktop.spacing import tidy
+from ctrlspeak.text import capitals, fillers, punctuation, replace
+from ctrlspeak.text.context import Context, TextSettings
+
+_AROUND_BREAK = re.compile(r"[ \t]*\n[ \t]*")
+
+
+def apply(text: str, ctx: Context | None = None) -> str:
+    ctx = ctx if ctx is not None else Context()
+    settings = ctx.effective()
+    english = punctuation.table_for(settings.language) is punctuation.TABLES["en"]
+    capitals_on = capitals.wanted(settings.auto_capitalize, text)
+    out = text
+    if settings.remove_fillers and english:
+        out = fillers.remove_fillers(out)
+    if settings.words:
+        out = replace.replace_words(out, settings.words)
+    if settings.spoken_punctuation:
+        out = punctuation.apply_spoken(out, language=settings.language,
+                                       capitals=settings.auto_capitalize != "off")
+    if capitals_on:
+        out = capitals.capitalise(out, before=ctx.before, english=english)
+    if settings.trailing_period:
+        out = capitals.add_period(out)
+    out = _AROUND_BREAK.sub("\n", tidy(out))
+    if settings.trailing_space and out and not out[-1].isspace():
+        out += " "
+    return out
+
+
+__all__ = ["Context", "TextSettings", "apply"]

@@ -1,0 +1,115 @@
+"""Per-application profiles: the config's ``[profile."APP"]`` tables.
+
+APP is a WM_CLASS part or a Wayland app_id, compared ignoring case, as in ``[paste_chord]``
+(:mod:`ctrlspeak.desktop.focus` names the focused app). A profile sets only what it names;
+everything else comes from the top-level settings. :func:`parse_profiles` turns the TOML
+tables into :class:`Profile` values and says exactly what is wrong with a bad one.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+CAPITALS = ("auto", "on", "off")
+OUTPUTS = ("paste", "type", "stdout")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one application changes; None (or ``()`` for words) = the top-level setting.
+
+    ``output``, ``paste_chord`` and ``language`` are read and checked, but only the text
+    settings act per application so far (README: "Text: replacements, spoken punctuation").
+    """
+
+    app: str
+    output: str | None = None
+    paste_chord: str | None = None
+    language: str | None = None
+    #: (spoken, written) pairs over the top-level ``[words]`` (a spoken form here wins)
+    words: tuple[tuple[str, str], ...] = ()
+    spoken_punctuation: bool | None = None
+    remove_fillers: bool | None = None
+    auto_capitalize: str | None = None
+    trailing_period: bool | None = None
+    trailing_space: bool | None = None
+
+
+_BOOLS = ("spoken_punctuation", "remove_fillers", "trailing_period", "trailing_space")
+
+
+def parse_words(table: Any) -> tuple[tuple[str, str], ...]:
+    """A ``[words]`` table (spoken = "written") as (spoken, written) pairs; ValueError says why not.
+    Spoken forms are kept as written by the person; matching ignores case and spacing."""
+    if not isinstance(table, Mapping):
+        raise ValueError(f"must be a table of spoken = \"written\", not {table!r}")
+    pairs = []
+    for spoken, written in table.items():
+        problem = word_problem(spoken, written)
+        if problem:
+            raise ValueError(problem)
+        pairs.append((" ".join(spoken.split()), written))
+    return tuple(pairs)
+
+
+def word_problem(spoken: Any, written: Any) -> str | None:
+    """What is wrong with one dictionary entry, or None."""
+    if not isinstance(spoken, str) or not spoken.split():
+        return f"has an empty spoken form {spoken!r}"
+    if not isinstance(written, str):
+        return f"{spoken!r} must be written text in quotes, not {written!r}"
+    if "\n" in spoken or "\n" in written:
+        return f"{spoken!r} must be on one line"
+    return None
+
+
+def parse_profiles(tables: Any) -> tuple[Profile, ...]:
+    """``{"APP": {setting: value}}`` as Profiles; ValueError names the app and the setting."""
+    from ctrlspeak.desktop.chord import chord_problem
+
+    if not isinstance(tables, Mapping):
+        raise ValueError(f"must be tables [profile.\"APP\"], not {tables!r}")
+    profiles = []
+    for app, table in tables.items():
+        if not isinstance(app, str) or not app.strip():
+            raise ValueError("has an empty application name")
+        if not isinstance(table, Mapping):
+            raise ValueError(f"{app!r} must be a table of settings, not {table!r}")
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            name = key.replace("-", "_")
+            where = f"{app!r} {name}"
+            if name in _BOOLS:
+                if not isinstance(value, bool):
+                    raise ValueError(f"{where} must be true or false, not {value!r}")
+            elif name == "auto_capitalize":
+                if value not in CAPITALS:
+                    raise ValueError(f"{where} must be one of {', '.join(CAPITALS)}, not {value!r}")
+            elif name == "output":
+                if value not in OUTPUTS:
+                    raise ValueError(f"{where} must be one of {', '.join(OUTPUTS)}, not {value!r}")
+            elif name == "paste_chord":
+                problem = chord_problem(value.strip().lower()) if isinstance(value, str) else "must be a string"
+                if problem:
+                    raise ValueError(f"{where} {problem}")
+                value = value.strip().lower()
+            elif name == "language":
+                if not isinstance(value, str) or not value.strip():
+                    raise ValueError(f"{where} must be a language code in quotes, not {value!r}")
+            elif name == "words":
+                value = parse_words(value)
+            else:
+                raise ValueError(f"{app!r} has an unknown setting {key!r}")
+            values[name] = value
+        profiles.append(Profile(app=app, **values))
+    return tuple(profiles)
+
+
+def find(profiles: Sequence[Profile], names: Sequence[str]) -> Profile | None:
+    """The first profile naming the app (ignoring case), or None."""
+    folded = {name.casefold() for name in names}
+    for profile in profiles:
+        if profile.app.casefold() in folded:
+            return profile
+    return None

@@ -1,0 +1,48 @@
+"""The config's text settings: the [words] table, [profile."APP"] tables, their errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ctrlspeak import config, errors
+from ctrlspeak.text.profile import Profile
+
+
+def load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> config.Config:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return config.load(env=env or {}, path=path)
+
+
+def test_tables(tmp_path):
+    cfg = load(tmp_path, 'remove_fillers = true\ntrailing_period = true\n[words]\n"k  eights" = "k8s"\n"kates" = "k8s"\n'
+                         '[profile."org.wezfurlong.wezterm"]\noutput = "type"\npaste_chord = "Ctrl+Shift+V"\n'
+                         'auto_capitalize = "on"\nwords = { ls = "ls -la" }\nlanguage = "en"\n')
+    assert cfg.words == (("k eights", "k8s"), ("kates", "k8s")) and cfg.remove_fillers and cfg.trailing_period
+    assert cfg.profile == (Profile("org.wezfurlong.wezterm", output="type", paste_chord="ctrl+shift+v",
+                                   auto_capitalize="on", words=(("ls", "ls -la"),), language="en"),)
+    assert load(tmp_path, "", env={"CTRLSPEAK_WORDS": "k eights=k8s, tmrw=tomorrow"}).words == \
+        (("k eights", "k8s"), ("tmrw", "tomorrow"))
+
+
+@pytest.mark.parametrize("text, words", [
+    ('words = "a=b"\n', "words must be a table ([words] then spoken = \"written\" lines)"),
+    ('[words]\nkates = 8\n', "'kates' must be written text in quotes"),
+    ('[words]\n" " = "x"\n', "empty spoken form"),
+    ('auto_capitalize = "yes"\n', "auto_capitalize must be one of auto, on, off"),
+    ('[profile.foot]\nauto_capitalize = 1\n', "'foot' auto_capitalize must be one of"),
+    ('[profile.foot]\ncolour = "red"\n', "'foot' has an unknown setting 'colour'"),
+    ('[profile.foot]\npaste_chord = "ctrl+q"\n', "'foot' paste_chord"),
+    ('profile = 3\n', "profile must be a table ([profile.\"APP\"] tables)"),
+])
+def test_bad_values_say_what_and_where(tmp_path, text, words):
+    with pytest.raises(errors.ConfigError) as caught:
+        load(tmp_path, text)
+    assert caught.value.code == "ERR_CONFIG" and words in caught.value.message
+    assert "config file" in caught.value.message
+
+
+def test_profile_not_from_the_environment(tmp_path):
+    with pytest.raises(errors.ConfigError, match="only be set in the config file"):
+        load(tmp_path, "", env={"CTRLSPEAK_PROFILE": "foot"})

@@ -1,0 +1,62 @@
+"""The daemon's deliveries go through the text pipeline; history keeps the model's text too;
+a config reload (SIGHUP, which `ctrlspeak words` sends) changes the dictionary at once."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ctrlspeak import config
+from ctrlspeak.daemon import core as daemon_mod
+from tests import fakes
+from tests.fakes import FakeClock, FakeOutput, FakeWorkers, command, pump, speech
+
+
+@pytest.fixture
+def stores(isolated_env, workers):
+    made = fakes.DaemonsWithStores()
+    yield lambda **cfg: made(clock=FakeClock(), **cfg)
+    made.close()
+
+
+def dictate(d: daemon_mod.Daemon, audio: np.ndarray | None = None) -> None:
+    started = command(d, "start")
+    pump(d, started.done)
+    d.post(daemon_mod.AudioIn(speech() if audio is None else audio))
+    pump(d, d._inbox.empty)
+    pump(d, command(d, "stop").done)
+    pump(d, lambda: not d.recording and not d.dictations.finishing and d._inbox.empty())
+
+
+def rows(d: daemon_mod.Daemon) -> list[tuple[str, str]]:
+    return [(e.text, e.raw) for e in reversed(d.parts.history.recent())]
+
+
+def test_the_dictionary_and_spoken_marks_reach_the_cursor_and_history_keeps_both(stores, workers: FakeWorkers):
+    d, _ = stores(words=(("cube control", "kubectl"),), spoken_punctuation=True, auto_capitalize="auto")
+    workers.answer = lambda: "run cube control new line done"
+    dictate(d)
+    assert d.parts.output.texts == ["Run kubectl\nDone"]
+    assert rows(d) == [("Run kubectl\nDone", "run cube control new line done")]
+
+
+def test_typing_while_speaking_sends_each_piece_through_it(stores, workers: FakeWorkers):
+    d, _ = stores(min_silence_s=0.3, live_typing=True, words=(("bug", "BUG"),))
+    said = iter(["the team found a bug", "in the code"])
+    workers.answer = lambda: next(said)
+    dictate(d, np.concatenate([speech(2.5), np.zeros(16000, np.float32), speech(1.0)]))
+    assert d.parts.output.texts == ["the team found a BUG", " in the code"]
+    assert rows(d) == [("the team found a BUG in the code", "the team found a bug in the code")]
+
+
+def test_a_reload_changes_the_dictionary_for_the_next_dictation(stores, workers: FakeWorkers):
+    d, _ = stores()
+    workers.answer = lambda: "see you tomorrow"
+    dictate(d)
+    path = config.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('[words]\ntomorrow = "tmrw"\n')
+    d.reload_config()
+    d.parts.output = FakeOutput()  # the reload made a real one
+    dictate(d)
+    assert d.parts.output.texts == [" see you tmrw"], "spaced after the first dictation into the same window"
+    assert [text for text, _ in rows(d)] == ["see you tomorrow", "see you tmrw"]
