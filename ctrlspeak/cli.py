@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     for action, verb in ((ml, "list_verb"), (md, "download_verb"), (mr, "remove_verb"), (mu, "use_verb")):
         action.set_defaults(func=flags.lazy("ctrlspeak.commands.models", verb))
 
-    from ctrlspeak.commands import bench, daemon, doctor, history, retry, service, shortcuts
+    from ctrlspeak.commands import bench, daemon, doctor, history, retry, service, shortcuts, words
 
     daemon.add_parsers(sub)
     history.add_parser(sub)
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_parser(sub)
     bench.add_parser(sub)
     shortcuts.add_parser(sub)
+    words.add_parser(sub)
     return parser
 
 
