@@ -440,4 +440,13 @@ def load(
     values.update(read_file(path or config_path(env)))
     values.update(from_env(env))
     values.update({k: _coerce(k, v, _FLAGS) for k, v in (flags or {}).items() if v is not None})
+    values["paste_chord"] = with_profile_chords(values.get("paste_chord", ()), values.get("profile", ()))
     return Config(**values)
+
+
+def with_profile_chords(table: tuple[tuple[str, str], ...], profiles: tuple[Profile, ...]) -> tuple[tuple[str, str], ...]:
+    """``[paste_chord]`` plus each ``[profile."APP"]`` paste_chord for an app it does not name
+    (the output picks chords from the one table; the ``[paste_chord]`` entry wins)."""
+    named = {app.casefold() for app, _ in table}
+    extra = tuple((p.app, p.paste_chord) for p in profiles if p.paste_chord and p.app.casefold() not in named)
+    return tuple(table) + extra

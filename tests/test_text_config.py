@@ -46,3 +46,20 @@ def test_bad_values_say_what_and_where(tmp_path, text, words):
 def test_profile_not_from_the_environment(tmp_path):
     with pytest.raises(errors.ConfigError, match="only be set in the config file"):
         load(tmp_path, "", env={"CTRLSPEAK_PROFILE": "foot"})
+
+
+def test_a_profile_paste_chord_joins_the_paste_chord_table(tmp_path):
+    cfg = load(tmp_path, '[paste_chord]\nfoot = "type"\n[profile.foot]\npaste_chord = "ctrl+v"\n'
+                         '[profile.Kitty]\npaste_chord = "shift+insert"\n')
+    assert cfg.paste_chord == (("foot", "type"), ("Kitty", "shift+insert")), "[paste_chord] wins"
+
+
+def test_transcribe_prints_through_the_pipeline_and_keeps_the_raw(tmp_path):
+    from ctrlspeak.commands.transcribe import through_pipeline
+
+    cfg = load(tmp_path, 'spoken_punctuation = true\n[words]\n"cube control" = "kubectl"\n')
+    results = [{"file": "a.wav", "text": "run cube control period"}, {"file": "b.wav", "text": "as is"},
+               {"file": "c.wav", "error": RuntimeError()}]
+    through_pipeline(cfg, results)
+    assert results[0]["text"] == "run kubectl." and results[0]["raw_text"] == "run cube control period"
+    assert results[1] == {"file": "b.wav", "text": "as is"} and "text" not in results[2]
