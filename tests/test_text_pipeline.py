@@ -92,3 +92,9 @@ def test_spacing_rules_kept_between_dictations(first, second):
     plain = Context(TextSettings())
     a2 = apply(" ".join(first), plain)
     assert a2 + spacing.fit(a2, apply(" ".join(second), plain), cased=False) == " ".join(first + second)
+
+
+def test_spoken_sentence_ends_get_capitals_from_a_cased_model_even_with_capitals_off():
+    ctx = Context(TextSettings(spoken_punctuation=True))
+    assert apply("Hello period how are you question mark", ctx) == "Hello. How are you?"
+    assert apply("hello period how are you", ctx) == "hello. how are you"

@@ -37,7 +37,6 @@ def test_words_not_in_the_table_are_kept(text_words, pairs):
     spoken = {s for s, _ in pairs}
     out = replace_words(text, pairs)
     kept = [w for w in text_words if w not in spoken]
-    assert [w for w in words(out) if w in set(kept)] == [w for w in words(out) if w in set(kept)]
     for w in kept:  # every word it was not asked to replace is still there, as often or more
         assert words(out).count(w) >= text_words.count(w)
 

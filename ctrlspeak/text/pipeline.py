@@ -37,8 +37,10 @@ def apply(text: str, ctx: Context | None = None) -> str:
     if settings.words:
         out = replace.replace_words(out, settings.words)
     if settings.spoken_punctuation:
+        # a capital after a spoken sentence end where capitals are on, or where the model writes
+        # them itself (it could not know the mark was coming)
         out = punctuation.apply_spoken(out, language=settings.language,
-                                       capitals=settings.auto_capitalize != "off")
+                                       capitals=settings.auto_capitalize != "off" or any(c.isupper() for c in text))
     if capitals_on:
         out = capitals.capitalise(out, before=ctx.before, english=english)
     if settings.trailing_period:
