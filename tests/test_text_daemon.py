@@ -60,3 +60,38 @@ def test_a_reload_changes_the_dictionary_for_the_next_dictation(stores, workers:
     dictate(d)
     assert d.parts.output.texts == [" see you tmrw"], "spaced after the first dictation into the same window"
     assert [text for text, _ in rows(d)] == ["see you tomorrow", "see you tmrw"]
+
+
+class FocusedOutput(FakeOutput):
+    """A FakeOutput whose focused app is ``app`` (the real Output asks the focus tools)."""
+
+    app: tuple[str, ...] = ()
+
+    def app_names(self) -> tuple[str, ...]:
+        return self.app
+
+
+def test_the_focused_apps_profile_and_the_terminal_default_apply(stores, workers: FakeWorkers):
+    from ctrlspeak.text.profile import Profile
+
+    d, _ = stores(auto_capitalize="on", trailing_period=True,
+                  profile=(Profile("Code", words=(("gee", "git"),), trailing_period=False),))
+    workers.answer = lambda: "gee status"
+    for window, (app, landed) in enumerate(((("code", "Code"), "Git status"), (("foot",), "gee status"),
+                                            (("gedit",), "Gee status."))):
+        d.parts.output = FocusedOutput(window=str(window))  # each its own window: a fresh start
+        d.parts.output.app = app
+        dictate(d)
+        assert d.parts.output.texts[-1].strip() == landed, app
+
+
+def test_output_app_names_comes_from_the_focus_query():
+    from ctrlspeak.desktop.focus import FocusedApp
+    from ctrlspeak.desktop.output import Output
+
+    out = Output("paste", key_guard=None, env={"DISPLAY": ":9"}, platform="linux",
+                 focus=lambda: FocusedApp(("foot",), "x11"))
+    assert out.app_names() == ("foot",)
+    assert Output("stdout", key_guard=None, env={"DISPLAY": ":9"}, platform="linux",
+                  focus=lambda: FocusedApp(("foot",), "x11")).app_names() == ()
+    assert Output("paste", key_guard=None, env={}, platform="linux", focus=lambda: None).app_names() == ()
