@@ -52,6 +52,8 @@ def test_a_profile_paste_chord_joins_the_paste_chord_table(tmp_path):
     cfg = load(tmp_path, '[paste_chord]\nfoot = "type"\n[profile.foot]\npaste_chord = "ctrl+v"\n'
                          '[profile.Kitty]\npaste_chord = "shift+insert"\n')
     assert cfg.paste_chord == (("foot", "type"), ("Kitty", "shift+insert")), "[paste_chord] wins"
+    typed = load(tmp_path, '[profile.xterm]\noutput = "type"\n[profile.gedit]\noutput = "paste"\n')
+    assert typed.paste_chord == (("xterm", "type"),), "output = \"type\" types into that app"
 
 
 def test_transcribe_prints_through_the_pipeline_and_keeps_the_raw(tmp_path):

@@ -19,8 +19,10 @@ OUTPUTS = ("paste", "type", "stdout")
 class Profile:
     """What one application changes; None (or ``()`` for words) = the top-level setting.
 
-    ``output``, ``paste_chord`` and ``language`` are read and checked, but only the text
-    settings act per application so far (README: "Text: replacements, spoken punctuation").
+    ``paste_chord`` (and ``output = "type"``, the chord "type") joins the config's paste chord
+    table (:func:`ctrlspeak.config.with_profile_chords`); ``language`` and other ``output``
+    values are read and checked but do not act yet (README: "Text: replacements, spoken
+    punctuation").
     """
 
     app: str
