@@ -20,11 +20,11 @@ def is_filler(word: str) -> bool:
 def remove_fillers(text: str) -> str:
     out: list[str] = []  # tokens kept, each possibly with the punctuation moved onto it
     capital_next = False
-    for line_parts in _lines(text):
-        if isinstance(line_parts, str):
-            out.append(line_parts)
+    for part in _parts(text):
+        if isinstance(part, str):
+            out.append(part)
             continue
-        for token in line_parts:
+        for token in part:
             lead, word, trail = split_edges(token)
             if word and is_filler(word) and not lead:
                 if word[0].isupper() and (not out or _ends_sentence(out)):
@@ -47,7 +47,7 @@ def _ends_sentence(out: list[str]) -> bool:
     return last.isspace() or last.rstrip("\"'”’)]")[-1:] in _ENDS
 
 
-def _lines(text: str) -> list[str | list[str]]:
+def _parts(text: str) -> list[str | list[str]]:
     """Whitespace runs that hold a newline stay as they are (str); the rest split into tokens."""
     pieces: list[str | list[str]] = []
     for part in re.split(r"([ \t]*\n\s*)", text):

@@ -67,11 +67,11 @@ def apply_spoken(text: str, *, language: str | None = None, capitals: bool = Tru
     table = table_for(language)
     if table is None:
         return text
-    tokens = [t for t in re.split(r"(\s+)", text) if t]
-    # (text, space allowed before, space allowed after); hard line breaks already there stay
+    # words and the whitespace between them (a run holding a newline is a line break already there)
+    words = [t for t in re.split(r"(\s+)", text) if t]
+    # (text, space allowed before, space allowed after)
     pieces: list[tuple[str, bool, bool]] = []
     cap_next = False
-    words = [t for t in tokens]
     i = 0
     while i < len(words):
         token = words[i]
