@@ -57,7 +57,8 @@ def params_of(model: Any) -> TdtParams:
     if inner is not None and hasattr(inner, "max_symbols"):
         max_symbols = inner.max_symbols
     else:
-        max_symbols = cfg.get("greedy", {}).get("max_symbols", DEFAULT_MAX_SYMBOLS)
+        greedy = cfg.get("greedy", {})  # NeMo reads both names, the first one set wins
+        max_symbols = greedy.get("max_symbols") or greedy.get("max_symbols_per_step") or DEFAULT_MAX_SYMBOLS
     blank = getattr(inner, "_blank_index", None)
     if blank is None:
         blank = model.decoder.blank_idx
