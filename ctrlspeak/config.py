@@ -418,6 +418,36 @@ def read_file(path: Path) -> dict[str, Any]:
     return values
 
 
+def read_document(path: Path) -> dict[str, Any]:
+    """The config file as its TOML document (tables as written, unknown keys kept), for a verb
+    that edits one setting and writes the rest back as it was; a missing file is empty. The
+    file must load as a config first (ERR_CONFIG naming the line): no verb writes on top of a
+    file that is already wrong."""
+    read_file(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+
+
+def write_document(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` (from :func:`read_document`, edited) as the config file, atomically and
+    with the file's own permissions (0600 for a new one)."""
+    import tomli_w
+
+    from ctrlspeak.fileutil import atomic_write
+
+    mode = 0o600
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        pass
+    try:
+        atomic_write(path, tomli_w.dumps(dict(data)).encode("utf-8"), mode=mode)
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot write the config file {path}: {exc.strerror or exc}") from exc
+
+
 def from_env(env: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name in _field_types():

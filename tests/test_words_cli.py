@@ -108,3 +108,16 @@ def test_a_running_daemon_gets_sighup(cfg_file):
 def test_no_daemon_no_signal(cfg_file, capsys):
     assert cli.main(["words", "add", "tmrw", "tomorrow"]) == 0
     assert "reloads" not in capsys.readouterr().err
+
+
+def test_models_use_keeps_every_table_as_written(cfg_file, capsys):
+    """`models use` rewrites one key: [words], [paste_chord] and [profile."APP"] come back as
+    the file had them (it once wrote the checked values, [words] as a list of pairs)."""
+    cfg_file.write_text(cfg_file.read_text() + '[words]\n"kube ctl" = "kubectl"\n'
+                        '[profile."org.gnome.TextEditor"]\ntrailing_period = true\n')
+    assert cli.main(["models", "use", "tiny-en"]) == 0
+    data = tomllib.loads(cfg_file.read_text())
+    assert data["words"] == {"kube ctl": "kubectl"}
+    assert data["paste_chord"] == {"foot": "ctrl+shift+v"}
+    assert data["profile"] == {"org.gnome.TextEditor": {"trailing_period": True}}
+    assert config.load(env={}).words == (("kube ctl", "kubectl"),)

@@ -9,7 +9,6 @@ from typing import Any
 
 from ctrlspeak import compute, config, errors
 from ctrlspeak.commands import flags
-from ctrlspeak.fileutil import atomic_write
 from ctrlspeak.ipc import ModelRef
 from ctrlspeak.models import cache, download, registry
 from ctrlspeak.progress_view import ProgressView
@@ -167,16 +166,13 @@ def remove_model(cfg: config.Config, name: str) -> int:
 
 
 def use_model(name: str) -> int:
-    import tomli_w
-
     registry.resolve(name)  # refuse unknown names before touching the file
     path = config.config_path()
-    values = config.read_file(path)
-    values["model"] = name
-    try:
-        atomic_write(path, tomli_w.dumps(values).encode("utf-8"))
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot write the config file {path}: {exc.strerror or exc}") from exc
+    # the document as written, not the checked values: those hold tables ([words],
+    # [paste_chord], [profile."APP"]) in their parsed form, which is not what the file says
+    document = config.read_document(path)
+    document["model"] = name
+    config.write_document(path, document)
     print(f"default model is now {name} ({path})", file=sys.stderr)
     from ctrlspeak import control
 

@@ -164,34 +164,17 @@ def _drop(table: dict[str, Any], spoken: str) -> bool:
 
 # -- the file and the daemon ----------------------------------------------------------------
 def _load() -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """The config file's path, its whole TOML document, and its ``[words]`` table (in it).
-    The file must load as a config first: the verb never writes on top of a broken file."""
+    """The config file's path, its whole TOML document, and its ``[words]`` table (in it)."""
     path = config.config_path()
-    config.read_file(path)  # ERR_CONFIG, with the line, for a file that is wrong already
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    data = config.read_document(path)
     table = data.setdefault("words", {})
     return path, data, table
 
 
 def _save(path: Path, data: dict[str, Any], table: dict[str, Any]) -> None:
-    import tomli_w
-
-    from ctrlspeak.fileutil import atomic_write
-
     if not table:
         data.pop("words", None)
-    mode = 0o600
-    try:
-        mode = path.stat().st_mode & 0o777  # keep the user's own permissions
-    except FileNotFoundError:
-        pass
-    try:
-        atomic_write(path, tomli_w.dumps(data).encode("utf-8"), mode=mode)
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot write the config file {path}: {exc.strerror or exc}") from exc
+    config.write_document(path, data)
 
 
 def _reload_daemon() -> bool:
