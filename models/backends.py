@@ -22,6 +22,7 @@ import torch
 from ctrlspeak import errors
 from ctrlspeak.audio.segment import settle_edges
 from ctrlspeak.ipc import SAMPLE_RATE, TranscribeOptions
+from ctrlspeak.models import tdt_greedy
 from ctrlspeak.models.int8 import quantize_encoder
 from ctrlspeak.models.streaming import StreamSlot
 
@@ -142,6 +143,9 @@ class Backend:
     int8_encoder: bool = False
     #: the live stream of a cache-aware streaming model (models/streaming.py); None: it does not stream
     streams: Any = None
+    #: decode TDT with models/tdt_greedy.py's loop (same ids as NeMo's greedy_batch, a fraction of
+    #: its time at batch size 1); load() sets it for the TDT models on CPU that the loop supports
+    tdt_loop: bool = False
 
     @property
     def dtype_name(self) -> str:
@@ -196,6 +200,8 @@ class Backend:
                     result = model.decoding.ctc_decoder_predictions_tensor(
                         log_probs, decoder_lengths=encoded_len, return_hypotheses=False
                     )
+                elif self.tdt_loop and encoded.shape[0] == 1:
+                    result = [tdt_greedy.greedy_tdt_text(model, encoded, int(encoded_len[0]))]
                 else:
                     result = model.decoding.rnnt_decoder_predictions_tensor(
                         encoder_output=encoded, encoded_lengths=encoded_len, return_hypotheses=False
@@ -233,7 +239,10 @@ def load(
     cache_root: str | None = None,
     sdpa: bool = True,
     quantize: str = "off",
+    tdt_loop: bool = True,
 ) -> Backend:
+    """With ``tdt_loop`` a TDT model on CPU is decoded by models/tdt_greedy.py where it supports
+    the model; everything else (CTC, RNNT, AED, GPU, what it refuses) keeps NeMo's decoding."""
     device = pick_device(device_preference)
     int8_encoder = quantize == "int8" and device.type == "cpu"
     if quantize == "int8" and not int8_encoder:
@@ -245,9 +254,13 @@ def load(
     if sdpa:
         use_sdpa(model)
     on_stage("restore", 1.0, f"restored a {family} model" + (" from the weights cache" if cached else ""))
+    loop = tdt_loop and family == "tdt" and device.type == "cpu"
+    if loop and (why := tdt_greedy.supports(model)) is not None:
+        log.info("TDT decoding stays NeMo's: %s", why)
+        loop = False
     streams = StreamSlot(model)
     return Backend(model=model, family=family, device=device, dtype=half_dtype(device), int8_encoder=int8_encoder,
-                   streams=streams if streams.chunks_ms else None)
+                   streams=streams if streams.chunks_ms else None, tdt_loop=loop)
 
 
 def warm_up(backend: Backend, on_stage: Callable[[str, float, str], None]) -> None:

@@ -152,7 +152,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def test_command_prints_table_and_json(isolated_env, capsys):
     with History() as h:
         h.add("first words", model="m1", duration_s=1.5, latency_s=0.25, created_at=1_700_000_000)
-        h.add("second\nwords", model="m2", duration_s=2.0, latency_s=None, created_at=1_700_000_100)
+        h.add("second\nwords", model="m2", duration_s=2.0, latency_s=None, created_at=1_700_000_100,
+              raw_text="second new line words")
 
     assert history_command.run(_parse(["history", "--limit", "1"])) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -163,6 +164,7 @@ def test_command_prints_table_and_json(isolated_env, capsys):
     data = json.loads(capsys.readouterr().out)
     assert [e["text"] for e in data["entries"]] == ["second\nwords", "first words"]
     assert data["entries"][1]["latency_s"] == 0.25
+    assert [e["raw_text"] for e in data["entries"]] == ["second new line words", "first words"]
 
 
 def test_command_with_no_history(isolated_env, capsys):

@@ -39,6 +39,8 @@ def _as_dict(entry: Entry) -> dict[str, Any]:
         "created_at": entry.created_at,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(entry.created_at)),
         "text": entry.text,
+        # the model's own text: the same as text unless the text pipeline changed it
+        "raw_text": entry.raw,
         "model": entry.model,
         "duration_s": entry.duration_s,
         "latency_s": entry.latency_s,

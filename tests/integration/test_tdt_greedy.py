@@ -132,3 +132,20 @@ def test_ids_equal_nemo_decoding_int8_encoder(utterances):
         encoded, encoded_len = _encode(quantised, audio)
         want = _nemo_ids(quantised, encoded, encoded_len)
         assert tdt_greedy.greedy_tdt(quantised, encoded, int(encoded_len[0])) == want, text
+
+
+def test_backend_decodes_tdt_with_the_loop_and_the_same_text(utterances):
+    """models/backends.py switches the loop on for tiny-en on CPU; its text equals NeMo's
+    decoding's (the same Backend with the switch off) through the whole direct path."""
+    import dataclasses
+
+    from ctrlspeak.ipc import TranscribeOptions
+    from ctrlspeak.models import backends
+
+    backend = backends.load(str(MODEL), "cpu", lambda *_: None)
+    assert backend.family == "tdt" and backend.tdt_loop
+    assert not backends.load(str(MODEL), "cpu", lambda *_: None, tdt_loop=False).tdt_loop
+    nemo = dataclasses.replace(backend, tdt_loop=False)
+    for _, audio in utterances[::8]:
+        ours_text = backend.transcribe(audio, TranscribeOptions())[0]
+        assert ours_text and ours_text == nemo.transcribe(audio, TranscribeOptions())[0]
