@@ -4,7 +4,9 @@ Encoder outputs are computed once; then, per clip, the two decoders run interlea
 order alternating) N times on the same encoder output, with the worker's settings (2 threads,
 inference mode, mkldnn off). Prints the median of each and the ratio ours/NeMo's; timings on a
 loaded machine are noisy, the ratio of interleaved runs much less so. Each pair of runs is also
-checked to give the same token ids.
+checked to give the same token ids. With another CPU-heavy job on the machine, 2 threads can
+make every small op crawl (a 640-wide LSTM step 50 ms instead of 1 ms, measured 2026-12-03):
+compare with --threads 1 before reading anything into a 2-thread ratio.
 
 Models: tiny-en (real weights, espeak-ng speech of 5 s and 30 s), and, unless --no-large, a
 random-weight decoder + joint of the Parakeet-TDT 0.6B shape (2-layer LSTM 640, joint 640,
