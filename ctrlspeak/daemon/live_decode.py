@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 #: an open segment shorter than this holds a short word at most: not worth a decode
 MIN_OPEN_S = 0.3
 #: what ``stream_chunk_ms = 0`` picks: the smallest chunk at least this long, 160 ms for a
-#: small model or a GPU, 560 ms for a big model on a CPU (a 0.6B encoder spends 0.9-1.1 of a
-#: 160 ms chunk computing on 2 cores, a third of a 560 ms one: scripts/bench_live.py)
+#: small model or a GPU, 560 ms for a big model on a CPU (a 0.6B int8 encoder spends 0.7 of a
+#: 160 ms chunk computing on 2 cores, a quarter of a 560 ms one: scripts/bench_live.py --chunks
+#: --big; 160 ms keeps up, but with no room for anything else)
 AUTO_CHUNK_MS, AUTO_CHUNK_BIG_CPU_MS, BIG_PARAMS = 160, 560, 100_000_000
 #: a streaming piece holds at most this much audio (or one chunk, if longer): when the worker
 #: falls behind, a segment's final text waits behind one piece of this size at most
