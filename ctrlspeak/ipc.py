@@ -198,6 +198,8 @@ class WorkerReady:
     stream_chunks_ms: tuple[int, ...] = ()
     #: the model's parameter count
     params: int = 0
+    #: what serves the model (Backend.engine): "pytorch, nemo" or "pytorch, nemo + own tdt decode"
+    engine: str = ""
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,12 @@ class Backend:
     tdt_loop: bool = False
 
     @property
+    def engine(self) -> str:
+        """What serves the model, as WorkerReady reports it: PyTorch through NeMo, with
+        ctrlspeak's own TDT loop doing the decode where it does."""
+        return "pytorch, nemo + own tdt decode" if self.tdt_loop else "pytorch, nemo"
+
+    @property
     def dtype_name(self) -> str:
         """What the model computes in, as WorkerReady reports it: "float32", "bfloat16", or
         "int8+float32" (int8 encoder linears, the rest float32)."""

@@ -165,6 +165,7 @@ class Worker:
             id=request_id,
             stream_chunks_ms=backend.streams.chunks_ms if backend.streams is not None else (),
             params=_param_count(backend.model),
+            engine=backend.engine,
         )
 
     def transcribe(self, request: TranscribeRequest, received: float) -> Transcript:

@@ -241,6 +241,7 @@ def _print(args: argparse.Namespace, results: list[dict[str, Any]], ready: Worke
             "family": ready.family,
             "device": ready.device,
             "dtype": ready.dtype,
+            "engine": ready.engine,
             "threads": ready.threads,
             "worker": {
                 "pid": ready.pid,

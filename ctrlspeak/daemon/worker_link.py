@@ -146,6 +146,8 @@ class WorkerLink:
         out: dict[str, Any] = {"model": ws.model_name, "worker_ready": ws.ready is not None,
                                "unloaded": self.unloaded,
                                "worker_pid": self.supervisor.pid if self.supervisor else None}
+        if ws.ready is not None:
+            out["engine"] = ws.ready.engine
         if ws.gave_up is not None and ws.ready is None:
             out["error"] = {"code": ws.gave_up.code, "message": ws.gave_up.message, "hint": ws.gave_up.hint}
         out.update(self.view.snapshot(ws))

@@ -36,6 +36,7 @@ def test_json_output_has_worker_and_per_file_timings(test_models, clip, isolated
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["family"] == "tdt" and doc["device"] == "cpu"
+    assert doc["engine"].startswith("pytorch, nemo"), doc["engine"]
     for key in ("start_s", "import_s", "model_load_s", "rss_mb", "pid"):
         assert key in doc["worker"]
     assert len(doc["results"]) == 2

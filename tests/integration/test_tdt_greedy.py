@@ -146,6 +146,8 @@ def test_backend_decodes_tdt_with_the_loop_and_the_same_text(utterances):
     assert backend.family == "tdt" and backend.tdt_loop
     assert not backends.load(str(MODEL), "cpu", lambda *_: None, tdt_loop=False).tdt_loop
     nemo = dataclasses.replace(backend, tdt_loop=False)
+    # what WorkerReady.engine (transcribe --json, status --json) reports
+    assert (backend.engine, nemo.engine) == ("pytorch, nemo + own tdt decode", "pytorch, nemo")
     for _, audio in utterances[::8]:
         ours_text = backend.transcribe(audio, TranscribeOptions())[0]
         assert ours_text and ours_text == nemo.transcribe(audio, TranscribeOptions())[0]
