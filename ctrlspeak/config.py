@@ -161,8 +161,8 @@ class Config:
     #: often when the machine cannot keep up; the final text is the same either way).
     #: Segments' text goes to `status --follow` as partial events with live off too
     live: bool = False
-    #: 0.3 s: a word shows about this long after its end plus the model's own lookahead
-    #: (scripts/bench_live.py, tiny-en: p50 0.52 s at 0.5, 0.43 s at 0.4, 0.32 s at 0.25)
+    #: 0.3 s: a word shows about half this long after its end plus the model's own lookahead
+    #: (scripts/bench_live.py, tiny-en decoded again at 0.3: p50 0.11 s, p95 0.27 s)
     live_interval_s: float = 0.3
     #: a streaming model's live text comes chunk by chunk instead, in one of the model's own
     #: chunk sizes (160, 560 or 1120 ms for tiny-en; 80 to 1120 for Nemotron streaming): shorter
