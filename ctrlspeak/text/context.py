@@ -57,8 +57,6 @@ class Context:
 
 def from_config(cfg: Any) -> Context:
     """The Context for ``cfg`` (a :class:`~ctrlspeak.config.Config`), without an app yet."""
-    settings = TextSettings(words=cfg.words, spoken_punctuation=cfg.spoken_punctuation,
-                            remove_fillers=cfg.remove_fillers, auto_capitalize=cfg.auto_capitalize,
-                            trailing_period=cfg.trailing_period, trailing_space=cfg.trailing_space,
-                            language=cfg.language)
+    # every text setting is a Config field of the same name: a new one cannot be forgotten here
+    settings = TextSettings(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TextSettings)})
     return Context(settings=settings, profiles=cfg.profile)
