@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyen import datasets, speech
+from tinyen import datasets, speech, train
 from tinyen.model import CHUNK_MS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -106,6 +106,8 @@ DEFAULTS = dict(
     inter_ctc_weight=0.3,
     natural_fraction=0.55,
     multi_fraction=0.1,
+    # up to this much silence before and after each training utterance (train.EDGE_PAD_S)
+    edge_pad=train.EDGE_PAD_S,
 )
 
 
@@ -158,7 +160,6 @@ def main(argv=None) -> int:
     import torch
 
     from tinyen import model as tiny_model
-    from tinyen import train
     from tinyen.evaluate import evaluate
 
     torch.set_num_threads(2)
@@ -233,7 +234,8 @@ def main(argv=None) -> int:
                            check_every=a.check_every, on_check=step_check,
                            inter_ctc=(a.inter_ctc_layer, a.inter_ctc_weight)
                            if a.inter_ctc_layer else None, extra_epochs=a.extra_epochs,
-                           lr3=a.lr3, warmup3=a.warmup3, extra_key=extra_key)
+                           lr3=a.lr3, warmup3=a.warmup3, extra_key=extra_key,
+                           edge_pad_s=a.edge_pad, sample_rate=speech.SR)
     print(f"trained {tr['steps']} steps in {tr['seconds']:.0f} s", flush=True)
 
     a.out.parent.mkdir(parents=True, exist_ok=True)

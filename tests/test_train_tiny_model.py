@@ -136,6 +136,24 @@ def small(tmp_path_factory):
     return tiny_model.build_model(cfg), audio, texts, tmp
 
 
+def test_pad_batch_places_each_utterance_after_its_lead_in_silence():
+    """The edge augmentation: the sound starts ``lead`` samples in, ``tail`` zeros follow, the
+    length counts both, and the gain scales the sound (zeros stay zeros)."""
+    import torch
+
+    from tinyen import train
+
+    a = np.full(5, 16383, dtype=np.int16)
+    b = np.ones(3, dtype=np.float32)
+    x, xl, y, yl = train.pad_batch([a, b], [[1, 2], [3]], gains=[0.5, 2.0], edges=[(2, 1), (0, 4)])
+    assert xl.tolist() == [8, 7] and x.shape == (2, 8) and yl.tolist() == [2, 1]
+    assert torch.all(x[0, :2] == 0) and torch.all(x[0, 7:] == 0)
+    assert torch.allclose(x[0, 2:7], torch.full((5,), 0.5 * 16383 / 32767))
+    assert torch.all(x[1, :3] == 2.0) and torch.all(x[1, 3:] == 0)
+    plain = train.pad_batch([a, b])[0]
+    assert plain.shape == (2, 5) and torch.all(plain[1, :3] == 1.0)
+
+
 def test_train_few_steps_loss_falls_and_save_restore_round_trips(small):
     import torch
 
