@@ -108,6 +108,8 @@ DEFAULTS = dict(
     multi_fraction=0.1,
     # up to this much silence before and after each training utterance (train.EDGE_PAD_S)
     edge_pad=train.EDGE_PAD_S,
+    # the share of training items that also say spoken punctuation (datasets.say_commands)
+    command_fraction=0.12,
 )
 
 
@@ -169,7 +171,8 @@ def main(argv=None) -> int:
 
     t0 = time.time()
     plan = datasets.build_datasets(a.utterances, a.natural, a.random, a.long, a.seed,
-                                   a.natural_fraction, a.multi_fraction)
+                                   a.natural_fraction, a.multi_fraction,
+                                   command_fraction=a.command_fraction)
     train_audio = synthesize_cached(plan.train, a.workdir, "train", a.procs)
     natural_audio = synthesize_cached(plan.heldout_natural, a.workdir, "natural", a.procs)
     random_audio = synthesize_cached(plan.heldout_random, a.workdir, "random", a.procs)
@@ -181,7 +184,7 @@ def main(argv=None) -> int:
           f"held-out natural, {len(random_audio)} held-out random, {len(long_audio)} long "
           f"dictations; {gen_s:.1f} s", flush=True)
 
-    uniq = sorted({s for it in plan.train for s in it["texts"]})
+    uniq = sorted({s for it in plan.train for s in it.get("plain_texts", it["texts"])})
     tok_dir = tiny_model.train_tokenizer(uniq, a.workdir / f"tokenizer-{a.vocab_size}", a.vocab_size)
     cfg = tiny_model.model_config(tok_dir, a.d_model, a.n_layers, a.n_heads, a.conv_channels,
                                   a.pred_hidden, a.ctc_weight)

@@ -100,6 +100,34 @@ def test_heldout_sentences_never_occur_inside_training_sentences():
     assert [it["text"] for it in again.long] == [it["text"] for it in plan.long]
 
 
+def test_spoken_commands_leave_the_rest_of_the_plan_as_it_was():
+    """Items that say commands keep their sentences as ``plain_texts`` (the tokenizer's input);
+    every other item, the held-out sets and the long dictations are what they are without them,
+    and each commanded sentence ends with a command the text pipeline knows."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from ctrlspeak.text.punctuation import TABLES
+
+    plain = datasets.build_datasets(300, 20, 20, 1)
+    said = datasets.build_datasets(300, 20, 20, 1, command_fraction=0.3)
+    assert [it["texts"] for it in plain.train] == [it.get("plain_texts", it["texts"]) for it in said.train]
+    assert (plain.heldout_natural, plain.heldout_random, plain.long) == \
+        (said.heldout_natural, said.heldout_random, said.long)
+    commanded = [it for it in said.train if "plain_texts" in it]
+    assert 50 < len(commanded) < 130
+    phrases = {" ".join(k) for k in TABLES["en"].marks}
+    for it in commanded:
+        assert it["text"] == " ".join(it["texts"])
+        for before, after in zip(it["plain_texts"], it["texts"]):
+            assert any(after.endswith(" " + c) for c in datasets.END_COMMANDS)
+            left = after
+            for c in sorted(phrases, key=len, reverse=True):
+                left = left.replace(" " + c, "")
+            assert left == before  # only commands were added, nothing else changed
+    assert set(datasets.END_COMMANDS + datasets.MID_COMMANDS + datasets.QUOTE_COMMANDS) <= phrases
+
+
 def test_bundled_sample_is_reproducible(tmp_path):
     wav, txt = datasets.make_sample(tmp_path)
     text = txt.read_text().strip()

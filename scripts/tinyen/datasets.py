@@ -26,6 +26,13 @@ LONG_GAPS = (0.4, 1.5)
 LONG_SECONDS = (30.0, 90.0)
 #: how often the grammar may repeat one sentence (short greetings come up often)
 MAX_REPEATS = 3
+#: spoken punctuation and commands (ctrlspeak/text/punctuation.py's English table) that some
+#: training items say, so that ``spoken_punctuation = true`` works on the bundled model: most
+#: are not in words.txt, and a model that never heard "new line" cannot write it
+END_COMMANDS = ("period", "question mark", "exclamation mark", "full stop", "new line",
+                "new paragraph")
+MID_COMMANDS = ("comma", "colon", "new line")
+QUOTE_COMMANDS = ("open quote", "close quote")
 
 
 @dataclass
@@ -95,16 +102,37 @@ def _contains_any(sentence: str, needles: list[str]) -> bool:
     return any(f" {n} " in padded for n in needles)
 
 
+def say_commands(rng: random.Random, texts: list[str]) -> list[str]:
+    """``texts`` (one item's sentences) with spoken commands in them: each sentence ends with an
+    end command, and one in three also gets a mid-sentence command or a quoted stretch."""
+    out = []
+    for t in texts:
+        w = t.split()
+        if len(w) >= 3 and rng.random() < 1 / 3:
+            i = rng.randint(1, len(w) - 1)
+            if rng.random() < 0.5:
+                w.insert(i, rng.choice(MID_COMMANDS))
+            else:
+                j = rng.randint(i + 1, len(w))
+                w = w[:i] + [QUOTE_COMMANDS[0]] + w[i:j] + [QUOTE_COMMANDS[1]] + w[j:]
+        out.append(" ".join(w + [rng.choice(END_COMMANDS)]))
+    return out
+
+
 def build_datasets(n_train: int, n_natural: int, n_random: int, n_long: int, seed: int = SEED,
                    natural_fraction: float = 0.55, multi_fraction: float = 0.1,
-                   words: list[str] | None = None) -> Plan:
+                   words: list[str] | None = None, command_fraction: float = 0.0) -> Plan:
     """Plan (no audio yet) the training items, the held-out sets and the long dictations.
 
     Held-out natural sentences come from :mod:`tinyen.heldout` (hand-written, then its own
     grammar), held-out random ones are random word sequences; the long dictations are 30-90 s
     of further held-out natural sentences with 0.4-1.5 s pauses. Training items are one
     sentence (natural from :mod:`tinyen.grammar` with ``natural_fraction``, else random), or
-    with ``multi_fraction`` 2-3 of them with pauses between.
+    with ``multi_fraction`` 2-3 of them with pauses between. With ``command_fraction``, that
+    share of the training items also say spoken commands (:func:`say_commands`, from a stream
+    of its own, so the rest of the plan is what it is without them); such an item keeps its
+    sentences without them as ``plain_texts`` (the tokenizer is trained on those, so it stays
+    the one a model trained without commands has).
     """
     words = words or load_words()
     reserved = {sample_sentence(words, seed)}
@@ -159,7 +187,12 @@ def build_datasets(n_train: int, n_natural: int, n_random: int, n_long: int, see
         texts = [draw() for _ in range(k)]
         gaps = [round(rng_train.uniform(*TRAIN_GAPS), 3) for _ in range(k - 1)]
         train.append(make_item(rng_train, texts, gaps))
-    seen = {s for it in train for s in it["texts"]}
+    rng_cmd = random.Random(f"{seed}-commands")
+    for i, it in enumerate(train):
+        if command_fraction and rng_cmd.random() < command_fraction:
+            said = say_commands(rng_cmd, it["texts"])
+            train[i] = dict(it, texts=said, text=" ".join(said), plain_texts=it["texts"])
+    seen = {s for it in train for s in it.get("plain_texts", it["texts"])}
     leak = seen & reserved
     assert not leak, f"held-out sentences leaked into training: {sorted(leak)[:3]}"
     for it in train + heldout_natural + heldout_random + long_items:
