@@ -148,6 +148,17 @@ def main(argv=None) -> int:
     p.add_argument("--sample-dir", type=Path, default=SAMPLE_DIR)
     p.add_argument("--init-from", type=Path, default=None,
                    help="start from this .nemo's weights (same architecture and tokenizer)")
+    p.add_argument("--device", default="cpu",
+                   help="train on this torch device (cuda on a GPU machine; measure the saved "
+                        "model on a CPU afterwards with --eval-only)")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="with --epochs 0 (stage three alone): time a few steps first, then run "
+                        "as many --extra-epochs as fit in this many seconds")
+    p.add_argument("--no-eval", action="store_true",
+                   help="skip the in-memory evaluation (and the CLI one)")
+    p.add_argument("--eval-only", type=Path, default=None,
+                   help="train nothing: evaluate this saved model in memory and through the "
+                        "CLI, and add the figures to the .json beside it")
     a = p.parse_args(argv)
 
     if a.make_sample:
@@ -173,10 +184,12 @@ def main(argv=None) -> int:
     plan = datasets.build_datasets(a.utterances, a.natural, a.random, a.long, a.seed,
                                    a.natural_fraction, a.multi_fraction,
                                    command_fraction=a.command_fraction)
-    train_audio = synthesize_cached(plan.train, a.workdir, "train", a.procs)
     natural_audio = synthesize_cached(plan.heldout_natural, a.workdir, "natural", a.procs)
     random_audio = synthesize_cached(plan.heldout_random, a.workdir, "random", a.procs)
     long_audio = synthesize_cached(plan.long, a.workdir, "long", a.procs)
+    if a.eval_only:
+        return evaluate_saved(a, plan, natural_audio, random_audio, long_audio)
+    train_audio = synthesize_cached(plan.train, a.workdir, "train", a.procs)
     gen_s = time.time() - t0
     train_hours = sum(len(x) for x in train_audio) / speech.SR / 3600
     print(f"data: {len(train_audio)} training items ({train_hours:.2f} h, "
@@ -190,6 +203,7 @@ def main(argv=None) -> int:
                                   a.pred_hidden, a.ctc_weight)
     model = tiny_model.build_model(cfg)
     init = tiny_model.load_weights(model, a.init_from) if a.init_from else None
+    model.to(a.device)
     n_params = tiny_model.count_params(model)
     print(f"model: {type(model).__name__}, {n_params} parameters", flush=True)
 
@@ -226,6 +240,8 @@ def main(argv=None) -> int:
                       and not (k.startswith("inter_ctc") and not a.inter_ctc_layer)}
                      | ({"init_from": init["sha256"]} if init else {}),
                      default=str, sort_keys=True)
+    if a.time_budget:
+        a.extra_epochs = epochs_that_fit(model, train_audio, [it["text"] for it in plan.train], a)
     extra_key = json.dumps({k: getattr(a, k) for k in stage3}, sort_keys=True)
     tr = train.train_model(model, train_audio, [it["text"] for it in plan.train], a.epochs,
                            a.batch_size, a.lr, a.warmup, a.seed, a.ctc_weight,
@@ -247,8 +263,9 @@ def main(argv=None) -> int:
         model.save_to(str(a.out))
     finally:
         os.chdir(cwd)
-    ev = evaluate(model, {"natural": (natural_audio, plan.heldout_natural),
-                          "random": (random_audio, plan.heldout_random)}, long_audio, plan.long)
+    ev = None if a.no_eval else evaluate(
+        model, {"natural": (natural_audio, plan.heldout_natural),
+                "random": (random_audio, plan.heldout_random)}, long_audio, plan.long)
     report = {
         "model": a.out.name,
         "family": "tdt",
@@ -274,26 +291,78 @@ def main(argv=None) -> int:
         "data_generation_seconds": round(gen_s, 1),
         "training_seconds": round(tr["seconds"], 1),
         "torch_threads": torch.get_num_threads(),
-        "in_memory": ev,
+        "device": torch.cuda.get_device_name() if a.device.startswith("cuda") else "cpu",
+        **({"in_memory": ev} if ev else {}),
     }
     json_path = a.out.with_suffix(".json")
     json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    if ev:
+        print_in_memory(ev)
+    print(f"params {n_params}, {a.out} {a.out.stat().st_size / 1e6:.2f} MB; "
+          f"data {gen_s:.0f} s, training {tr['seconds']:.0f} s; report {json_path}", flush=True)
+    return 0 if a.no_cli_eval or a.no_eval else cli_eval(a, a.out, json_path)
+
+
+def print_in_memory(ev: dict) -> None:
     for name in ("natural", "random"):
         r = ev[name]
         stream = ", ".join(f"streaming {ms} ms {100 * r[f'streaming_{ms}ms']['wer']:.2f} %"
                            for ms in sorted(CHUNK_MS.values()))
         print(f"in memory, held-out {name}: WER {100 * r['wer']:.2f} % CER {100 * r['cer']:.2f} % "
               f"(CTC head {100 * r['ctc_head']['wer']:.2f} %); {stream}")
-    print(f"in memory, long dictations: WER {100 * ev['long']['wer']:.2f} %")
-    print(f"params {n_params}, {a.out} {a.out.stat().st_size / 1e6:.2f} MB; "
-          f"data {gen_s:.0f} s, training {tr['seconds']:.0f} s; report {json_path}", flush=True)
-    if not a.no_cli_eval:
-        import eval_tiny_model
+    print(f"in memory, long dictations: WER {100 * ev['long']['wer']:.2f} %", flush=True)
 
-        return eval_tiny_model.main(["--model", str(a.out), "--natural", str(a.natural),
-                                     "--random", str(a.random), "--long", str(a.long),
-                                     "--seed", str(a.seed), "--report", str(json_path)])
-    return 0
+
+def cli_eval(a, model_path: Path, json_path: Path) -> int:
+    import eval_tiny_model
+
+    return eval_tiny_model.main(["--model", str(model_path), "--natural", str(a.natural),
+                                 "--random", str(a.random), "--long", str(a.long),
+                                 "--seed", str(a.seed), "--report", str(json_path)])
+
+
+def evaluate_saved(a, plan, natural_audio, random_audio, long_audio) -> int:
+    """--eval-only: the in-memory figures of a model trained elsewhere (a GPU machine), on a
+    CPU as every other figure here, added to its report; then the CLI figures."""
+    from nemo.collections.asr.models import ASRModel
+
+    from tinyen.evaluate import evaluate
+
+    cwd = os.getcwd()
+    try:
+        model = ASRModel.restore_from(str(a.eval_only), map_location="cpu")
+    finally:
+        os.chdir(cwd)
+    ev = evaluate(model, {"natural": (natural_audio, plan.heldout_natural),
+                          "random": (random_audio, plan.heldout_random)}, long_audio, plan.long)
+    json_path = a.eval_only.with_suffix(".json")
+    report = json.loads(json_path.read_text()) if json_path.is_file() else {"model": a.eval_only.name}
+    report["in_memory"] = ev
+    json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print_in_memory(ev)
+    return 0 if a.no_cli_eval else cli_eval(a, a.eval_only, json_path)
+
+
+def epochs_that_fit(model, train_audio, texts, a) -> int:
+    """How many stage-three epochs fit in ``a.time_budget`` seconds: 25 steps are timed (after
+    5 that warm the device up), with a tenth to spare and each epoch's quick held-out check
+    counted; the weights are put back as they were (a NeMo model cannot be deep-copied)."""
+    import random
+
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    probe = model
+    kw = dict(batch_size=a.batch_size, lr=a.lr3, warmup=5, seed=a.seed, ctc_weight=a.ctc_weight,
+              log_every=0, max_samples=int(a.max_batch_seconds * speech.SR),
+              edge_pad_s=a.edge_pad, sample_rate=speech.SR)
+    train.train_model(probe, train_audio, texts, 0, max_steps=5, **kw)
+    per_step = train.train_model(probe, train_audio, texts, 0, max_steps=25, **kw)["seconds"] / 25
+    model.load_state_dict(saved)
+    per_epoch = len(train.make_batches([len(x) for x in train_audio], a.batch_size,
+                                       random.Random(0), kw["max_samples"]))
+    n = max(1, int(a.time_budget / (1.1 * per_step * per_epoch + 15)))
+    print(f"time budget {a.time_budget:.0f} s: {per_step:.3f} s/step, {per_epoch} steps an "
+          f"epoch -> {n} epochs", flush=True)
+    return n
 
 
 if __name__ == "__main__":

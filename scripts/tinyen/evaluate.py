@@ -28,7 +28,7 @@ def transcribe_arrays(model, audios: list[np.ndarray], batch_size: int = 16,
     with torch.inference_mode():
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            x, xl = pad_batch([audios[i] for i in idx])
+            x, xl = (t.to(model.device) for t in pad_batch([audios[i] for i in idx]))
             enc, enc_len = model.forward(input_signal=x, input_signal_length=xl)
             if head == "ctc":
                 hyps = model.ctc_decoding.ctc_decoder_predictions_tensor(
@@ -54,7 +54,7 @@ def ctc_nats_per_token(model, audios: list[np.ndarray], texts: list[str],
     with torch.inference_mode():
         for s in range(0, len(audios), batch_size):
             targets = [model.tokenizer.text_to_ids(t) for t in texts[s:s + batch_size]]
-            x, xl, y, yl = pad_batch(audios[s:s + batch_size], targets)
+            x, xl, y, yl = (t.to(model.device) for t in pad_batch(audios[s:s + batch_size], targets))
             enc, enc_len = model.forward(input_signal=x, input_signal_length=xl)
             log_probs = model.ctc_decoder(encoder_output=enc)
             total += float(torch.nn.functional.ctc_loss(

@@ -157,6 +157,7 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
                        sigma=float(model.cfg.loss.tdt_kwargs.sigma))
     targets = [model.tokenizer.text_to_ids(t) for t in texts]
     lengths = [len(a) for a in audios]
+    dev = next(model.parameters()).device  # batches are built on the CPU, then moved
 
     def epoch_batches(epoch: int) -> tuple[random.Random, list[list[int]]]:
         rng = random.Random(f"{seed}-batches-{epoch}")
@@ -186,7 +187,7 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
     losses, step, first_epoch, elapsed0 = [], 0, 0, 0.0
     state = None
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = torch.load(checkpoint, map_location=dev, weights_only=False)
         if state.get("key") != key_at(state.get("epoch", 0)):
             log(f"ignoring {checkpoint}: it is from a run with other settings")
             state = None
@@ -195,7 +196,7 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
         opt.load_state_dict(state["opt"])
         losses, step, first_epoch = state["losses"], state["step"], state["epoch"]
         elapsed0 = state["elapsed"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         random.setstate(state["py_rng"])
         log(f"resumed from {checkpoint}: epoch {first_epoch}, step {step}")
     t0 = time.time() - elapsed0
@@ -210,8 +211,8 @@ def train_model(model, audios: list[np.ndarray], texts: list[str], epochs: int,
             gains = [rng.uniform(*GAIN_RANGE) for _ in b]
             pad = round(edge_pad_s * sample_rate)
             edges = [(rng.randint(0, pad), rng.randint(0, pad)) for _ in b] if pad else None
-            x, xl, y, yl = pad_batch([audios[i] for i in b], [targets[i] for i in b], gains,
-                                     edges)
+            x, xl, y, yl = (t.to(dev) for t in pad_batch(
+                [audios[i] for i in b], [targets[i] for i in b], gains, edges))
             loss, tdt, ctc = compute_loss(model, tdt_loss, x, xl, y, yl, weight, inter_ctc)
             opt.zero_grad(set_to_none=True)
             loss.backward()
