@@ -153,7 +153,8 @@ def main(argv=None) -> int:
                         "model on a CPU afterwards with --eval-only)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="with --epochs 0 (stage three alone): time a few steps first, then run "
-                        "as many --extra-epochs as fit in this many seconds")
+                        "as many --extra-epochs as fit for the whole run (from the data's "
+                        "generation to the saved model) to end within this many seconds")
     p.add_argument("--no-eval", action="store_true",
                    help="skip the in-memory evaluation (and the CLI one)")
     p.add_argument("--eval-only", type=Path, default=None,
@@ -241,7 +242,8 @@ def main(argv=None) -> int:
                      | ({"init_from": init["sha256"]} if init else {}),
                      default=str, sort_keys=True)
     if a.time_budget:
-        a.extra_epochs = epochs_that_fit(model, train_audio, [it["text"] for it in plan.train], a)
+        a.extra_epochs = epochs_that_fit(model, train_audio, [it["text"] for it in plan.train], a,
+                                         a.time_budget - (time.time() - t0))
     extra_key = json.dumps({k: getattr(a, k) for k in stage3}, sort_keys=True)
     tr = train.train_model(model, train_audio, [it["text"] for it in plan.train], a.epochs,
                            a.batch_size, a.lr, a.warmup, a.seed, a.ctc_weight,
@@ -343,8 +345,9 @@ def evaluate_saved(a, plan, natural_audio, random_audio, long_audio) -> int:
     return 0 if a.no_cli_eval else cli_eval(a, a.eval_only, json_path)
 
 
-def epochs_that_fit(model, train_audio, texts, a) -> int:
-    """How many stage-three epochs fit in ``a.time_budget`` seconds: 25 steps are timed (after
+def epochs_that_fit(model, train_audio, texts, a, left: float) -> int:
+    """How many stage-three epochs fit in the ``left`` seconds of ``--time-budget`` (which
+    counts from the data's generation, and keeps 30 s for saving): 25 steps are timed (after
     5 that warm the device up), with a tenth to spare and each epoch's quick held-out check
     counted; the weights are put back as they were (a NeMo model cannot be deep-copied)."""
     import random
@@ -355,12 +358,13 @@ def epochs_that_fit(model, train_audio, texts, a) -> int:
               log_every=0, max_samples=int(a.max_batch_seconds * speech.SR),
               edge_pad_s=a.edge_pad, sample_rate=speech.SR)
     train.train_model(probe, train_audio, texts, 0, max_steps=5, **kw)
-    per_step = train.train_model(probe, train_audio, texts, 0, max_steps=25, **kw)["seconds"] / 25
+    timed = train.train_model(probe, train_audio, texts, 0, max_steps=25, **kw)["seconds"]
+    per_step, left = timed / 25, left - 30 - timed
     model.load_state_dict(saved)
     per_epoch = len(train.make_batches([len(x) for x in train_audio], a.batch_size,
                                        random.Random(0), kw["max_samples"]))
-    n = max(1, int(a.time_budget / (1.1 * per_step * per_epoch + 15)))
-    print(f"time budget {a.time_budget:.0f} s: {per_step:.3f} s/step, {per_epoch} steps an "
+    n = max(1, int(left / (1.1 * per_step * per_epoch + 15)))
+    print(f"time budget: {left:.0f} s left, {per_step:.3f} s/step, {per_epoch} steps an "
           f"epoch -> {n} epochs", flush=True)
     return n
 
