@@ -477,8 +477,8 @@ def load(
 def with_profile_chords(table: tuple[tuple[str, str], ...], profiles: tuple[Profile, ...]) -> tuple[tuple[str, str], ...]:
     """``[paste_chord]`` plus each ``[profile."APP"]`` paste_chord for an app it does not name
     (the output picks chords from the one table; the ``[paste_chord]`` entry wins). A profile's
-    ``output = "type"`` is the chord "type": the paste output types into that app instead."""
+    ``output`` is the output's own business (``app_outputs``), not a chord."""
     named = {app.casefold() for app, _ in table}
-    extra = tuple((p.app, p.paste_chord or "type") for p in profiles
-                  if (p.paste_chord or p.output == "type") and p.app.casefold() not in named)
+    extra = tuple((p.app, p.paste_chord) for p in profiles
+                  if p.paste_chord and p.app.casefold() not in named)
     return tuple(table) + extra

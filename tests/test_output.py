@@ -15,6 +15,7 @@ import pytest
 
 from ctrlspeak import errors
 from ctrlspeak.desktop.clipboard import ClipboardContent
+from ctrlspeak.desktop.focus import FocusedApp
 from ctrlspeak.desktop.output import Delivery, NullKeyGuard, Output, paste_tools_status
 
 # Not a display anyone has: pynput (which uses os.environ's DISPLAY) must never be chosen.
@@ -450,7 +451,6 @@ def test_failing_clipboard_tool_reports_its_stderr(tools):
 # -- the paste chord follows the focused app (focus.py, chord.py, keysend.py) --------------------
 
 def _focus(*names: str, source: str = "x11"):
-    from ctrlspeak.desktop.focus import FocusedApp
 
     return lambda: FocusedApp(names, source)
 
@@ -612,3 +612,45 @@ def test_the_daemon_output_takes_the_config_paste_chord_table():
     cfg = config.Config(paste_chord=(("emacs", "type"),))
     out = wiring.make_output(cfg, None, None)
     assert out._paste_chords == (("emacs", "type"),)
+
+
+def test_a_profiles_output_mode_applies_in_its_app_only(tools):
+    """``[profile."APP"] output``: "stdout" prints in that app, "type" types there, "paste"
+    pastes there even when the configured mode types; other apps get the configured mode."""
+    tools("xdotool")
+    events: list[str] = []
+    stream = io.StringIO()
+    clipboard = FakeClipboard(events, ClipboardContent.from_text("old"))
+    focused = ["Navigator"]
+    out = make_output("paste", events, clipboard, FAKE_X, tools, stdout=stream,
+                      app_outputs=(("Kitty", "stdout"), ("emacs", "type")),
+                      focus=lambda: FocusedApp((focused[0],), "x11"))
+    assert out.deliver("one").method == "paste"
+    focused[0] = "kitty"
+    d = out.deliver("two")
+    assert d.method == "stdout" and stream.getvalue() == "two\n"
+    focused[0] = "Emacs"
+    assert out.deliver("three").method == "type"
+    assert clipboard.content.text == "old"
+    typing = make_output("type", events, clipboard, FAKE_X, tools, app_outputs=(("firefox", "paste"),),
+                         focus=lambda: FocusedApp(("firefox",), "x11"))
+    assert typing.deliver("four").method == "paste"
+
+
+def test_an_unknown_profile_output_mode_is_a_usage_error():
+    with pytest.raises(errors.UsageError, match="unknown output mode 'screen'"):
+        Output("paste", key_guard=NullKeyGuard(), app_outputs=(("x", "screen"),))
+
+
+def test_no_per_app_mode_means_no_focus_query(tools):
+    tools("xdotool")
+    events: list[str] = []
+    asked: list[int] = []
+
+    def focus():
+        asked.append(1)
+        return None
+
+    out = make_output("type", events, FakeClipboard(events), FAKE_X, tools, focus=focus)
+    out.deliver("hi")
+    assert not asked

@@ -53,7 +53,16 @@ def test_a_profile_paste_chord_joins_the_paste_chord_table(tmp_path):
                          '[profile.Kitty]\npaste_chord = "shift+insert"\n')
     assert cfg.paste_chord == (("foot", "type"), ("Kitty", "shift+insert")), "[paste_chord] wins"
     typed = load(tmp_path, '[profile.xterm]\noutput = "type"\n[profile.gedit]\noutput = "paste"\n')
-    assert typed.paste_chord == (("xterm", "type"),), "output = \"type\" types into that app"
+    assert typed.paste_chord == (), "an output mode is not a chord: the output reads it"
+
+
+def test_the_daemons_output_gets_each_profiles_output_mode(tmp_path):
+    from ctrlspeak.daemon import wiring
+
+    cfg = load(tmp_path, '[profile.xterm]\noutput = "type"\n[profile.gedit]\noutput = "stdout"\n'
+                         '[profile.foot]\ntrailing_period = true\n')
+    out = wiring.make_output(cfg, None, None)
+    assert out._app_outputs == (("xterm", "type"), ("gedit", "stdout"))
 
 
 def test_transcribe_prints_through_the_pipeline_and_keeps_the_raw(tmp_path):

@@ -95,3 +95,35 @@ def test_output_app_names_comes_from_the_focus_query():
     assert Output("stdout", key_guard=None, env={"DISPLAY": ":9"}, platform="linux",
                   focus=lambda: FocusedApp(("foot",), "x11")).app_names() == ()
     assert Output("paste", key_guard=None, env={}, platform="linux", focus=lambda: None).app_names() == ()
+
+
+def test_a_profiles_language_is_the_recordings_language_where_it_starts(stores, workers: FakeWorkers):
+    """``[profile."APP"] language`` reaches the worker with every segment of a recording begun
+    in that app; elsewhere the top-level language does."""
+    from ctrlspeak.text.profile import Profile
+
+    d, _ = stores(language="en", profile=(Profile("Thunderbird", language="de"),))
+    workers.answer = lambda: "hallo"
+    for window, (app, language) in enumerate(((("thunderbird",), "de"), (("gedit",), "en"))):
+        d.parts.output = FocusedOutput(window=str(window))
+        d.parts.output.app = app
+        before = len(workers.instances[-1].requests)
+        dictate(d)
+        sent = workers.instances[-1].requests[before:]
+        assert sent and {options.language for _, options in sent} == {language}, app
+
+
+def test_without_a_profile_language_the_focus_is_not_asked(stores, workers: FakeWorkers):
+    from ctrlspeak.text.profile import language_for
+
+    asked: list[int] = []
+
+    def names() -> tuple[str, ...]:
+        asked.append(1)
+        return ("x",)
+
+    from ctrlspeak.text.profile import Profile
+
+    assert language_for((Profile("x", output="type"),), names, "fr") == "fr" and not asked
+    assert language_for((Profile("x", language="de"),), names, "fr") == "de" and asked
+    assert language_for((Profile("y", language="de"),), names, None) is None

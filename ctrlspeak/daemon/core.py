@@ -55,6 +55,7 @@ from ctrlspeak.supervision.client import settings_from_config
 from ctrlspeak.supervision.supervisor import SpeedEstimate, Supervisor
 from ctrlspeak.supervision.worker_state import WorkerState
 from ctrlspeak.text import context as text_context
+from ctrlspeak.text import profile as text_profile
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class Daemon:
         #: the edges a dictation's text goes to (output, history, journal), set up in start()
         self._parts = Parts()
         self._parts.text = text_context.from_config(cfg)
+        #: the source language of the recording being made (a profile's, for the app it started in)
+        self._language = cfg.language
         self._dictations = Dictations(
             self._parts, submit=self._submit, on_done=lambda sid, i, f: self.post(SegmentDone(sid, i, f)),
             publish=self._publish, publish_error=self._publish_error, settle=self._pub.settle,
@@ -245,6 +248,9 @@ class Daemon:
         """Start a recording; returns the error (already published) when it cannot."""
         if self._live.session is not None or self._stop.requested:
             return None
+        # chosen once a recording, where it starts: its segments are all in one language
+        self._language = text_profile.language_for(
+            self.cfg.profile, getattr(self._parts.output, "app_names", tuple), self.cfg.language)
         try:
             pre = self._live.start(self.cfg, self._vad, source)
         except errors.CtrlspeakError as exc:
@@ -279,7 +285,7 @@ class Daemon:
         self.stop_recording(f"the microphone stopped: {reason}")
 
     def _submit(self, audio: np.ndarray, stream: StreamPiece | None = None) -> Future:
-        options = TranscribeOptions(self.cfg.language, self.cfg.target_language, self.cfg.punctuation, stream)
+        options = TranscribeOptions(self._language, self.cfg.target_language, self.cfg.punctuation, stream)
         return self._link.submit(audio, options)
 
     # -- what other parts read ------------------------------------------------------------

@@ -104,7 +104,8 @@ def make_output(cfg: config_mod.Config, hotkey: Any, stdout: TextIO | None) -> A
 
     guard = hotkey if hotkey is not None else NullKeyGuard()
     return Output(cfg.output, key_guard=guard, restore_clipboard=cfg.restore_clipboard,
-                  paste_chords=cfg.paste_chord, stdout=stdout)
+                  paste_chords=cfg.paste_chord, stdout=stdout,
+                  app_outputs=tuple((p.app, p.output) for p in cfg.profile if p.output))
 
 
 DOCTOR_HINT = "run `ctrlspeak doctor` to see what to fix, or bind `ctrlspeak toggle` to a desktop shortcut"

@@ -120,6 +120,7 @@ class Output:
         restore_delay_s: float = 0.4,
         modifier_timeout_s: float = 3.0,
         paste_chords: Sequence[tuple[str, str]] = (),
+        app_outputs: Sequence[tuple[str, str]] = (),
         focus: Callable[[], FocusedApp | None] | None = None,
         env: Mapping[str, str] = os.environ,
         stdout: TextIO | None = None,
@@ -128,7 +129,8 @@ class Output:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``paste_chords``: the config's ``[paste_chord]`` pairs (app, chord); ``focus`` names the
+        """``paste_chords``: the config's ``[paste_chord]`` pairs (app, chord); ``app_outputs``:
+        (app, mode) pairs from ``[profile."APP"]`` output settings; ``focus`` names the
         focused app (default :func:`focus.focused_app` for ``env``); ``clipboard`` defaults to
         :func:`detect_clipboard` for ``env``, looked up when needed; ``platform``, ``sleep``
         and ``clock`` exist for tests."""
@@ -147,6 +149,10 @@ class Output:
         self._clock = clock
         self._kind = display_kind(self._env, platform)
         self._paste_chords = tuple(paste_chords)
+        self._app_outputs = tuple((app.casefold(), m) for app, m in app_outputs)
+        for _app, m in self._app_outputs:
+            if m not in MODES:
+                raise errors.UsageError(f"unknown output mode {m!r}; choose one of {', '.join(MODES)}")
         self._focus = focus if focus is not None else lambda: focused_app(self._env, self._kind)
         # setup hints already given: this Output lives as long as the daemon run
         self._told: set[str] = set()
@@ -177,11 +183,26 @@ class Output:
 
     def deliver(self, text: str) -> Delivery:
         log.debug("delivering %r", text)
-        if self.mode == "stdout":
+        mode = self._mode_here()
+        if mode == "stdout":
             return self._print(text)
-        if self.mode == "type":
+        if mode == "type":
             return self._type(text)
         return self._paste(text)
+
+    def _mode_here(self) -> str:
+        """The output mode for the focused app: its profile's ``output``, else the configured
+        one. With output = "stdout" there is no window to ask about, and without any per-app
+        mode nothing is asked (a focus query costs a process or an IPC round trip)."""
+        if self.mode == "stdout" or not self._app_outputs or self._kind not in ("x11", "wayland"):
+            return self.mode
+        app = self._focus()
+        names = {n.casefold() for n in app.names} if app is not None else set()
+        for name, mode in self._app_outputs:
+            if name in names:
+                log.debug("focused app %s: output %s (its profile)", sorted(names), mode)
+                return mode
+        return self.mode
 
     # -- modes -------------------------------------------------------------------------------
     def _print(self, text: str) -> Delivery:

@@ -7,7 +7,7 @@ tables into :class:`Profile` values and says exactly what is wrong with a bad on
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +19,11 @@ OUTPUTS = ("paste", "type", "stdout")
 class Profile:
     """What one application changes; None (or ``()`` for words) = the top-level setting.
 
-    ``paste_chord`` (and ``output = "type"``, the chord "type") joins the config's paste chord
-    table (:func:`ctrlspeak.config.with_profile_chords`); ``language`` and other ``output``
-    values are read and checked but do not act yet (README: "Text: replacements, spoken
-    punctuation").
+    ``paste_chord`` joins the config's paste chord table
+    (:func:`ctrlspeak.config.with_profile_chords`); ``output`` is the output mode in that app
+    (:class:`ctrlspeak.desktop.output.Output`); ``language`` is the source language a
+    recording started in that app is transcribed in (:func:`language_for`) and the language of
+    the text pipeline's tables there.
     """
 
     app: str
@@ -115,3 +116,15 @@ def find(profiles: Sequence[Profile], names: Sequence[str]) -> Profile | None:
         if profile.app.casefold() in folded:
             return profile
     return None
+
+
+def language_for(profiles: Sequence[Profile], names: Callable[[], Sequence[str]],
+                 default: str | None) -> str | None:
+    """The source language for a recording started now: the focused app's profile's, else
+    ``default``. ``names`` (the focused app's names) is only called when a profile sets a
+    language at all."""
+    with_language = [p for p in profiles if p.language]
+    if not with_language:
+        return default
+    profile = find(with_language, names())
+    return profile.language if profile is not None else default
