@@ -21,6 +21,7 @@ def test_the_seen_case_and_the_rules():
     assert fit("We left", ", then", cased=True) == ", then"
     assert fit("We left.", "", cased=True) == ""
     assert fit("Done!", "42 more", cased=True) == " 42 more"
+    assert fit("the list", "\nmilk", cased=False) == "\nmilk", "no space before a spoken new line"
 
 
 @settings(max_examples=400)

@@ -11,6 +11,7 @@ interval is counted in audio seconds.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -27,35 +28,53 @@ from ctrlspeak.audio.segment import keep_rest, live_rule
 from ctrlspeak.daemon.live_decode import LivePacer, StreamFeed
 from ctrlspeak.daemon.live_text import LiveText, Partial
 from ctrlspeak.ipc import SAMPLE_RATE, StreamPiece
+from ctrlspeak.text import pipeline
+from ctrlspeak.text.context import Context
 
 #: the microphone's block: how often the live path looks at new audio
 BLOCK_S = 0.1
 
 
 class Printer:
-    """Partials as JSON lines, or the final text as it grows (plain)."""
+    """Partials as JSON lines, or the final text as it grows (plain).
 
-    def __init__(self, as_json: bool, out: Any = None) -> None:
-        self._json, self._out = as_json, out or sys.stdout
-        self._printed = ""
+    With ``ctx`` (the text pipeline's context), each piece of final text goes through the
+    pipeline as it comes, after what was printed before it, as typing while speaking does
+    (a spoken mark split across a pause stays words); the final result's ``text`` is what
+    was printed and ``raw_text`` the model's own where they differ. Without it (``--raw``),
+    the model's text as it is. Partials (JSON) are the live view's: the model's text."""
+
+    def __init__(self, as_json: bool, out: Any = None, ctx: Context | None = None) -> None:
+        self._json, self._out, self._ctx = as_json, out or sys.stdout, ctx
+        self._seen = ""  # the model's final text taken so far
+        self._shown = ""  # what it became
+
+    def _take(self, final: str) -> str:
+        new, self._seen = final[len(self._seen):], final
+        if self._ctx is not None and new.strip():
+            new = pipeline.insert(new, dataclasses.replace(self._ctx, before=self._shown or None))
+        self._shown += new
+        return new
 
     def partial(self, name: str, p: Partial | None) -> None:
         if p is None:
             return
+        grown = self._take(p.final)  # the final text only grows at its end
         if self._json:
             self._out.write(json.dumps({**p.to_json(), "file": name}) + "\n")
-        else:  # the final text only grows at its end: print what it grew by
-            self._out.write(p.final[len(self._printed):])
-            self._printed = p.final
+        else:
+            self._out.write(grown)
         self._out.flush()
 
     def final(self, result: dict[str, Any]) -> None:
+        rest = self._take(result["text"])
+        if self._shown != result["text"]:
+            result["raw_text"], result["text"] = result["text"], self._shown
         if self._json:
             self._out.write(json.dumps({"event": "final", **result}) + "\n")
         else:
-            rest = result["text"][len(self._printed):]
             self._out.write(rest + "\n")
-            self._printed = ""
+        self._seen = self._shown = ""
         self._out.flush()
 
 

@@ -73,8 +73,10 @@ def run(args: argparse.Namespace) -> int:
     one = None
     if args.stream:
         from ctrlspeak.commands.stream import Printer
+        from ctrlspeak.text import context
 
-        one = functools.partial(_stream_one, cfg=cfg, printer=Printer(args.json), realtime=args.realtime)
+        printer = Printer(args.json, ctx=None if getattr(args, "raw", False) else context.from_config(cfg))
+        one = functools.partial(_stream_one, cfg=cfg, printer=printer, realtime=args.realtime)
     batch = run_batch(cfg, ref, inputs, args.progress, one=one)
     if batch is None:
         return 0

@@ -365,7 +365,6 @@ class Dictations:
         (Wayland) counts as the same one; another known window is a fresh start."""
         import dataclasses
 
-        from ctrlspeak.desktop import spacing
         from ctrlspeak.text import pipeline
         from ctrlspeak.text.context import Context
 
@@ -382,9 +381,7 @@ class Dictations:
             ctx = dataclasses.replace(ctx, app=app_names(), before=before)
         else:
             ctx = dataclasses.replace(ctx, before=before)
-        text = pipeline.apply(text, ctx)
-        cased = any(ch.isupper() for ch in text + (before or ""))  # the model (or the pipeline) writes case
-        return target, spacing.fit(before, text, cased=cased)
+        return target, pipeline.insert(text, ctx)
 
 
 def _needs_app(ctx: Any) -> bool:

@@ -13,7 +13,9 @@ import re
 #: characters that end a sentence, possibly followed by closing quotes or brackets
 _SENTENCE_END = re.compile(r"""[.!?…]["'”’)\]]*$""")
 #: a new text starting with one of these attaches to the word before it (no space in between)
-_ATTACHES = tuple(",.;:!?…)]}%")
+#: what takes no space before it: punctuation that attaches to the word before, and a line
+#: break (a spoken "new line" at the start of a piece)
+_ATTACHES = tuple(",.;:!?…)]}%\n")
 _SPACES = re.compile(r"[ \t\u00a0]{2,}")
 
 
@@ -31,7 +33,8 @@ def fit(before: str | None, text: str, *, cased: bool) -> str:
     model's text stays as it was heard).
 
     - one space between the previous text and the new one; none at the start of the field,
-      after a space or a newline, or before punctuation that attaches to the previous word;
+      after a space or a newline, or before punctuation that attaches to the previous word or
+      a line break;
     - the model's double spaces collapsed, leading and trailing spaces trimmed;
     - after ".", "!", "?" (closing quotes allowed) the first letter is capitalised when ``cased``.
     """

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from ctrlspeak.desktop import spacing
 from ctrlspeak.desktop.spacing import tidy
 from ctrlspeak.text import capitals, fillers, punctuation, replace
 from ctrlspeak.text.context import Context, TextSettings
@@ -51,4 +52,12 @@ def apply(text: str, ctx: Context | None = None) -> str:
     return out
 
 
-__all__ = ["Context", "TextSettings", "apply"]
+def insert(text: str, ctx: Context) -> str:
+    """``text`` as it goes in after ``ctx.before`` (the text known to be there, or None):
+    through :func:`apply`, then spaced and capitalised after it (:func:`spacing.fit`)."""
+    out = apply(text, ctx)
+    cased = any(ch.isupper() for ch in out + (ctx.before or ""))  # the model (or the pipeline) writes case
+    return spacing.fit(ctx.before, out, cased=cased)
+
+
+__all__ = ["Context", "TextSettings", "apply", "insert"]
