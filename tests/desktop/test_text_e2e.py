@@ -1,9 +1,8 @@
 """The text pipeline end to end: the real daemon, tiny-en (lowercase, no punctuation), a
 dictionary word added by `ctrlspeak words add` while the daemon runs (its SIGHUP reload),
 automatic capitals and a trailing period, pasted into the Tk window; history keeps both.
-
-(The "new line" half of issue 17's end-to-end case is not here: "line" is not in tiny-en's
-vocabulary, scripts/data/words.txt, so the model cannot be relied on to write it.)
+Then a dictation with a spoken "new line" lands on two lines (tiny-en was trained on spoken
+punctuation: scripts/tinyen/datasets.py, say_commands).
 """
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ def test_a_dictionary_word_added_while_running_lands_as_written(desktop: Desktop
                                                                 start_daemon, tmp_path: Path):
     config = tmp_path / "config" / "ctrlspeak" / "config.toml"
     config.parent.mkdir(parents=True)
-    config.write_text('auto_capitalize = "auto"\ntrailing_period = true\n')
+    config.write_text('auto_capitalize = "auto"\ntrailing_period = true\nspoken_punctuation = true\n')
     daemon = start_daemon()
     daemon.wait_ready()
     added = daemon.ctl("words", "add", "my mother", "Mom")
@@ -42,3 +41,12 @@ def test_a_dictionary_word_added_while_running_lands_as_written(desktop: Desktop
 
     wait_until(stored, 20, "the transcript in history (written after the paste and the clipboard's restore)")
     assert stored()[0]["text"] == expected
+
+    # the same window again: a space after the first dictation's period, a capital, and the
+    # spoken "new line" as a line break
+    spoken = "call my mother tomorrow morning new line and send the report"
+    dictate(desktop, daemon, lambda: desktop.xdotool(*triple), lambda: desktop.xdotool(*triple), spoken)
+    both = paste_target.wait_for_text(lambda t: "\n" in t.strip(), timeout=60)
+    assert both.strip() == expected + " Call Mom tomorrow morning\nAnd send the report."
+    wait_until(lambda: len(stored()) == 2, 20, "the second transcript in history")
+    assert stored()[0]["raw_text"] == spoken
