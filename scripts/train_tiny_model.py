@@ -76,7 +76,9 @@ DEFAULTS = dict(
     # was still falling fast when stage two ended (held-out natural 23.5 % -> 15.0 % over its
     # last epoch), and a stage of its own leaves the first two, and their checkpoint, as they were
     # (it took held-out natural/random/long through the CLI to 6.46/6.28/8.65 %; 8 more hybrid
-    # epochs from those weights, --init-from with lr3 4e-4, to the bundled 5.12/4.68/5.49 %)
+    # epochs from those weights, --init-from with lr3 4e-4, to 5.12/4.68/5.49 %; 5 more with
+    # lr3 3e-4, edge silence and spoken punctuation, to the bundled 4.68/4.96/6.46 % through the
+    # CLI, where the settled edges had cost the one before 0.8 points)
     extra_epochs=8,
     lr3=6e-4,
     warmup3=150,
