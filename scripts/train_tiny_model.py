@@ -112,6 +112,9 @@ DEFAULTS = dict(
     edge_pad=train.EDGE_PAD_S,
     # the share of training items that also say spoken punctuation (datasets.say_commands)
     command_fraction=0.12,
+    # multi-sentence training dictations of 15-30 s (datasets.LONG_TRAIN_SECONDS): the bundled
+    # model before them dropped short words ("it", "the", "to") inside long files' pieces
+    long_train=0,
 )
 
 
@@ -186,17 +189,22 @@ def main(argv=None) -> int:
     t0 = time.time()
     plan = datasets.build_datasets(a.utterances, a.natural, a.random, a.long, a.seed,
                                    a.natural_fraction, a.multi_fraction,
-                                   command_fraction=a.command_fraction)
+                                   command_fraction=a.command_fraction, long_train=a.long_train)
     natural_audio = synthesize_cached(plan.heldout_natural, a.workdir, "natural", a.procs)
     random_audio = synthesize_cached(plan.heldout_random, a.workdir, "random", a.procs)
     long_audio = synthesize_cached(plan.long, a.workdir, "long", a.procs)
     if a.eval_only:
         return evaluate_saved(a, plan, natural_audio, random_audio, long_audio)
     train_audio = synthesize_cached(plan.train, a.workdir, "train", a.procs)
+    if plan.train_long:
+        train_audio = train_audio + synthesize_cached(plan.train_long, a.workdir, "train-long",
+                                                      a.procs)
+    train_items = plan.train + plan.train_long
     gen_s = time.time() - t0
     train_hours = sum(len(x) for x in train_audio) / speech.SR / 3600
     print(f"data: {len(train_audio)} training items ({train_hours:.2f} h, "
-          f"{sum(len(it['texts']) > 1 for it in plan.train)} with pauses), {len(natural_audio)} "
+          f"{sum(len(it['texts']) > 1 for it in train_items)} with pauses, "
+          f"{len(plan.train_long)} of them 15-30 s dictations), {len(natural_audio)} "
           f"held-out natural, {len(random_audio)} held-out random, {len(long_audio)} long "
           f"dictations; {gen_s:.1f} s", flush=True)
 
@@ -244,10 +252,10 @@ def main(argv=None) -> int:
                      | ({"init_from": init["sha256"]} if init else {}),
                      default=str, sort_keys=True)
     if a.time_budget:
-        a.extra_epochs = epochs_that_fit(model, train_audio, [it["text"] for it in plan.train], a,
+        a.extra_epochs = epochs_that_fit(model, train_audio, [it["text"] for it in train_items], a,
                                          a.time_budget - (time.time() - t0))
     extra_key = json.dumps({k: getattr(a, k) for k in stage3}, sort_keys=True)
-    tr = train.train_model(model, train_audio, [it["text"] for it in plan.train], a.epochs,
+    tr = train.train_model(model, train_audio, [it["text"] for it in train_items], a.epochs,
                            a.batch_size, a.lr, a.warmup, a.seed, a.ctc_weight,
                            log=lambda s: print(s, flush=True),
                            checkpoint=None if a.no_checkpoint else a.workdir / "checkpoint.pt",
@@ -287,7 +295,7 @@ def main(argv=None) -> int:
         "steps": tr["steps"],
         "planned_steps": tr["planned_steps"],
         "final_loss": float(np.mean(tr["losses"][-50:])),
-        "samples": {"train": len(plan.train), "train_hours": round(train_hours, 3),
+        "samples": {"train": len(train_items), "train_long": len(plan.train_long), "train_hours": round(train_hours, 3),
                     "heldout_natural": len(plan.heldout_natural),
                     "heldout_random": len(plan.heldout_random), "long": len(plan.long)},
         "voices": list(speech.VOICES), "rate_wpm": list(speech.RATE_RANGE),

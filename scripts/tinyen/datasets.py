@@ -24,6 +24,10 @@ SAMPLE_SPEC = {"voice": "en-us", "rate": 160, "pitch": 50}
 TRAIN_GAPS = (0.3, 1.5)
 LONG_GAPS = (0.4, 1.5)
 LONG_SECONDS = (30.0, 90.0)
+#: training dictations (``long_train``): as long as the pieces ``ctrlspeak transcribe`` cuts a
+#: long file into (15-30 s), so the model hears what it is asked to transcribe
+LONG_TRAIN_SENTENCES = (4, 8)
+LONG_TRAIN_SECONDS = (15.0, 30.0)
 #: how often the grammar may repeat one sentence (short greetings come up often)
 MAX_REPEATS = 3
 #: spoken punctuation and commands (ctrlspeak/text/punctuation.py's English table) that some
@@ -41,6 +45,9 @@ class Plan:
     heldout_natural: list[dict]
     heldout_random: list[dict]
     long: list[dict]
+    #: multi-sentence training dictations (``long_train``), kept apart from ``train`` so that
+    #: the audio cached for ``train`` stays valid when they are added
+    train_long: list[dict]
 
 
 def random_sentence(rng: random.Random, words: list[str], lo: int = RANDOM_WORDS[0],
@@ -121,7 +128,8 @@ def say_commands(rng: random.Random, texts: list[str]) -> list[str]:
 
 def build_datasets(n_train: int, n_natural: int, n_random: int, n_long: int, seed: int = SEED,
                    natural_fraction: float = 0.55, multi_fraction: float = 0.1,
-                   words: list[str] | None = None, command_fraction: float = 0.0) -> Plan:
+                   words: list[str] | None = None, command_fraction: float = 0.0,
+                   long_train: int = 0) -> Plan:
     """Plan (no audio yet) the training items, the held-out sets and the long dictations.
 
     Held-out natural sentences come from :mod:`tinyen.heldout` (hand-written, then its own
@@ -132,7 +140,9 @@ def build_datasets(n_train: int, n_natural: int, n_random: int, n_long: int, see
     share of the training items also say spoken commands (:func:`say_commands`, from a stream
     of its own, so the rest of the plan is what it is without them); such an item keeps its
     sentences without them as ``plain_texts`` (the tokenizer is trained on those, so it stays
-    the one a model trained without commands has).
+    the one a model trained without commands has). ``long_train`` more items are dictations of
+    4-8 of those same training sentences (15-30 s with pauses), so they add no sentence, and
+    no token, that training lacked.
     """
     words = words or load_words()
     reserved = {sample_sentence(words, seed)}
@@ -195,6 +205,19 @@ def build_datasets(n_train: int, n_natural: int, n_random: int, n_long: int, see
     seen = {s for it in train for s in it.get("plain_texts", it["texts"])}
     leak = seen & reserved
     assert not leak, f"held-out sentences leaked into training: {sorted(leak)[:3]}"
-    for it in train + heldout_natural + heldout_random + long_items:
+    train_long = _long_training(random.Random(f"{seed}-train-long"), sorted(seen), long_train)
+    for it in train + train_long + heldout_natural + heldout_random + long_items:
         assert it["text"] == normalize_text(it["text"]), it["text"]
-    return Plan(train, heldout_natural, heldout_random, long_items)
+    return Plan(train, heldout_natural, heldout_random, long_items, train_long)
+
+
+def _long_training(rng: random.Random, sentences: list[str], n: int) -> list[dict]:
+    """``n`` dictations of 4-8 of ``sentences`` with pauses, each 15-30 s by estimate."""
+    out = []
+    while len(out) < n:
+        texts = rng.sample(sentences, rng.randint(*LONG_TRAIN_SENTENCES))
+        gaps = [round(rng.uniform(*TRAIN_GAPS), 3) for _ in range(len(texts) - 1)]
+        est = sum(map(_estimate_seconds, texts)) + sum(gaps)
+        if LONG_TRAIN_SECONDS[0] <= est <= LONG_TRAIN_SECONDS[1]:
+            out.append(make_item(rng, texts, gaps))
+    return out
