@@ -19,7 +19,7 @@ from typing import Any
 
 from ctrlspeak import errors
 from ctrlspeak.desktop.chord import chord_problem, parse_table_text
-from ctrlspeak.text.profile import CAPITALS, Profile, parse_profiles, parse_words, word_problem
+from ctrlspeak.text.profile import CAPITALS, Profile, parse_profiles, parse_words, switch, word_problem
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +47,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "compute_device": COMPUTE_DEVICES, "hotkey_mode": ("tap", "hold"),
     "hotkey_backend": ("auto", "x11", "evdev", "compositor", "none"), "output": ("paste", "type", "stdout"),
     "quantize": ("off", "int8"), "notify": ("off", "errors", "normal"), "auto_capitalize": CAPITALS,
+    "trailing_period": CAPITALS,
 }
 #: seconds (or minutes) that must be a finite number in (low, high]; low itself is allowed
 #: where the bool says so. NaN and infinity are refused everywhere: NaN compares false with
@@ -190,11 +191,12 @@ class Config:
     spoken_punctuation: bool = False
     #: "um", "uh", "er", "erm", "hmm" taken out
     remove_fillers: bool = False
-    #: capitals at sentence starts: "auto" only where the model writes no capitals or punctuation
-    #: of its own (CTC models, tiny-en), "on", "off" (default: the model's text as it is)
-    auto_capitalize: str = "off"
-    #: a period at the end of a dictation that ends without punctuation
-    trailing_period: bool = False
+    #: capitals at sentence starts: "auto" (default) only where the model writes no capitals or
+    #: punctuation of its own (CTC models, tiny-en; Parakeet and Canary write their own), "on", "off"
+    auto_capitalize: str = "auto"
+    #: a period at the end of a dictation that ends without punctuation: "auto" (default) as
+    #: auto_capitalize, "on", "off" (true and false mean on and off)
+    trailing_period: str = "auto"
     #: a space after each dictation
     trailing_space: bool = False
     #: per application overrides, the ``[profile."APP"]`` tables (ctrlspeak.text.profile)
@@ -310,6 +312,8 @@ def _coerce(key: str, value: Any, source: Source) -> Any:
         return _coerce_paste_chord(value, bad)
     if key in ("words", "profile"):
         return _coerce_text_table(key, value, bad)
+    if key in ("auto_capitalize", "trailing_period") and switch(value) is not None:
+        return switch(value)  # true/false too: trailing_period was once a switch
     try:
         if "bool" in kind:
             if isinstance(value, bool):

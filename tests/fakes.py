@@ -198,8 +198,10 @@ def make_daemon(keep_alive_minutes: float = 0.0, clock: Callable[[], float] = ti
     starting; returns it and the list its status events go to."""
     if not isinstance(worker_link.Supervisor, functools.partial):  # never a real worker process here
         raise RuntimeError("make_daemon needs fake workers: take the `workers` fixture (or use_fake_workers)")
+    # the model's text as it is (these are about delivery; test_text_daemon.py covers the text
+    # pipeline's defaults, capitals and a period for a model that writes none)
     base = dict(keep_alive_minutes=keep_alive_minutes, journal=False, history=False, sounds=False, tray=False,
-                notify="off")
+                notify="off", auto_capitalize="off", trailing_period="off")
     d = daemon_mod.Daemon(Config(**{**base, **cfg}), console=False, hotkey=False, tray=False, clock=clock)
     events: list = []
     d.status.add("test", events.append)

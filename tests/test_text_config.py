@@ -30,7 +30,8 @@ def test_tables(tmp_path):
     ('words = "a=b"\n', "words must be a table ([words] then spoken = \"written\" lines)"),
     ('[words]\nkates = 8\n', "'kates' must be written text in quotes"),
     ('[words]\n" " = "x"\n', "empty spoken form"),
-    ('auto_capitalize = "yes"\n', "auto_capitalize must be one of auto, on, off"),
+    ('auto_capitalize = "sometimes"\n', "auto_capitalize must be one of auto, on, off"),
+    ('trailing_period = 1\n', "trailing_period must be one of auto, on, off"),
     ('[profile.foot]\nauto_capitalize = 1\n', "'foot' auto_capitalize must be one of"),
     ('[profile.foot]\ncolour = "red"\n', "'foot' has an unknown setting 'colour'"),
     ('[profile.foot]\npaste_chord = "ctrl+q"\n', "'foot' paste_chord"),
@@ -69,8 +70,9 @@ def test_transcribe_prints_through_the_pipeline_and_keeps_the_raw(tmp_path):
     from ctrlspeak.commands.transcribe import through_pipeline
 
     cfg = load(tmp_path, 'spoken_punctuation = true\n[words]\n"cube control" = "kubectl"\n')
-    results = [{"file": "a.wav", "text": "run cube control period"}, {"file": "b.wav", "text": "as is"},
-               {"file": "c.wav", "error": RuntimeError()}]
+    results = [{"file": "a.wav", "text": "run cube control period"}, {"file": "b.wav", "text": "As is."},
+               {"file": "c.wav", "text": "as is"}, {"file": "d.wav", "error": RuntimeError()}]
     through_pipeline(cfg, results)
-    assert results[0]["text"] == "run kubectl." and results[0]["raw_text"] == "run cube control period"
-    assert results[1] == {"file": "b.wav", "text": "as is"} and "text" not in results[2]
+    assert results[0]["text"] == "Run kubectl." and results[0]["raw_text"] == "run cube control period"
+    assert results[1] == {"file": "b.wav", "text": "As is."}  # a model that writes case: as it is
+    assert results[2] == {"file": "c.wav", "text": "As is.", "raw_text": "as is"} and "text" not in results[3]

@@ -11,6 +11,10 @@ from tests import fakes
 from tests.fakes import FakeClock, FakeOutput, FakeWorkers, command, pump, speech
 
 
+#: the config's text defaults (the fakes turn them off)
+DEFAULTS = dict(auto_capitalize="auto", trailing_period="auto")
+
+
 @pytest.fixture
 def stores(isolated_env, workers):
     made = fakes.DaemonsWithStores()
@@ -32,24 +36,35 @@ def rows(d: daemon_mod.Daemon) -> list[tuple[str, str]]:
 
 
 def test_the_dictionary_and_spoken_marks_reach_the_cursor_and_history_keeps_both(stores, workers: FakeWorkers):
-    d, _ = stores(words=(("cube control", "kubectl"),), spoken_punctuation=True, auto_capitalize="auto")
+    d, _ = stores(words=(("cube control", "kubectl"),), spoken_punctuation=True, **DEFAULTS)
     workers.answer = lambda: "run cube control new line done"
     dictate(d)
-    assert d.parts.output.texts == ["Run kubectl\nDone"]
-    assert rows(d) == [("Run kubectl\nDone", "run cube control new line done")]
+    assert d.parts.output.texts == ["Run kubectl\nDone."]
+    assert rows(d) == [("Run kubectl\nDone.", "run cube control new line done")]
 
 
 def test_typing_while_speaking_sends_each_piece_through_it(stores, workers: FakeWorkers):
-    d, _ = stores(min_silence_s=0.3, live_typing=True, words=(("bug", "BUG"),))
+    d, _ = stores(min_silence_s=0.3, live_typing=True, words=(("bug", "BUG"),), **DEFAULTS)
     said = iter(["the team found a bug", "in the code"])
     workers.answer = lambda: next(said)
     dictate(d, np.concatenate([speech(2.5), np.zeros(16000, np.float32), speech(1.0)]))
-    assert d.parts.output.texts == ["the team found a BUG", " in the code"]
-    assert rows(d) == [("the team found a BUG in the code", "the team found a bug in the code")]
+    # the default capitals and period for a model that writes none; the period only at the end
+    assert d.parts.output.texts == ["The team found a BUG", " in the code."]
+    assert rows(d) == [("The team found a BUG in the code.", "the team found a bug in the code")]
+
+
+def test_a_dictation_typed_whole_while_speaking_gets_its_period_at_the_stop(stores, workers: FakeWorkers):
+    d, _ = stores(min_silence_s=0.3, live_typing=True, **DEFAULTS)
+    said = iter(["the team found a bug", "in the code"])
+    workers.answer = lambda: next(said)
+    gap = np.zeros(16000, np.float32)
+    dictate(d, np.concatenate([speech(2.5), gap, speech(1.0), gap]))
+    assert d.parts.output.texts == ["The team found a bug", " in the code", "."]
+    assert rows(d) == [("The team found a bug in the code.", "the team found a bug in the code")]
 
 
 def test_a_reload_changes_the_dictionary_for_the_next_dictation(stores, workers: FakeWorkers):
-    d, _ = stores()
+    d, _ = stores(**DEFAULTS)  # what the reloaded file (no text settings) gives
     workers.answer = lambda: "see you tomorrow"
     dictate(d)
     path = config.config_path()
@@ -58,8 +73,8 @@ def test_a_reload_changes_the_dictionary_for_the_next_dictation(stores, workers:
     d.reload_config()
     d.parts.output = FakeOutput()  # the reload made a real one
     dictate(d)
-    assert d.parts.output.texts == [" see you tmrw"], "spaced after the first dictation into the same window"
-    assert [text for text, _ in rows(d)] == ["see you tomorrow", "see you tmrw"]
+    assert d.parts.output.texts == [" See you tmrw."], "spaced after the first dictation into the same window"
+    assert [text for text, _ in rows(d)] == ["See you tomorrow.", "See you tmrw."]
 
 
 class FocusedOutput(FakeOutput):
@@ -74,8 +89,8 @@ class FocusedOutput(FakeOutput):
 def test_the_focused_apps_profile_and_the_terminal_default_apply(stores, workers: FakeWorkers):
     from ctrlspeak.text.profile import Profile
 
-    d, _ = stores(auto_capitalize="on", trailing_period=True,
-                  profile=(Profile("Code", words=(("gee", "git"),), trailing_period=False),))
+    d, _ = stores(auto_capitalize="on", trailing_period="on",
+                  profile=(Profile("Code", words=(("gee", "git"),), trailing_period="off"),))
     workers.answer = lambda: "gee status"
     for window, (app, landed) in enumerate(((("code", "Code"), "Git status"), (("foot",), "gee status"),
                                             (("gedit",), "Gee status."))):

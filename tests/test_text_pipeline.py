@@ -1,6 +1,7 @@
 """The whole pipeline: its order, the profiles, and that it keeps spacing.fit's rules."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from hypothesis import given, strategies as st
@@ -14,35 +15,40 @@ from ctrlspeak.text.profile import Profile
 from ctrlspeak.text.tokens import words
 
 
-def test_defaults_change_nothing_but_spaces():
-    assert apply("hello   world ") == "hello world"
+OFF = TextSettings(auto_capitalize="off", trailing_period="off")
+
+
+def test_defaults_write_capitals_and_a_period_only_for_a_model_that_writes_none():
+    assert apply("hello   world ") == "Hello world."
     assert apply("Hello, World.") == "Hello, World."
+    assert apply("ok then", Context(TextSettings(), app=("foot",))) == "ok then"  # a terminal
+    assert apply("hello   world ", Context(OFF)) == "hello world"
 
 
 def test_all_steps_in_order():
     ctx = Context(TextSettings(words=(("cube control", "kubectl"), ("um", "UM")), spoken_punctuation=True,
-                               remove_fillers=True, auto_capitalize="auto", trailing_period=True))
+                               remove_fillers=True, auto_capitalize="auto", trailing_period="on"))
     # fillers before the dictionary (a filler is never a dictionary word), marks, capitals, the period
     assert apply("um run cube control comma then new line i am done", ctx) == "Run kubectl, then\nI am done."
 
 
 def test_auto_capitals_only_for_a_model_without_them():
-    ctx = Context(TextSettings(auto_capitalize="auto", trailing_period=True))
+    ctx = Context(TextSettings(auto_capitalize="auto", trailing_period="on"))
     assert apply("hello there", ctx) == "Hello there."
     assert apply("hello There", ctx) == "hello There."
     assert apply("and so on", Context(ctx.settings, before="we went")) == "and so on."
 
 
 def test_terminal_gets_no_capitals_or_period_unless_its_profile_says():
-    settings = TextSettings(auto_capitalize="on", trailing_period=True, trailing_space=True)
+    settings = TextSettings(auto_capitalize="on", trailing_period="on", trailing_space=True)
     assert apply("ls minus l", Context(settings, app=("foot",))) == "ls minus l "
     assert apply("ls", Context(settings, app=("Gedit", "gedit"))) == "Ls. "
-    profiles = (Profile("FOOT", trailing_period=True, words=(("minus l", "-l"),)),)
+    profiles = (Profile("FOOT", trailing_period="on", words=(("minus l", "-l"),)),)
     assert apply("ls minus l", Context(settings, profiles, app=("foot",))) == "ls -l. "
 
 
 def test_profile_words_over_the_top_level():
-    settings = TextSettings(words=(("gee", "G"), ("bee", "B")))
+    settings = dataclasses.replace(OFF, words=(("gee", "G"), ("bee", "B")))
     profiles = (Profile("code", words=(("gee", "git"),)),)
     assert apply("gee bee", Context(settings, profiles, app=("Code",))) == "git B"
     assert apply("gee bee", Context(settings, profiles, app=("other",))) == "G B"
@@ -60,7 +66,7 @@ def test_from_config(tmp_path: Path):
 _word = st.text(alphabet="bcdfgkv", min_size=1, max_size=5)
 _marks = st.sampled_from(["um", "uh", "period", "comma", "new line", "question mark"])
 _settings = st.builds(TextSettings, spoken_punctuation=st.booleans(), remove_fillers=st.booleans(),
-                      auto_capitalize=st.sampled_from(["auto", "on", "off"]), trailing_period=st.booleans())
+                      auto_capitalize=st.sampled_from(["auto", "on", "off"]), trailing_period=st.sampled_from(["auto", "on", "off"]))
 
 
 @given(st.lists(st.one_of(_word, _marks), max_size=14), _settings, st.one_of(st.none(), st.just("before.")))
@@ -84,17 +90,17 @@ def test_idempotent_without_a_dictionary(tokens, settings):
 @given(st.lists(_word, min_size=1, max_size=8), st.lists(_word, min_size=1, max_size=8))
 def test_spacing_rules_kept_between_dictations(first, second):
     """Two dictations into one window: one space between them, a capital after a sentence end."""
-    ctx = Context(TextSettings(auto_capitalize="on", trailing_period=True))
+    ctx = Context(TextSettings(auto_capitalize="on", trailing_period="on"))
     a = apply(" ".join(first), ctx)
     b_text = apply(" ".join(second), Context(ctx.settings, before=a))
     joined = a + spacing.fit(a, b_text, cased=True)
     assert joined == a + " " + b_text and b_text[0].isupper() and a.endswith(".")
-    plain = Context(TextSettings())
+    plain = Context(OFF)
     a2 = apply(" ".join(first), plain)
     assert a2 + spacing.fit(a2, apply(" ".join(second), plain), cased=False) == " ".join(first + second)
 
 
 def test_spoken_sentence_ends_get_capitals_from_a_cased_model_even_with_capitals_off():
-    ctx = Context(TextSettings(spoken_punctuation=True))
+    ctx = Context(dataclasses.replace(OFF, spoken_punctuation=True))
     assert apply("Hello period how are you question mark", ctx) == "Hello. How are you?"
     assert apply("hello period how are you", ctx) == "hello. how are you"

@@ -49,17 +49,21 @@ class Printer:
         self._seen = ""  # the model's final text taken so far
         self._shown = ""  # what it became
 
-    def _take(self, final: str) -> str:
+    def _take(self, final: str, ends: bool) -> str:
         new, self._seen = final[len(self._seen):], final
-        if self._ctx is not None and new.strip():
-            new = pipeline.insert(new, dataclasses.replace(self._ctx, before=self._shown or None))
+        if self._ctx is not None:
+            ctx = dataclasses.replace(self._ctx, before=self._shown or None)
+            if new.strip():
+                new = pipeline.insert(new, ctx, ends=ends)
+            elif ends:  # the last piece said nothing new: the text may still want its period
+                new = pipeline.close(final, ctx)
         self._shown += new
         return new
 
     def partial(self, name: str, p: Partial | None) -> None:
         if p is None:
             return
-        grown = self._take(p.final)  # the final text only grows at its end
+        grown = self._take(p.final, ends=False)  # the final text only grows at its end
         if self._json:
             self._out.write(json.dumps({**p.to_json(), "file": name}) + "\n")
         else:
@@ -67,7 +71,7 @@ class Printer:
         self._out.flush()
 
     def final(self, result: dict[str, Any]) -> None:
-        rest = self._take(result["text"])
+        rest = self._take(result["text"], ends=True)
         if self._shown != result["text"]:
             result["raw_text"], result["text"] = result["text"], self._shown
         if self._json:

@@ -168,7 +168,7 @@ class Dictations:
         new = session.live.final[len(session.typed):].strip()
         if not new:
             return
-        target, insert = self._fit(new)
+        target, insert = self._fit(new, ends=False)
         if not insert:  # the pipeline took it all ("um"): nothing to type, and it is dealt with
             session.typed = session.live.final
             return
@@ -319,7 +319,8 @@ class Dictations:
         inserted_at: float | None = None
         failed: errors.CtrlspeakError | None = None
         rest = text[len(session.typed):].strip()  # typed while speaking already: the rest
-        target, insert = self._fit(rest) if rest else (None, "")
+        # typed while speaking: the rest, or only what closes it (a period)
+        target, insert = self._fit(rest) if rest else self._fit("", raw=text) if session.inserted else (None, "")
         raw = text
         text = (session.inserted + insert).strip(" ")  # what reached the cursor, in pieces or at once
         try:
@@ -358,11 +359,13 @@ class Dictations:
                                   compute_s=session.compute_after_stop_s))
         self._settle()
 
-    def _fit(self, text: str) -> tuple[str | None, str]:
+    def _fit(self, text: str, *, ends: bool = True, raw: str = "") -> tuple[str | None, str]:
         """The window with the focus, and ``text`` as it must be inserted there: through the text
         pipeline (ctrlspeak/text/: the focused app's profile), then after the last dictation
         into the same window, a space (and a capital after a sentence end). An unknown window
-        (Wayland) counts as the same one; another known window is a fresh start."""
+        (Wayland) counts as the same one; another known window is a fresh start. ``ends``:
+        whether the dictation ends with ``text`` (typing while speaking: not yet); an empty
+        ``text`` asks only for what closes the dictation whose model text was ``raw``."""
         import dataclasses
 
         from ctrlspeak.text import pipeline
@@ -381,10 +384,10 @@ class Dictations:
             ctx = dataclasses.replace(ctx, app=app_names(), before=before)
         else:
             ctx = dataclasses.replace(ctx, before=before)
-        return target, pipeline.insert(text, ctx)
+        return target, pipeline.insert(text, ctx, ends=ends) if text else pipeline.close(raw, ctx)
 
 
 def _needs_app(ctx: Any) -> bool:
     """Whether the focused app can change the text: a profile, or a setting a terminal turns off
     (asking costs a focus query before each paste)."""
-    return bool(ctx.profiles) or ctx.settings.auto_capitalize != "off" or ctx.settings.trailing_period
+    return bool(ctx.profiles) or ctx.settings.auto_capitalize != "off" or ctx.settings.trailing_period != "off"

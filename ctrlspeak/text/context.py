@@ -20,9 +20,10 @@ class TextSettings:
     words: tuple[tuple[str, str], ...] = ()
     spoken_punctuation: bool = False
     remove_fillers: bool = False
-    #: "auto": capitals only where the model writes none of its own (CTC models, tiny-en)
-    auto_capitalize: str = "off"
-    trailing_period: bool = False
+    #: "auto": capitals (and a closing period) only where the model writes none of its own
+    #: (CTC models, tiny-en); Parakeet and Canary write their own, so "auto" leaves them be
+    auto_capitalize: str = "auto"
+    trailing_period: str = "auto"
     trailing_space: bool = False
     #: the tables' language (spoken punctuation, fillers); only English ones exist yet
     language: str | None = None
@@ -42,7 +43,7 @@ class Context:
 
         base = self.settings
         if is_terminal(self.app):  # the built-in default, under any profile of the terminal's own
-            base = dataclasses.replace(base, auto_capitalize="off", trailing_period=False)
+            base = dataclasses.replace(base, auto_capitalize="off", trailing_period="off")
         profile = find(self.profiles, self.app)
         if profile is None:
             return base

@@ -7,7 +7,8 @@ Every delivery path calls this (paste, type, stdout, typing while speaking, ``tr
 2. the user's dictionary  ([words], a profile's words first)
 3. spoken punctuation     (spoken_punctuation)
 4. capitals               (auto_capitalize: on, or auto when the model writes none)
-5. a closing period       (trailing_period)
+5. a closing period       (trailing_period: on, or auto when the model writes none; only
+                           where the dictation ends: ``ends``)
 6. spaces tidied          (:func:`ctrlspeak.desktop.spacing.tidy`; a line break keeps no space
                            around it), then a trailing space (trailing_space)
 
@@ -27,7 +28,9 @@ from ctrlspeak.text.context import Context, TextSettings
 _AROUND_BREAK = re.compile(r"[ \t]*\n[ \t]*")
 
 
-def apply(text: str, ctx: Context | None = None) -> str:
+def apply(text: str, ctx: Context | None = None, *, ends: bool = True) -> str:
+    """``text`` through the steps; ``ends=False`` for a piece typed or printed while the person
+    still speaks (the dictation goes on after it, so it gets no closing period)."""
     ctx = ctx if ctx is not None else Context()
     settings = ctx.effective()
     english = punctuation.table_for(settings.language) is punctuation.TABLES["en"]
@@ -44,7 +47,7 @@ def apply(text: str, ctx: Context | None = None) -> str:
                                        capitals=settings.auto_capitalize != "off" or any(c.isupper() for c in text))
     if capitals_on:
         out = capitals.capitalise(out, before=ctx.before, english=english)
-    if settings.trailing_period:
+    if ends and capitals.wanted(settings.trailing_period, text):
         out = capitals.add_period(out)
     out = _AROUND_BREAK.sub("\n", tidy(out))
     if settings.trailing_space and out and not out[-1].isspace():
@@ -52,12 +55,22 @@ def apply(text: str, ctx: Context | None = None) -> str:
     return out
 
 
-def insert(text: str, ctx: Context) -> str:
+def insert(text: str, ctx: Context, *, ends: bool = True) -> str:
     """``text`` as it goes in after ``ctx.before`` (the text known to be there, or None):
     through :func:`apply`, then spaced and capitalised after it (:func:`spacing.fit`)."""
-    out = apply(text, ctx)
+    out = apply(text, ctx, ends=ends)
     cased = any(ch.isupper() for ch in out + (ctx.before or ""))  # the model (or the pipeline) writes case
     return spacing.fit(ctx.before, out, cased=cased)
 
 
-__all__ = ["Context", "TextSettings", "apply", "insert"]
+def close(raw: str, ctx: Context) -> str:
+    """What ends a dictation whose pieces all went in already (``ctx.before``, from the model's
+    ``raw`` text): its closing period where one is wanted and missing, else nothing."""
+    settings = ctx.effective()
+    if not ctx.before or not capitals.wanted(settings.trailing_period, raw):
+        return ""
+    closed = capitals.add_period(ctx.before)
+    return closed[len(ctx.before):] if closed.startswith(ctx.before) else ""
+
+
+__all__ = ["Context", "TextSettings", "apply", "close", "insert"]

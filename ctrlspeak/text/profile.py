@@ -11,7 +11,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+#: auto_capitalize and trailing_period: "auto" = only where the model writes no capitals or
+#: punctuation of its own (ctrlspeak.text.capitals.wanted)
 CAPITALS = ("auto", "on", "off")
+#: what true and false meant when trailing_period was a switch, so an older config still loads
+_SWITCH_WORDS = {True: "on", False: "off", "true": "on", "false": "off", "yes": "on", "no": "off",
+                 "1": "on", "0": "off"}
+
+
+def switch(value: Any) -> str | None:
+    """``value`` as one of CAPITALS (true/false as on/off), or None when it is none of them."""
+    if isinstance(value, bool):
+        return _SWITCH_WORDS[value]
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return text if text in CAPITALS else _SWITCH_WORDS.get(text)
+    return None
 OUTPUTS = ("paste", "type", "stdout")
 
 
@@ -35,11 +50,11 @@ class Profile:
     spoken_punctuation: bool | None = None
     remove_fillers: bool | None = None
     auto_capitalize: str | None = None
-    trailing_period: bool | None = None
+    trailing_period: str | None = None
     trailing_space: bool | None = None
 
 
-_BOOLS = ("spoken_punctuation", "remove_fillers", "trailing_period", "trailing_space")
+_BOOLS = ("spoken_punctuation", "remove_fillers", "trailing_space")
 
 
 def parse_words(table: Any) -> tuple[tuple[str, str], ...]:
@@ -86,9 +101,10 @@ def parse_profiles(tables: Any) -> tuple[Profile, ...]:
             if name in _BOOLS:
                 if not isinstance(value, bool):
                     raise ValueError(f"{where} must be true or false, not {value!r}")
-            elif name == "auto_capitalize":
-                if value not in CAPITALS:
+            elif name in ("auto_capitalize", "trailing_period"):
+                if switch(value) is None:
                     raise ValueError(f"{where} must be one of {', '.join(CAPITALS)}, not {value!r}")
+                value = switch(value)
             elif name == "output":
                 if value not in OUTPUTS:
                     raise ValueError(f"{where} must be one of {', '.join(OUTPUTS)}, not {value!r}")

@@ -50,7 +50,10 @@ def start_daemon(desktop: Desktop, tmp_path: Path) -> Iterator:
             env[var] = str(tmp_path / sub)
         runtime = tmp_path / "run"
         env.update({"CTRLSPEAK_RUNTIME_DIR": str(runtime), "HF_HUB_OFFLINE": "1", "CTRLSPEAK_TRAY": "false",
-                    "CTRLSPEAK_SOUNDS": "false", "CTRLSPEAK_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"})
+                    "CTRLSPEAK_SOUNDS": "false", "CTRLSPEAK_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",
+                    # the model's words as they are: these tests compare them with what was said;
+                    # test_text_e2e.py takes these out and checks the defaults' capitals and period
+                    "CTRLSPEAK_AUTO_CAPITALIZE": "off", "CTRLSPEAK_TRAILING_PERIOD": "off"})
         for key, value in (env_overrides or {}).items():
             if value is None:
                 env.pop(key, None)

@@ -27,7 +27,7 @@ def test_retry_uses_the_model_the_recording_was_made_with(isolated_env, fault_ro
                          text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert out.returncode == 0, out.stderr
     said = (registry.BUNDLED_DIR / "sample-en.txt").read_text().split()
-    heard = out.stdout.split()
+    heard = out.stdout.lower().replace(".", " ").split()  # the pipeline's capital and period
     assert len(set(heard) & set(said)) >= 0.8 * len(set(said)), out.stdout
     with History() as history:
         assert [(e.source, e.model) for e in history.recent()] == [("retry", "tiny-en")]

@@ -44,7 +44,9 @@ def test_partials_grow_into_exactly_the_final_text_at_real_time_pace(tmp_path):
     assert final["streamed"] >= 2, final
     finals = [p["final"] for p in partials]
     assert all(b.startswith(a) for a, b in zip(finals, finals[1:])), "final text never changes, only grows"
-    assert finals[-1] == final["text"] and partials[-1]["tentative"] == ""
+    # partials are the model's text; the final's text is the pipeline's (a capital and a period)
+    assert finals[-1] == final["raw_text"] and partials[-1]["tentative"] == ""
+    assert final["text"] == finals[-1][0].upper() + finals[-1][1:] + "."
     assert [p["seq"] for p in partials] == list(range(1, len(partials) + 1))
     # words showed up before their segment was over, and the first sentence was final while
     # the second was still tentative
@@ -59,7 +61,9 @@ def test_plain_stream_prints_the_text_as_it_becomes_final():
 
     sample = registry.BUNDLED_SAMPLE
     out = _cli("--stream", str(sample)).stdout
-    assert out == sample.with_suffix(".txt").read_text().strip() + "\n"
+    said = sample.with_suffix(".txt").read_text().strip()
+    assert out == said[0].upper() + said[1:] + ".\n"  # as the text pipeline writes a model without case
+    assert _cli("--stream", "--raw", str(sample)).stdout == said + "\n"
 
 
 def test_realtime_without_stream_is_a_usage_error():
