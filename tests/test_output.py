@@ -654,3 +654,27 @@ def test_no_per_app_mode_means_no_focus_query(tools):
     out = make_output("type", events, FakeClipboard(events), FAKE_X, tools, focus=focus)
     out.deliver("hi")
     assert not asked
+
+
+def test_one_delivery_asks_the_focus_once_and_reuses_what_the_text_pipeline_asked(tools):
+    """The pipeline's app_names(), the profile's output mode and the paste chord are one
+    question: each focus query is a process (xdotool) or an IPC round trip."""
+    tools("xdotool")
+    asked: list[str] = []
+    now = [100.0]
+
+    def focus() -> FocusedApp:
+        asked.append("focus")
+        return FocusedApp(("foot",), "x11")
+
+    out = make_output("paste", [], FakeClipboard([]), FAKE_X, tools, focus=focus, clock=lambda: now[0],
+                      app_outputs=(("gedit", "type"),))
+    out.deliver("one")
+    assert asked == ["focus"], "the output mode and the chord share one query"
+    assert out.app_names() == ("foot",) and len(asked) == 2
+    out.deliver("two")
+    assert len(asked) == 2, "the pipeline's answer stands for the delivery right after it"
+    out.app_names()
+    now[0] += 5.0
+    out.deliver("three")
+    assert len(asked) == 4, "an answer older than a moment is asked again"

@@ -46,6 +46,9 @@ from ctrlspeak.desktop.focus import FocusedApp, focused_app
 log = logging.getLogger(__name__)
 
 MODES = ("paste", "type", "stdout")
+#: how long the focus the text pipeline asked about (app_names) stands for the delivery after
+#: it: the two are milliseconds apart, and a focus query costs a process or an IPC round trip
+ASKED_FRESH_S = 1.0
 #: how the person is told to paste by hand, per chord
 _CHORD_NAMES = {"ctrl+v": "Ctrl+V", "ctrl+shift+v": "Ctrl+Shift+V", "shift+insert": "Shift+Insert", "cmd+v": "Cmd+V"}
 
@@ -156,6 +159,8 @@ class Output:
         self._focus = focus if focus is not None else lambda: focused_app(self._env, self._kind)
         # setup hints already given: this Output lives as long as the daemon run
         self._told: set[str] = set()
+        # (when, answer) of app_names(), for the next deliver() only
+        self._asked: tuple[float, FocusedApp | None] | None = None
 
     def target(self) -> str | None:
         """Which window has the keyboard focus (an opaque id), or None when that cannot be known
@@ -179,24 +184,40 @@ class Output:
         if self.mode == "stdout" or self._kind not in ("x11", "wayland"):
             return ()
         app = self._focus()
+        self._asked = (self._clock(), app)
         return app.names if app is not None else ()
 
     def deliver(self, text: str) -> Delivery:
         log.debug("delivering %r", text)
-        mode = self._mode_here()
+        focus = self._focus_for_delivery()
+        mode = self._mode_here(focus)
         if mode == "stdout":
             return self._print(text)
         if mode == "type":
-            return self._type(text)
-        return self._paste(text)
+            return self._type(text, focus)
+        return self._paste(text, focus)
 
-    def _mode_here(self) -> str:
+    def _focus_for_delivery(self) -> Callable[[], FocusedApp | None]:
+        """The focused app for one delivery, asked at most once: the answer app_names() just
+        gave the text pipeline where it is fresh, else one query when first needed."""
+        asked, self._asked = self._asked, None
+        if asked is not None and self._clock() - asked[0] <= ASKED_FRESH_S:
+            return lambda: asked[1]
+        memo: list[FocusedApp | None] = []
+
+        def once() -> FocusedApp | None:
+            if not memo:
+                memo.append(self._focus())
+            return memo[0]
+        return once
+
+    def _mode_here(self, focus: Callable[[], FocusedApp | None]) -> str:
         """The output mode for the focused app: its profile's ``output``, else the configured
         one. With output = "stdout" there is no window to ask about, and without any per-app
         mode nothing is asked (a focus query costs a process or an IPC round trip)."""
         if self.mode == "stdout" or not self._app_outputs or self._kind not in ("x11", "wayland"):
             return self.mode
-        app = self._focus()
+        app = focus()
         names = {n.casefold() for n in app.names} if app is not None else set()
         for name, mode in self._app_outputs:
             if name in names:
@@ -210,11 +231,11 @@ class Output:
         print(" ".join(text.splitlines()), file=stream, flush=True)
         return Delivery("stdout", True, f"printed {len(text)} characters", self._clock())
 
-    def _paste(self, text: str) -> Delivery:
-        chord = self._chord()
+    def _paste(self, text: str, focus: Callable[[], FocusedApp | None]) -> Delivery:
+        chord = self._chord(focus)
         if chord == "type":
             log.info("the focused app is set to have text typed, not pasted ([paste_chord])")
-            return self._type(text)
+            return self._type(text, focus)
         clipboard = self._require_clipboard()
         saved: ClipboardContent | None = None
         can_restore = False
@@ -229,10 +250,10 @@ class Output:
 
         synth = self._paste_synth(chord)
         if isinstance(synth, _NoSynth):
-            return self._left_on_clipboard(synth, chord)
+            return self._left_on_clipboard(synth, chord, focus)
         failure = self._synthesize(synth)
         if failure:
-            return self._left_on_clipboard(_NoSynth(failure, setup=False), chord)
+            return self._left_on_clipboard(_NoSynth(failure, setup=False), chord, focus)
         inserted_at = self._clock()
         log.info("pasted %d characters with %s", len(text), synth.name)
         detail = f"pasted {len(text)} characters with {synth.name}" + ("" if chord == "ctrl+v" else f" ({chord})")
@@ -241,7 +262,7 @@ class Output:
             detail += self._restore(clipboard, saved, text)
         return Delivery("paste", True, detail, inserted_at)
 
-    def _type(self, text: str) -> Delivery:
+    def _type(self, text: str, focus: Callable[[], FocusedApp | None]) -> Delivery:
         synth = self._type_synth(text)
         if not isinstance(synth, _NoSynth):
             failure = self._synthesize(synth)
@@ -250,7 +271,7 @@ class Output:
                 return Delivery("type", True, f"typed {len(text)} characters with {synth.name}", self._clock())
             synth = _NoSynth(failure, setup=False)
         self._require_clipboard().set_text(text)
-        return self._left_on_clipboard(synth, None)
+        return self._left_on_clipboard(synth, None, focus)
 
     # -- steps -------------------------------------------------------------------------------
     def _require_clipboard(self) -> Clipboard:
@@ -288,22 +309,23 @@ class Output:
             return f"; clipboard not restored ({exc.message})"
         return "; clipboard restored" if saved is not None else "; clipboard cleared"
 
-    def _chord(self) -> str:
+    def _chord(self, focus: Callable[[], FocusedApp | None]) -> str:
         """The paste chord for the focused app; Ctrl+V where the app cannot be known (GNOME and
         KDE on Wayland have no IPC for it: the README points terminal users to output = "type")."""
         if self._kind not in ("x11", "wayland"):
             return "ctrl+v"
-        app = self._focus()
+        app = focus()
         if app is None:
             return "ctrl+v"
         chosen = chords.choose_chord(app.names, self._paste_chords)
         log.debug("focused app %s (%s): %s", app.names, app.source, chosen)
         return chosen
 
-    def _left_on_clipboard(self, reason: _NoSynth, chord: str | None) -> Delivery:
+    def _left_on_clipboard(self, reason: _NoSynth, chord: str | None,
+                           focus: Callable[[], FocusedApp | None]) -> Delivery:
         if chord is None or chord == "type":  # typing failed: the chord to paste with by hand
             chord = "ctrl+v"
-            if self._kind in ("x11", "wayland") and (app := self._focus()) is not None:
+            if self._kind in ("x11", "wayland") and (app := focus()) is not None:
                 chord = chords.TERMINAL_CHORD if chords.is_terminal(app.names) else chords.DEFAULT_CHORD
         key = _CHORD_NAMES["cmd+v" if self._kind == "mac" else chord]
         if reason.setup and reason.why in self._told:
