@@ -45,7 +45,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MAX_THREADS = 256
 _CHOICES: dict[str, tuple[str, ...]] = {
     "compute_device": COMPUTE_DEVICES, "hotkey_mode": ("tap", "hold"),
-    "hotkey_backend": ("auto", "x11", "evdev", "compositor", "none"), "output": ("paste", "type", "stdout"),
+    "hotkey_backend": ("auto", "x11", "evdev", "compositor", "portal", "none"), "output": ("paste", "type", "stdout"),
     "quantize": ("off", "int8"), "notify": ("off", "errors", "normal"), "auto_capitalize": CAPITALS,
     "trailing_period": CAPITALS,
 }
@@ -142,8 +142,10 @@ class Config:
     hotkey_mode: str = "tap"
     #: where global keys come from: "x11" (pynput), "evdev" (the kernel's input devices, read
     #: only: Wayland), "compositor" (sway's IPC, which follows a release binding on Ctrl),
-    #: "none" (`ctrlspeak toggle` bound to a desktop shortcut); "auto" picks X11 in an X11
-    #: session, else evdev where /dev/input is readable, else the compositor's IPC on sway
+    #: "portal" (one desktop shortcut through xdg-desktop-portal's GlobalShortcuts: KDE,
+    #: GNOME 48+, Hyprland), "none" (`ctrlspeak toggle` bound to a desktop shortcut); "auto"
+    #: picks X11 in an X11 session, else evdev where /dev/input is readable, else the
+    #: compositor's IPC on sway, else the portal
     hotkey_backend: str = "auto"
     hotkey_key: str = "ctrl"
     hotkey_taps: int = 3

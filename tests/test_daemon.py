@@ -232,6 +232,15 @@ def test_a_microphone_stall_transcribes_what_was_recorded_and_the_next_recording
     assert d.parts.journal.leftovers() == []
 
 
+def test_a_key_source_notice_from_its_own_thread_reaches_the_person(stores):
+    """The desktop portal answers about its shortcut after the daemon started (KeysNotice)."""
+    d, events = stores()
+    said = "global keys: Ctrl+Alt+D toggles dictation (a desktop shortcut, through xdg-desktop-portal)"
+    threading.Thread(target=d.post, args=(daemon_mod.KeysNotice(said),)).start()
+    pump(d, lambda: any(e.message == said for e in events))
+    assert [e.state for e in events if e.message == said] == ["notice"]
+
+
 def test_a_recording_a_crash_left_is_recovered_into_history_at_the_next_start(stores, isolated_env):
     from ctrlspeak.audio.journal import Journal
 

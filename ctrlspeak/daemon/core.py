@@ -37,9 +37,9 @@ from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.daemon import commands, wiring
 from ctrlspeak.daemon.dictation import Dictations, Parts
-from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, LiveDecodeDone, MicStalled, ModelSwitched,
-                                     SegmentDone, SignalReceived, WorkerIsReady, WorkerProgress, WorkerStateChanged,
-                                     WorkerTrouble)
+from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, KeysNotice, LiveDecodeDone, MicStalled,
+                                     ModelSwitched, SegmentDone, SignalReceived, WorkerIsReady, WorkerProgress,
+                                     WorkerStateChanged, WorkerTrouble)
 from ctrlspeak.daemon.keepalive import KeepAlive
 from ctrlspeak.daemon.live_decode import ChunkChoice, LivePacer, OpenSegment
 from ctrlspeak.daemon.microphone import Microphone
@@ -117,6 +117,7 @@ class Daemon:
                                                                            self._busy())),
             ModelSwitched: lambda e: self._pub.say(self._link.view.switched(e.future, self._link.state)),
             MicStalled: lambda e: self._on_stall(e.reason),
+            KeysNotice: lambda e: self._publish(StatusEvent("notice", e.message)),
             SignalReceived: lambda e: self._handle_signal(e.signum),
         }
 
@@ -145,7 +146,7 @@ class Daemon:
         self._setup_output()
         if self._want_hotkey:
             self._hotkey = wiring.start_hotkey(self.cfg, self._closers, post=lambda e: self.post(HotkeyPressed(e)),
-                                               publish=self._publish)
+                                               publish=self._publish, say=lambda m: self.post(KeysNotice(m)))
             self._setup_output()  # now with the hotkey as the key guard
         self._parts.history = wiring.open_history(self.cfg, self._closers)
         if self.cfg.journal:

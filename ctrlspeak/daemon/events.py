@@ -50,6 +50,14 @@ class MicStalled:
 
 
 @dataclass(frozen=True)
+class KeysNotice:
+    """A key source has something to tell the person later than its start (the desktop
+    portal's answer about the shortcut, which may wait on a dialog)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class SegmentDone:
     """The worker answered one segment of a recording."""
 

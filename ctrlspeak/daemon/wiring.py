@@ -111,14 +111,16 @@ def make_output(cfg: config_mod.Config, hotkey: Any, stdout: TextIO | None) -> A
 DOCTOR_HINT = "run `ctrlspeak doctor` to see what to fix, or bind `ctrlspeak toggle` to a desktop shortcut"
 
 
-def pick_backend(setting: str, env: Mapping[str, str], *, evdev_ok: bool, compositor_ok: bool) -> str:
-    """Where global keys come from: "x11", "evdev", "compositor" or "none".
+def pick_backend(setting: str, env: Mapping[str, str], *, evdev_ok: bool, compositor_ok: bool,
+                 portal_ok: bool = False) -> str:
+    """Where global keys come from: "x11", "evdev", "compositor", "portal" or "none".
 
     An explicit setting is taken as it is (its source says why, if it cannot run). "auto":
     pynput in an X11 session, and where there is no Wayland at all (macOS, or no display,
     where pynput's own check says what is missing); under Wayland the kernel's input
-    devices when readable, else sway's IPC, else none: XWayland's keys would be seen only
-    while an X11 window has focus, a hotkey that works now and then.
+    devices when readable, else sway's IPC, else the desktop portal's GlobalShortcuts (one
+    shortcut, not a triple tap) where a session bus exists, else none: XWayland's keys would
+    be seen only while an X11 window has focus, a hotkey that works now and then.
     """
     if setting != "auto":
         return setting
@@ -128,6 +130,8 @@ def pick_backend(setting: str, env: Mapping[str, str], *, evdev_ok: bool, compos
         return "evdev"
     if compositor_ok:
         return "compositor"
+    if portal_ok:
+        return "portal"
     return "none"
 
 
@@ -144,13 +148,41 @@ def _compositor_source(env: Mapping[str, str]) -> tuple[Any, str | None]:
     return CompositorKeys(socket_path=env.get("SWAYSOCK")), None
 
 
+def _portal_source(cfg: config_mod.Config, env: Mapping[str, str], say: Callable[[str], None]) -> Any:
+    from ctrlspeak.desktop.portal_keys import PortalKeys
+    from ctrlspeak.desktop.shortcuts import detect_desktop
+
+    address = env.get("DBUS_SESSION_BUS_ADDRESS") or f"unix:path={Path(env.get('XDG_RUNTIME_DIR', ''), 'bus')}"
+    return PortalKeys(hold=cfg.hotkey_mode == "hold", desktop=detect_desktop(env) or "other",
+                      bus_address=address, say=say)
+
+
+def _detector(cfg: config_mod.Config, backend: str) -> Any:
+    from ctrlspeak.desktop.hotkey import HotkeyConfig, TapDetector
+
+    if backend == "portal":
+        # the desktop's shortcut is one deliberate chord: one activation toggles, and a hold
+        # starts at once (ctrlspeak.desktop.portal_keys taps its own virtual key)
+        from ctrlspeak.desktop.portal_keys import KEY
+
+        return TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=KEY, taps=1, hold_delay_s=0.0))
+    return TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=cfg.hotkey_key, taps=cfg.hotkey_taps,
+                                    window_s=cfg.hotkey_window_s))
+
+
+def _has_session_bus(env: Mapping[str, str]) -> bool:
+    runtime = env.get("XDG_RUNTIME_DIR")
+    return bool(env.get("DBUS_SESSION_BUS_ADDRESS")) or bool(runtime and Path(runtime, "bus").exists())
+
+
 def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[Any], None],
-                 publish: Callable[[StatusEvent], None], env: Mapping[str, str] | None = None) -> Any:
+                 publish: Callable[[StatusEvent], None], env: Mapping[str, str] | None = None,
+                 say: Callable[[str], None] | None = None) -> Any:
     """The global hotkey listener, posting each tap event; None (said once) where no key source
-    works: the daemon runs on, driven by `ctrlspeak toggle` over the socket."""
+    works: the daemon runs on, driven by `ctrlspeak toggle` over the socket. ``say`` carries a
+    key source's later notices (from its own thread) to the person."""
     import os
 
-    from ctrlspeak.desktop.hotkey import HotkeyConfig, TapDetector
     from ctrlspeak.desktop.keyboard import GlobalHotkey
 
     env = os.environ if env is None else env
@@ -167,8 +199,11 @@ def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[
     compositor_why = None
     if wayland_auto or setting == "compositor":
         compositor_why = None if env.get("SWAYSOCK") else "not a sway session (SWAYSOCK is not set)"
+    portal_why = None
+    if wayland_auto or setting == "portal":
+        portal_why = None if _has_session_bus(env) else "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)"
     backend = pick_backend(setting, env, evdev_ok=evdev_why is None,
-                           compositor_ok=compositor_why is None)
+                           compositor_ok=compositor_why is None, portal_ok=portal_why is None)
     source, why = None, None
     if backend == "x11":
         from ctrlspeak.desktop.x11_keys import X11Keys
@@ -182,16 +217,18 @@ def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[
         source, why = _compositor_source(env) if compositor_why is None else (None, compositor_why)
         if source is None and setting == "auto":
             why = f"evdev: {evdev_why}; compositor: {why}"
+    elif backend == "portal":
+        source, why = (_portal_source(cfg, env, say or log.warning), None) if portal_why is None else (None, portal_why)
     else:
-        why = f"Wayland session, and evdev: {evdev_why}; compositor: {compositor_why}"
+        why = f"Wayland session, and evdev: {evdev_why}; compositor: {compositor_why}; portal: {portal_why}"
     if source is not None:
-        detector = TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=cfg.hotkey_key,
-                                            taps=cfg.hotkey_taps, window_s=cfg.hotkey_window_s))
-        hotkey = GlobalHotkey(detector, post, source=source)
+        hotkey = GlobalHotkey(_detector(cfg, backend), post, source=source)
         try:
             hotkey.start()
         except errors.HotkeyUnavailable as exc:
             why = exc.message
+            if setting == "auto" and backend == "portal":
+                why = f"evdev: {evdev_why}; compositor: {compositor_why}; portal: {why}"
         else:
             closers.append(hotkey.stop)
             return hotkey
