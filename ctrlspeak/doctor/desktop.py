@@ -101,7 +101,11 @@ def _wayland_hotkey(env: Mapping[str, str], evdev_why: str | None) -> Check:
         return Check("hotkey", WARN, f"Wayland session: evdev unavailable ({evdev_why}); sway's IPC stands in "
                      "(with the release bindings `ctrlspeak shortcuts` prints)",
                      f"to read keys from the kernel instead: {INPUT_GROUP_FIX}", False)
-    return Check("hotkey", WARN, f"Wayland session: global keys cannot be read ({evdev_why})",
+    # the portal is not asked here: calling it could start xdg-desktop-portal, and a doctor
+    # starts no daemons; the daemon's own notice says what the portal answered
+    return Check("hotkey", WARN, f"Wayland session: global keys cannot be read ({evdev_why}); where the "
+                 "desktop's portal offers GlobalShortcuts (KDE, GNOME 48+, Hyprland) one desktop shortcut "
+                 "stands in for the triple tap",
                  f"let ctrlspeak read the keyboard: {INPUT_GROUP_FIX}; or {TOGGLE_HINT}", False)
 
 
