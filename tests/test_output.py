@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ctrlspeak import errors
+from ctrlspeak.desktop import keysend
 from ctrlspeak.desktop.clipboard import ClipboardContent
 from ctrlspeak.desktop.focus import FocusedApp
 from ctrlspeak.desktop.output import Delivery, NullKeyGuard, Output, paste_tools_status
@@ -548,6 +549,49 @@ def test_ydotool_types_ascii_through_stdin_and_leaves_other_text_on_the_clipboar
     assert clipboard.content.text == "Grüße"
 
 
+class FakeRemoteKeys:
+    """The desktop portal's keyboard (ctrlspeak.desktop.portal_input) as Output sees it."""
+
+    name = "portal"
+
+    def __init__(self, ready: bool = True) -> None:
+        self.ready = ready
+        self.sent: list[tuple[str, str]] = []
+
+    def chord(self, chord: str) -> None:
+        self.sent.append(("chord", chord))
+
+    def type(self, text: str) -> None:
+        self.sent.append(("type", text))
+
+
+def test_gnome_pastes_and_types_any_text_through_the_portal_keyboard_before_ydotool(tools, tmp_path):
+    env = _fake_ydotool(tools, tmp_path)
+    remote = FakeRemoteKeys()
+    events: list[str] = []
+    clipboard = FakeClipboard(events)
+    out = make_output("paste", events, clipboard, env, tools, focus=lambda: None, remote_keys=remote)
+    delivery = out.deliver("hi")
+    assert delivery.pasted and "portal" in delivery.detail
+    typed = make_output("type", events, clipboard, env, tools, focus=lambda: None, remote_keys=remote)
+    assert typed.deliver("Grüße").pasted, "keysyms type what ydotool's ASCII table cannot"
+    assert remote.sent == [("chord", "ctrl+v"), ("type", "Grüße")]
+    assert not tools.log.exists() or tools.log.read_text() == "", "ydotool was not needed"
+    remote.ready = False  # not granted (yet): ydotool serves as before
+    assert make_output("paste", events, clipboard, env, tools, focus=lambda: None,
+                       remote_keys=remote).deliver("hi").pasted
+    assert tools.log.read_text().startswith("ydotool key 29:1 47:1")
+
+
+def test_sway_keeps_wtype_even_with_a_portal_keyboard(tools):
+    tools("wtype")
+    remote = FakeRemoteKeys()
+    events: list[str] = []
+    out = make_output("paste", events, FakeClipboard(events), FAKE_WAYLAND, tools, focus=lambda: None,
+                      remote_keys=remote)
+    assert out.deliver("hi").pasted and remote.sent == []
+
+
 def test_wayland_without_a_key_tool_says_what_to_install_once(tools):
     events: list[str] = []
     clipboard = FakeClipboard(events)
@@ -555,7 +599,7 @@ def test_wayland_without_a_key_tool_says_what_to_install_once(tools):
                       focus=lambda: None)
     first = out.deliver("one")
     assert first.method == "clipboard" and not first.pasted
-    assert "install wtype (sway, Hyprland) or run ydotoold (GNOME, KDE)" in first.detail
+    assert keysend.WAYLAND_NO_KEYER in first.detail and "ydotoold" in first.detail
     second = out.deliver("two")
     assert second == Delivery("clipboard", False, "the text is on the clipboard, paste it with Ctrl+V")
     assert clipboard.content.text == "two"

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from ctrlspeak import errors
+from ctrlspeak.desktop import portal as portal_bus
 from ctrlspeak.desktop import portal_keys as pk
 from tests.portal_fake import FakePortal, SessionBus
 
@@ -51,7 +52,7 @@ def started(bus, rec: Recorder, **kw) -> pk.PortalKeys:
 
 
 def test_request_path_follows_the_portal_rule():
-    assert pk.request_path(":1.42", "tok") == "/org/freedesktop/portal/desktop/request/1_42/tok"
+    assert portal_bus.request_path(":1.42", "tok") == "/org/freedesktop/portal/desktop/request/1_42/tok"
 
 
 def test_the_shortcut_is_bound_and_its_keys_are_told(bus, portal):

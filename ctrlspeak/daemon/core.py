@@ -86,6 +86,7 @@ class Daemon:
         self._keepalive = KeepAlive(cfg.keep_alive_minutes)
         self._mic = Microphone(clock)  # the audio source, and PortAudio's release between recordings
         self._hotkey: Any = None
+        self._remote_keys: Any = None  # the desktop portal's keyboard (GNOME, KDE): one per run
         self._control: Any = None
         self._vad: Any = None
         self._notifier: Any = None
@@ -143,6 +144,8 @@ class Daemon:
                                               on_stall=lambda why: self.post(MicStalled(why)))
         if self._audio_source is None:
             self._mic.check(self.cfg.input_device, self._publish_error)
+        if self._want_hotkey:  # an interactive run (not bench): on GNOME and KDE the portal types for us
+            self._remote_keys = wiring.open_remote_keys(self._closers, say=lambda m: self.post(KeysNotice(m)))
         self._setup_output()
         if self._want_hotkey:
             self._hotkey = wiring.start_hotkey(self.cfg, self._closers, post=lambda e: self.post(HotkeyPressed(e)),
@@ -163,7 +166,7 @@ class Daemon:
             wiring.add_tray(self.status, self._closers, post=self.post, add_text_sink=self.add_text_sink)
 
     def _setup_output(self) -> None:
-        self._parts.output = wiring.make_output(self.cfg, self._hotkey, self._stdout)
+        self._parts.output = wiring.make_output(self.cfg, self._hotkey, self._stdout, self._remote_keys)
 
     def _start_worker(self, ref: ModelRef) -> None:
         self._link.start(lambda r: settings_from_config(self.cfg, r), ref, post=self.post,

@@ -98,14 +98,36 @@ def add_tray(bus: StatusBus, closers: list[Any], *, post: Callable[[Any], None],
     closers.append(tray.stop)
 
 
-def make_output(cfg: config_mod.Config, hotkey: Any, stdout: TextIO | None) -> Any:
+def make_output(cfg: config_mod.Config, hotkey: Any, stdout: TextIO | None, remote_keys: Any = None) -> Any:
     """Paste, type or print; the hotkey (when there is one) keeps its own key out of a paste."""
     from ctrlspeak.desktop.output import NullKeyGuard, Output
 
     guard = hotkey if hotkey is not None else NullKeyGuard()
     return Output(cfg.output, key_guard=guard, restore_clipboard=cfg.restore_clipboard,
-                  paste_chords=cfg.paste_chord, stdout=stdout,
+                  paste_chords=cfg.paste_chord, stdout=stdout, remote_keys=remote_keys,
                   app_outputs=tuple((p.app, p.output) for p in cfg.profile if p.output))
+
+
+def open_remote_keys(closers: list[Any], *, say: Callable[[str], None],
+                     env: Mapping[str, str] | None = None) -> Any:
+    """The desktop portal's keyboard on GNOME and KDE under Wayland (where wtype cannot type),
+    asked for in the background; None elsewhere. It outlives config reloads: one per run."""
+    import os
+
+    from ctrlspeak.desktop.keysend import no_virtual_keyboard
+
+    env = os.environ if env is None else env
+    if not (is_wayland(env) and no_virtual_keyboard(env) and _has_session_bus(env)):
+        return None
+    from platformdirs import user_state_dir
+
+    from ctrlspeak.desktop.portal_input import PortalKeyboard
+
+    keyboard = PortalKeyboard(_bus_address(env), Path(user_state_dir("ctrlspeak", appauthor=False)) /
+                              "portal-restore-token", say=say)
+    keyboard.start()
+    closers.append(keyboard.close)
+    return keyboard
 
 
 DOCTOR_HINT = "run `ctrlspeak doctor` to see what to fix, or bind `ctrlspeak toggle` to a desktop shortcut"
@@ -152,9 +174,8 @@ def _portal_source(cfg: config_mod.Config, env: Mapping[str, str], say: Callable
     from ctrlspeak.desktop.portal_keys import PortalKeys
     from ctrlspeak.desktop.shortcuts import detect_desktop
 
-    address = env.get("DBUS_SESSION_BUS_ADDRESS") or f"unix:path={Path(env.get('XDG_RUNTIME_DIR', ''), 'bus')}"
     return PortalKeys(hold=cfg.hotkey_mode == "hold", desktop=detect_desktop(env) or "other",
-                      bus_address=address, say=say)
+                      bus_address=_bus_address(env), say=say)
 
 
 def _detector(cfg: config_mod.Config, backend: str) -> Any:
@@ -168,6 +189,10 @@ def _detector(cfg: config_mod.Config, backend: str) -> Any:
         return TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=KEY, taps=1, hold_delay_s=0.0))
     return TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=cfg.hotkey_key, taps=cfg.hotkey_taps,
                                     window_s=cfg.hotkey_window_s))
+
+
+def _bus_address(env: Mapping[str, str]) -> str:
+    return env.get("DBUS_SESSION_BUS_ADDRESS") or f"unix:path={Path(env.get('XDG_RUNTIME_DIR', ''), 'bus')}"
 
 
 def _has_session_bus(env: Mapping[str, str]) -> bool:

@@ -41,7 +41,8 @@ YDOTOOL_CHORDS: dict[str, tuple[str, ...]] = {
 }
 
 #: what to say, once, when a Wayland session has no tool to paste or type with
-WAYLAND_NO_KEYER = "install wtype (sway, Hyprland) or run ydotoold (GNOME, KDE)"
+WAYLAND_NO_KEYER = ("install wtype (sway, Hyprland), or on GNOME and KDE allow ctrlspeak's remote-keyboard "
+                    "request (restart ctrlspeak to be asked again) or run ydotoold")
 
 
 def xdotool_chord(xdotool: str, chord: str) -> list[str]:

@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ContextManager, Protocol, TextIO
+from typing import Any, ContextManager, Protocol, TextIO
 
 from ctrlspeak import errors
 from ctrlspeak.desktop import chord as chords
@@ -125,6 +125,7 @@ class Output:
         paste_chords: Sequence[tuple[str, str]] = (),
         app_outputs: Sequence[tuple[str, str]] = (),
         focus: Callable[[], FocusedApp | None] | None = None,
+        remote_keys: Any = None,
         env: Mapping[str, str] = os.environ,
         stdout: TextIO | None = None,
         clipboard: Clipboard | None = None,
@@ -134,7 +135,9 @@ class Output:
     ) -> None:
         """``paste_chords``: the config's ``[paste_chord]`` pairs (app, chord); ``app_outputs``:
         (app, mode) pairs from ``[profile."APP"]`` output settings; ``focus`` names the
-        focused app (default :func:`focus.focused_app` for ``env``); ``clipboard`` defaults to
+        focused app (default :func:`focus.focused_app` for ``env``); ``remote_keys``: the
+        desktop portal's keyboard (:mod:`ctrlspeak.desktop.portal_input`), used on Wayland where
+        wtype cannot be, once it is ``ready``; ``clipboard`` defaults to
         :func:`detect_clipboard` for ``env``, looked up when needed; ``platform``, ``sleep``
         and ``clock`` exist for tests."""
         if mode not in MODES:
@@ -144,6 +147,7 @@ class Output:
         self.restore_delay_s = restore_delay_s
         self.modifier_timeout_s = modifier_timeout_s
         self._key_guard = key_guard
+        self._remote_keys = remote_keys
         self._env = dict(env)
         self._stdout = stdout
         self._clipboard = clipboard
@@ -347,6 +351,8 @@ class Output:
             return self._pynput_synth(chord, f"xdotool not found ({INSTALL_HINTS['xdotool']})")
         if kind == "wayland":
             keyer = keysend.wayland_keyer(self._env)
+            if (remote := self._remote(keyer)) is not None:
+                return _Synth(remote.name, False, lambda: remote.chord(chord))
             if keyer is None:
                 return _NoSynth(f"nothing to paste with: {keysend.WAYLAND_NO_KEYER} to have it pasted")
             cmd = keysend.chord_args(keyer, chord)
@@ -367,6 +373,8 @@ class Output:
             return self._pynput_synth(None, f"xdotool not found ({INSTALL_HINTS['xdotool']})", text)
         if kind == "wayland":
             keyer = keysend.wayland_keyer(self._env)
+            if (remote := self._remote(keyer)) is not None:
+                return _Synth(remote.name, False, lambda: remote.type(text))
             if keyer is None:
                 return _NoSynth(f"nothing to type with: {keysend.WAYLAND_NO_KEYER} to have it typed")
             if keyer.name == "ydotool" and not keysend.ydotool_can_type(text):
@@ -376,6 +384,13 @@ class Output:
         if kind == "mac":
             return self._pynput_synth(None, "", text)
         return _NoSynth("no graphical session to type into")
+
+    def _remote(self, keyer: keysend.Keyer | None) -> Any:
+        """The portal's keyboard where wtype cannot serve: it sends keysyms through the person's
+        layout and types any character, where ydotool sends US key positions and ASCII only."""
+        if (keyer is None or keyer.name == "ydotool") and self._remote_keys is not None and self._remote_keys.ready:
+            return self._remote_keys
+        return None
 
     def _pynput_synth(self, combo: str | None, why_else: str, text: str = "") -> _Synth | _NoSynth:
         """pynput's Controller: ``combo`` ("ctrl+v", "ctrl+shift+v", "shift+insert", "cmd+v") or,
