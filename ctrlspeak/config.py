@@ -141,11 +141,11 @@ class Config:
     #: "tap" (N taps of hotkey_key toggle recording) or "hold" (hold to talk)
     hotkey_mode: str = "tap"
     #: where global keys come from: "x11" (pynput), "evdev" (the kernel's input devices, read
-    #: only: Wayland), "compositor" (sway's IPC, which follows a release binding on Ctrl),
+    #: only: Wayland), "compositor" (sway's or Hyprland's IPC, following release bindings on Ctrl),
     #: "portal" (one desktop shortcut through xdg-desktop-portal's GlobalShortcuts: KDE,
     #: GNOME 48+, Hyprland), "none" (`ctrlspeak toggle` bound to a desktop shortcut); "auto"
     #: picks X11 in an X11 session, else evdev where /dev/input is readable, else the
-    #: compositor's IPC on sway, else the portal
+    #: compositor's IPC on sway or Hyprland, else the portal
     hotkey_backend: str = "auto"
     hotkey_key: str = "ctrl"
     hotkey_taps: int = 3

@@ -140,7 +140,7 @@ def pick_backend(setting: str, env: Mapping[str, str], *, evdev_ok: bool, compos
     An explicit setting is taken as it is (its source says why, if it cannot run). "auto":
     pynput in an X11 session, and where there is no Wayland at all (macOS, or no display,
     where pynput's own check says what is missing); under Wayland the kernel's input
-    devices when readable, else sway's IPC, else the desktop portal's GlobalShortcuts (one
+    devices when readable, else sway's or Hyprland's IPC, else the portal's GlobalShortcuts (one
     shortcut, not a triple tap) where a session bus exists, else none: XWayland's keys would
     be seen only while an X11 window has focus, a hotkey that works now and then.
     """
@@ -162,12 +162,27 @@ def is_wayland(env: Mapping[str, str]) -> bool:
 
 
 def _compositor_source(env: Mapping[str, str]) -> tuple[Any, str | None]:
-    """The sway IPC key source, or None and why (it may not be part of this ctrlspeak)."""
+    """The compositor's IPC key source (sway's, else Hyprland's), or None and why (it may not
+    be part of this ctrlspeak)."""
     try:
-        from ctrlspeak.desktop.compositor_keys import CompositorKeys
+        if env.get("SWAYSOCK"):
+            from ctrlspeak.desktop.compositor_keys import CompositorKeys
+
+            return CompositorKeys(socket_path=env.get("SWAYSOCK")), None
+        from ctrlspeak.desktop.hyprland_keys import HyprlandKeys, socket_path
     except ImportError as exc:
         return None, f"the compositor key source is unavailable ({exc})"
-    return CompositorKeys(socket_path=env.get("SWAYSOCK")), None
+    return HyprlandKeys(socket_path(env)), None
+
+
+def _compositor_problem(env: Mapping[str, str]) -> str | None:
+    if env.get("SWAYSOCK"):
+        return None
+    from ctrlspeak.desktop.hyprland_keys import socket_path
+
+    if socket_path(env):
+        return None
+    return "not a sway or Hyprland session (SWAYSOCK is not set, and no Hyprland event socket was found)"
 
 
 def _portal_source(cfg: config_mod.Config, env: Mapping[str, str], say: Callable[[str], None]) -> Any:
@@ -223,7 +238,7 @@ def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[
         evdev_why = evdev_problem()
     compositor_why = None
     if wayland_auto or setting == "compositor":
-        compositor_why = None if env.get("SWAYSOCK") else "not a sway session (SWAYSOCK is not set)"
+        compositor_why = _compositor_problem(env)
     portal_why = None
     if wayland_auto or setting == "portal":
         portal_why = None if _has_session_bus(env) else "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)"

@@ -103,11 +103,18 @@ def _sway() -> str:
 
 
 def _hyprland() -> str:
+    from ctrlspeak.desktop.hyprland_keys import BINDING_LINES as HYPR_LINES
+
+    lines = "\n".join(HYPR_LINES)
     return (
-        "Add to ~/.config/hypr/hyprland.conf (it reloads by itself, or run `hyprctl reload`):\n\n"
-        f"bind = CTRL ALT, D, exec, {TOGGLE}\n\n"
-        "The triple tap itself is not possible here: Hyprland's IPC does not report key presses or\n"
-        "bindings, so ctrlspeak cannot count Ctrl taps; the chord runs toggle instead."
+        "Add to ~/.config/hypr/hyprland.conf (it reloads by itself, or run `hyprctl reload`).\n"
+        "Triple-tap Ctrl (each Ctrl release posts an event that ctrlspeak reads from Hyprland's\n"
+        "event socket; hotkey_backend \"compositor\", or \"auto\" where /dev/input is not readable):\n\n"
+        f"{lines}\n\n"
+        "Whether Hyprland skips a release after Ctrl+C as sway does is verified only on paper here;\n"
+        "only three Ctrl releases in quick succession toggle, as with the other key sources.\n\n"
+        "Or the simple alternative, one chord that starts and stops dictation:\n\n"
+        f"bind = CTRL ALT, D, exec, {TOGGLE}"
     )
 
 

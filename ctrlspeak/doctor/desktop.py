@@ -97,8 +97,9 @@ def _wayland_hotkey(env: Mapping[str, str], evdev_why: str | None) -> Check:
 
     if evdev_why is None:
         return Check("hotkey", OK, "Wayland session: keys read from the kernel's input devices (evdev)", "", False)
-    if env.get("SWAYSOCK"):
-        return Check("hotkey", WARN, f"Wayland session: evdev unavailable ({evdev_why}); sway's IPC stands in "
+    if env.get("SWAYSOCK") or env.get("HYPRLAND_INSTANCE_SIGNATURE"):
+        ipc = "sway's" if env.get("SWAYSOCK") else "Hyprland's"
+        return Check("hotkey", WARN, f"Wayland session: evdev unavailable ({evdev_why}); {ipc} IPC stands in "
                      "(with the release bindings `ctrlspeak shortcuts` prints)",
                      f"to read keys from the kernel instead: {INPUT_GROUP_FIX}", False)
     # the portal is not asked here: calling it could start xdg-desktop-portal, and a doctor
