@@ -18,23 +18,21 @@ Wire format (i3-ipc, which sway speaks): ``b"i3-ipc"``, payload length (uint32),
 ``["binding"]``, read its ``{"success": true}`` reply, then binding events (type 0x80000005).
 
 Threads: :meth:`CompositorKeys.start` connects and subscribes on the caller's thread, so a
-missing or refusing socket is an error the caller sees; one "ctrlspeak-compositor-keys" thread
-then reads events and calls press/release. :meth:`stop` shuts the socket down (which wakes the
-reader's recv) and joins it within a bound. Binding contents are never logged: they are keys.
+missing or refusing socket is an error the caller sees; the reading thread and ``stop`` are
+:class:`~ctrlspeak.desktop.socket_keys.SocketKeys`'. Binding contents are never logged: they
+are keys.
 """
 from __future__ import annotations
 
 import json
-import logging
 import os
 import socket
 import struct
-import threading
 from collections.abc import Callable, Iterator
 
 from ctrlspeak import errors
+from ctrlspeak.desktop.socket_keys import SocketKeys
 
-log = logging.getLogger(__name__)
 
 MAGIC = b"i3-ipc"
 HEADER = struct.Struct("=" + "6s" + "II")  # magic, payload length, type; native order, no padding
@@ -47,7 +45,6 @@ _KEYS = {"Control_L": "ctrl", "Control_R": "ctrl_r"}
 #: a bigger frame is not sway talking; refuse it rather than buffer it
 MAX_PAYLOAD = 1 << 20
 CONNECT_TIMEOUT_S = 2.0
-JOIN_TIMEOUT_S = 1.0
 
 BINDING_LINES = tuple(f"bindsym --release {symbol} {MARKER}" for symbol in _KEYS)
 
@@ -107,23 +104,14 @@ def unavailable_message(problem: str) -> str:
             f"`ctrlspeak shortcuts` prints the lines for this desktop")
 
 
-class CompositorKeys:
+class CompositorKeys(SocketKeys):
     """Key source over sway's IPC: start(press, release), stop(), name, alive."""
 
-    name = "compositor"
+    compositor = "sway"
 
     def __init__(self, socket_path: str | None = None) -> None:
+        super().__init__()
         self._socket_path = socket_path
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._reader: threading.Thread | None = None
-
-    @property
-    def alive(self) -> bool:
-        """Whether the reader still runs (it ends when sway closes the socket)."""
-        with self._lock:
-            reader = self._reader
-        return reader is not None and reader.is_alive()
 
     def start(self, press: Callable[[str], None], release: Callable[[str], None]) -> None:
         path = self._socket_path or os.environ.get("SWAYSOCK", "")
@@ -131,56 +119,12 @@ class CompositorKeys:
             raise errors.HotkeyUnavailable(unavailable_message("SWAYSOCK is not set (this is not a sway session)"))
         self.stop()
         sock, decoder = _subscribe(path)
-        reader = threading.Thread(target=self._read, args=(sock, decoder, press, release),
-                                  name="ctrlspeak-compositor-keys", daemon=True)
-        with self._lock:
-            self._sock, self._reader = sock, reader
-        reader.start()
 
-    def stop(self) -> None:
-        """Idempotent; returns within about JOIN_TIMEOUT_S, even when called from a callback."""
-        with self._lock:
-            sock, reader = self._sock, self._reader
-            self._sock = self._reader = None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv()
-            except OSError:
-                pass  # already closed by sway: the reader is on its way out anyway
-            sock.close()
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(JOIN_TIMEOUT_S)
-            if reader.is_alive():
-                log.warning("compositor key reader did not stop within %.1f s", JOIN_TIMEOUT_S)
+        def decode(data: bytes) -> list[str]:
+            taps = (tap_key(message_type, payload) for message_type, payload in decoder.feed(data))
+            return [key for key in taps if key is not None]
 
-    def _read(self, sock: socket.socket, decoder: FrameDecoder, press: Callable[[str], None],
-              release: Callable[[str], None]) -> None:
-        data = b""  # first round: events that came in the same read as the subscribe reply
-        while True:
-            try:
-                frames = list(decoder.feed(data))
-            except FrameError as exc:
-                log.warning("compositor keys stopped: %s", exc)
-                break
-            for message_type, payload in frames:
-                key = tap_key(message_type, payload)
-                if key is None:
-                    continue
-                try:
-                    press(key)
-                    release(key)
-                except Exception:  # a callback bug must not end the key source
-                    log.exception("compositor key callback failed")
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                break
-        with self._lock:
-            stopped = self._sock is not sock
-        if not stopped:
-            log.warning("sway closed its IPC socket: global keys stopped (restart ctrlspeak in the new session)")
+        self._begin(sock, decode, press, release)
 
 
 def _subscribe(path: str) -> tuple[socket.socket, FrameDecoder]:

@@ -16,19 +16,16 @@ and later), else the same under ``/tmp/hypr`` (earlier releases). Verified again
 that speaks this line format; a real Hyprland only on paper here (none runs headless).
 
 Threads: ``start`` connects on the caller's thread (a missing socket is an error the caller
-sees); one "ctrlspeak-hyprland-keys" thread reads; ``stop`` shuts the socket, which wakes it.
+sees); the reading thread and ``stop`` are :class:`~ctrlspeak.desktop.socket_keys.SocketKeys`'.
 """
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import threading
 from collections.abc import Callable, Mapping
 
 from ctrlspeak import errors
-
-log = logging.getLogger(__name__)
+from ctrlspeak.desktop.socket_keys import SocketKeys
 
 _EVENTS = {"custom>>ctrlspeak-tap": "ctrl", "custom>>ctrlspeak-tap-r": "ctrl_r"}
 BINDING_LINES = ("bindr = CTRL, Control_L, event, ctrlspeak-tap",
@@ -36,7 +33,6 @@ BINDING_LINES = ("bindr = CTRL, Control_L, event, ctrlspeak-tap",
 #: a longer line is not Hyprland's event format; drop it rather than buffer it
 MAX_LINE = 1 << 16
 CONNECT_TIMEOUT_S = 2.0
-JOIN_TIMEOUT_S = 1.0
 
 
 def socket_path(env: Mapping[str, str], exists: Callable[[str], bool] = os.path.exists) -> str | None:
@@ -76,22 +72,14 @@ def unavailable_message(problem: str) -> str:
             f"prints them")
 
 
-class HyprlandKeys:
+class HyprlandKeys(SocketKeys):
     """Key source over Hyprland's event socket: start(press, release), stop(), name, alive."""
 
-    name = "compositor"
+    compositor = "Hyprland"
 
     def __init__(self, path: str | None) -> None:
+        super().__init__()
         self._path = path
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._reader: threading.Thread | None = None
-
-    @property
-    def alive(self) -> bool:
-        with self._lock:
-            reader = self._reader
-        return reader is not None and reader.is_alive()
 
     def start(self, press: Callable[[str], None], release: Callable[[str], None]) -> None:
         if not self._path:
@@ -102,50 +90,11 @@ class HyprlandKeys:
         try:
             sock.settimeout(CONNECT_TIMEOUT_S)
             sock.connect(self._path)
-            sock.settimeout(None)
+            sock.settimeout(None)  # the reader blocks until an event or stop()'s shutdown
         except OSError as exc:
             sock.close()
             raise errors.HotkeyUnavailable(unavailable_message(
                 f"Hyprland's event socket {self._path} is unreachable ({exc})")) from exc
-        reader = threading.Thread(target=self._read, args=(sock, press, release),
-                                  name="ctrlspeak-hyprland-keys", daemon=True)
-        with self._lock:
-            self._sock, self._reader = sock, reader
-        reader.start()
-
-    def stop(self) -> None:
-        """Idempotent; returns within about JOIN_TIMEOUT_S, even when called from a callback."""
-        with self._lock:
-            sock, reader = self._sock, self._reader
-            self._sock = self._reader = None
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv()
-            except OSError:
-                pass  # Hyprland closed it already
-            sock.close()
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(JOIN_TIMEOUT_S)
-
-    def _read(self, sock: socket.socket, press: Callable[[str], None], release: Callable[[str], None]) -> None:
         lines = LineSplitter()
-        while True:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                break
-            for line in lines.feed(data):
-                key = tap_key(line)
-                if key is None:
-                    continue
-                try:
-                    press(key)
-                    release(key)
-                except Exception:  # a callback bug must not end the key source
-                    log.exception("Hyprland key callback failed")
-        with self._lock:
-            stopped = self._sock is not sock
-        if not stopped:
-            log.warning("Hyprland closed its event socket: global keys stopped (restart ctrlspeak in the new session)")
+        self._begin(sock, lambda data: [key for line in lines.feed(data) if (key := tap_key(line))],
+                    press, release)

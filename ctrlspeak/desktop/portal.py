@@ -112,6 +112,15 @@ class PortalBus:
         body = await self.call("Get", "ss", [interface, prop], interface="org.freedesktop.DBus.Properties")
         return plain(body[0])
 
+    def end(self, session: str | None) -> None:
+        """Close ``session`` (the desktop drops what it granted), then the connection."""
+        if session is not None:
+            try:
+                self.run(self.call("Close", path=session, interface=SESSION_IFACE), 1.0)
+            except Exception:  # noqa: BLE001 - the desktop ends the session with our connection anyway
+                pass
+        self.close()
+
     def close(self) -> None:
         """Idempotent: disconnects and ends the loop thread."""
         def shut() -> None:

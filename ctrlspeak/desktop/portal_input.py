@@ -92,14 +92,8 @@ class PortalKeyboard:
     def close(self) -> None:
         with self._lock:
             bus, session, self._bus, self._session, self._closed = self._bus, self._session, None, None, True
-        if bus is None:
-            return
-        if session is not None:
-            try:
-                bus.run(bus.call("Close", path=session, interface=SESSION_IFACE), 1.0)
-            except Exception:  # noqa: BLE001 - the session ends with our connection anyway
-                pass
-        bus.close()
+        if bus is not None:
+            bus.end(session)
 
     # -- internals --------------------------------------------------------------------------
 

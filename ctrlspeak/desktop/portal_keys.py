@@ -109,13 +109,8 @@ class PortalKeys:
         with self._lock:
             bus, session = self._bus, self._session
             self._bus = self._session = None
-        if bus is None:
-            return
-        try:
-            bus.run(bus.call("Close", path=session, interface=SESSION_IFACE), 1.0)
-        except Exception:  # noqa: BLE001 - the desktop drops the session with our connection anyway
-            pass
-        bus.close()
+        if bus is not None:
+            bus.end(session)
 
     # -- the bus's thread -----------------------------------------------------------------
 
