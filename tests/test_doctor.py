@@ -115,6 +115,10 @@ def test_macos_clipboard_uses_pbcopy(tmp_path):
     (("wtype",), {"WAYLAND_DISPLAY": "wayland-1"}, OK),
     (("ydotool",), {"WAYLAND_DISPLAY": "wayland-1"}, WARN),
     ((), {"WAYLAND_DISPLAY": "wayland-1"}, MISSING),
+    # GNOME and KDE: wtype cannot type there; the portal's keyboard can, where a session bus is
+    (("wtype",), {"WAYLAND_DISPLAY": "wayland-1", "XDG_CURRENT_DESKTOP": "GNOME"}, MISSING),
+    ((), {"WAYLAND_DISPLAY": "wayland-1", "XDG_CURRENT_DESKTOP": "KDE",
+          "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus"}, OK),
     (("xdotool",), {}, MISSING),
 ])
 def test_paste_tool_by_session(tmp_path, tools, session, status):

@@ -178,10 +178,22 @@ def check_paste(env: Mapping[str, str] | None = None, sys_platform: str | None =
             return Check("paste", OK, "pynput (Quartz events; needs the Accessibility permission)", "", True)
         return Check("paste", MISSING, "pynput is not installed", "reinstall ctrlspeak (pip install ctrlspeak)", True)
     if session.kind == "wayland":
-        if which("wtype", env):
+        from ctrlspeak.desktop.keysend import no_virtual_keyboard
+
+        if no_virtual_keyboard(env):
+            # wtype cannot work here; the portal is not called (a doctor starts nothing)
+            if env.get("DBUS_SESSION_BUS_ADDRESS") or env.get("XDG_RUNTIME_DIR"):
+                also = ", then ydotool" if which("ydotool", env) else ""
+                return Check("paste", OK, "GNOME/KDE: the desktop portal's remote keyboard (the daemon asks "
+                             f"for it at start; allow it once){also}", "", True)
+        elif which("wtype", env):
             return Check("paste", OK, "wtype", "", True)
         if which("ydotool", env):
             return Check("paste", WARN, "ydotool (needs ydotoold running and access to /dev/uinput)", "", True)
+        if no_virtual_keyboard(env):
+            return Check("paste", MISSING, "GNOME/KDE without a session bus for the portal's keyboard, and no "
+                         "ydotool: the text stays on the clipboard",
+                         "run ctrlspeak inside your desktop session, or install ydotool and run ydotoold", True)
         return Check("paste", MISSING, "neither wtype nor ydotool found: the text stays on the clipboard",
                      "install wtype (wlroots compositors such as sway) or ydotool (GNOME, KDE)", True)
     if session.kind == "none":
