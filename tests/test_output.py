@@ -603,9 +603,24 @@ def test_wayland_without_a_key_tool_says_what_to_install_once(tools):
     second = out.deliver("two")
     assert second == Delivery("clipboard", False, "the text is on the clipboard, paste it with Ctrl+V")
     assert clipboard.content.text == "two"
-    # a new Output (the next daemon run) says it again
+    # a new Output (the next daemon run) without a login's runtime directory says it again
     again = make_output("paste", events, clipboard, FAKE_WAYLAND, tools, focus=lambda: None).deliver("three")
     assert "install wtype" in again.detail
+
+
+def test_the_setup_hint_is_said_once_per_login_across_daemon_restarts(tools, tmp_path):
+    events: list[str] = []
+    clipboard = FakeClipboard(events)
+    login = {**FAKE_WAYLAND, "XDG_RUNTIME_DIR": str(tmp_path / "run-1")}
+    (tmp_path / "run-1").mkdir()
+    first = make_output("paste", events, clipboard, login, tools, focus=lambda: None).deliver("one")
+    assert "install wtype" in first.detail
+    restarted = make_output("paste", events, clipboard, login, tools, focus=lambda: None).deliver("two")
+    assert restarted == Delivery("clipboard", False, "the text is on the clipboard, paste it with Ctrl+V")
+    (tmp_path / "run-2").mkdir()  # the next login: a fresh runtime directory
+    next_login = {**login, "XDG_RUNTIME_DIR": str(tmp_path / "run-2")}
+    assert "install wtype" in make_output("paste", events, clipboard, next_login, tools,
+                                          focus=lambda: None).deliver("three").detail
 
 
 def test_a_failing_tool_is_reported_every_time(tools):

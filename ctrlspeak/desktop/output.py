@@ -38,7 +38,7 @@ from typing import Any, ContextManager, Protocol, TextIO
 
 from ctrlspeak import errors
 from ctrlspeak.desktop import chord as chords
-from ctrlspeak.desktop import keysend
+from ctrlspeak.desktop import keysend, once
 from ctrlspeak.desktop.clipboard import INSTALL_HINTS, Clipboard, ClipboardContent, display_kind, missing_clipboard_reason
 from ctrlspeak.desktop.clipboard import detect_clipboard, which
 from ctrlspeak.desktop.focus import FocusedApp, focused_app
@@ -161,7 +161,7 @@ class Output:
             if m not in MODES:
                 raise errors.UsageError(f"unknown output mode {m!r}; choose one of {', '.join(MODES)}")
         self._focus = focus if focus is not None else lambda: focused_app(self._env, self._kind)
-        # setup hints already given: this Output lives as long as the daemon run
+        # setup hints already given in this run (ctrlspeak.desktop.once keeps them for the login)
         self._told: set[str] = set()
         # (when, answer) of app_names(), for the next deliver() only
         self._asked: tuple[float, FocusedApp | None] | None = None
@@ -332,11 +332,13 @@ class Output:
             if self._kind in ("x11", "wayland") and (app := focus()) is not None:
                 chord = chords.TERMINAL_CHORD if chords.is_terminal(app.names) else chords.DEFAULT_CHORD
         key = _CHORD_NAMES["cmd+v" if self._kind == "mac" else chord]
-        if reason.setup and reason.why in self._told:
+        if reason.setup and (reason.why in self._told or once.told_before(self._env, reason.why)):
+            self._told.add(reason.why)
             log.info("not pasted (no key tool, as said before)")
             return Delivery("clipboard", False, f"the text is on the clipboard, paste it with {key}")
         if reason.setup:
             self._told.add(reason.why)
+            once.mark_told(self._env, reason.why)
         log.warning("not pasted: %s", reason.why)
         return Delivery("clipboard", False, f"{reason.why}; the text is on the clipboard, paste it with {key}")
 
