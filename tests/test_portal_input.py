@@ -119,3 +119,16 @@ def test_the_daemon_asks_for_it_on_gnome_and_kde_wayland_only(bus, tmp_path, mon
         for close in closers:
             close()
         fake.close()
+
+
+def test_a_portal_that_went_away_is_a_paste_failure_not_a_crash(bus, tmp_path):
+    fake = FakePortal(bus.address)
+    keyboard = pi.PortalKeyboard(bus.address, tmp_path / "token")
+    try:
+        keyboard.start()
+        wait_ready(keyboard)
+        fake.close()  # the portal process ended
+        with pytest.raises(errors.PasteFailed, match="refused the keys"):
+            keyboard.chord("ctrl+v")
+    finally:
+        keyboard.close()
