@@ -487,9 +487,9 @@ def test_arbitrary_times_never_raise(cfg, script):
     assert all(isinstance(e, HotkeyEvent) for e in events)
 
 
-# --- which key source the daemon starts (ctrlspeak.daemon.wiring) -----------------------------------
+# --- which key source the daemon starts (ctrlspeak.daemon.key_sources) -----------------------------------
 
-from ctrlspeak.daemon import wiring  # noqa: E402
+from ctrlspeak.daemon import key_sources  # noqa: E402
 
 X11 = {"DISPLAY": ":0"}
 XWAYLAND = {"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-1", "XDG_SESSION_TYPE": "wayland"}
@@ -510,7 +510,7 @@ WAYLAND = {"WAYLAND_DISPLAY": "wayland-1"}
     ("none", X11, True, True, "none"),
 ])
 def test_pick_backend(setting, env, evdev_ok, compositor_ok, expected):
-    assert wiring.pick_backend(setting, env, evdev_ok=evdev_ok, compositor_ok=compositor_ok) == expected
+    assert key_sources.pick_backend(setting, env, evdev_ok=evdev_ok, compositor_ok=compositor_ok) == expected
 
 
 def _start(monkeypatch, backend, env, evdev_why):
@@ -519,7 +519,7 @@ def _start(monkeypatch, backend, env, evdev_why):
 
     monkeypatch.setattr(evdev_keys, "evdev_problem", lambda: evdev_why)
     notices, closers = [], []
-    hotkey = wiring.start_hotkey(config.Config(hotkey_backend=backend), closers, post=lambda e: None,
+    hotkey = key_sources.start_hotkey(config.Config(hotkey_backend=backend), closers, post=lambda e: None,
                                  publish=lambda e: notices.append(e.message), env=env)
     return hotkey, notices, closers
 

@@ -106,13 +106,13 @@ def test_no_socket_says_which_lines_to_add(tmp_path):
 
 
 def test_the_daemon_counts_three_hyprland_taps_as_a_trigger(session):
-    from ctrlspeak.daemon import wiring
+    from ctrlspeak.daemon import key_sources
     from ctrlspeak.desktop.hotkey import HotkeyEvent
 
     env, fake = session
     posted: queue.Queue = queue.Queue()
     closers: list = []
-    hotkey = wiring.start_hotkey(config_mod.Config(), closers, post=posted.put, publish=print,
+    hotkey = key_sources.start_hotkey(config_mod.Config(), closers, post=posted.put, publish=print,
                                  env={**env, "WAYLAND_DISPLAY": "wayland-1"})
     try:
         assert hotkey is not None and hotkey.source_name == "compositor"

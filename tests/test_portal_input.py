@@ -101,17 +101,17 @@ def test_a_desktop_without_remote_desktop_stays_quiet(bus, tmp_path):
 
 
 def test_the_daemon_asks_for_it_on_gnome_and_kde_wayland_only(bus, tmp_path, monkeypatch):
-    from ctrlspeak.daemon import wiring
+    from ctrlspeak.daemon import key_sources
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     base = {"WAYLAND_DISPLAY": "wayland-1", "DBUS_SESSION_BUS_ADDRESS": bus.address}
     closers: list = []
-    assert wiring.open_remote_keys(closers, say=print, env={**base, "XDG_CURRENT_DESKTOP": "sway"}) is None
-    assert wiring.open_remote_keys(closers, say=print, env={"DISPLAY": ":0", "XDG_CURRENT_DESKTOP": "GNOME",
+    assert key_sources.open_remote_keys(closers, say=print, env={**base, "XDG_CURRENT_DESKTOP": "sway"}) is None
+    assert key_sources.open_remote_keys(closers, say=print, env={"DISPLAY": ":0", "XDG_CURRENT_DESKTOP": "GNOME",
                                                             "DBUS_SESSION_BUS_ADDRESS": bus.address}) is None
     fake = FakePortal(bus.address)
     try:
-        keyboard = wiring.open_remote_keys(closers, say=print, env={**base, "XDG_CURRENT_DESKTOP": "KDE"})
+        keyboard = key_sources.open_remote_keys(closers, say=print, env={**base, "XDG_CURRENT_DESKTOP": "KDE"})
         wait_ready(keyboard)
         assert (tmp_path / "state" / "ctrlspeak" / "portal-restore-token").read_text().strip() == "restore-1"
         assert closers == [keyboard.close]

@@ -149,7 +149,7 @@ def test_no_bus_is_an_error(tmp_path):
 def test_the_daemon_toggles_on_one_activation(bus, portal, monkeypatch):
     """Wiring: hotkey_backend = "portal" gives a detector that triggers on one tap."""
     from ctrlspeak import config as config_mod
-    from ctrlspeak.daemon import wiring
+    from ctrlspeak.daemon import key_sources
     from ctrlspeak.desktop.hotkey import HotkeyEvent
 
     posted: queue.Queue = queue.Queue()
@@ -157,7 +157,7 @@ def test_the_daemon_toggles_on_one_activation(bus, portal, monkeypatch):
     closers: list = []
     cfg = config_mod.Config(hotkey_backend="portal")
     env = {"DBUS_SESSION_BUS_ADDRESS": bus.address, "WAYLAND_DISPLAY": "wayland-1"}
-    hotkey = wiring.start_hotkey(cfg, closers, post=posted.put, publish=notices.append, env=env,
+    hotkey = key_sources.start_hotkey(cfg, closers, post=posted.put, publish=notices.append, env=env,
                                  say=lambda m: None)
     try:
         assert hotkey is not None, notices
@@ -170,7 +170,7 @@ def test_the_daemon_toggles_on_one_activation(bus, portal, monkeypatch):
 
 
 def test_auto_under_wayland_takes_the_portal_after_evdev_and_sway():
-    from ctrlspeak.daemon.wiring import pick_backend
+    from ctrlspeak.daemon.key_sources import pick_backend
 
     wayland = {"WAYLAND_DISPLAY": "wayland-1"}
     assert pick_backend("auto", wayland, evdev_ok=False, compositor_ok=False, portal_ok=True) == "portal"

@@ -35,7 +35,7 @@ import numpy as np
 
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
-from ctrlspeak.daemon import commands, wiring
+from ctrlspeak.daemon import commands, key_sources, wiring
 from ctrlspeak.daemon.dictation import Dictations, Parts
 from ctrlspeak.daemon.events import (AudioIn, Command, HotkeyPressed, KeysNotice, LiveDecodeDone, MicStalled,
                                      ModelSwitched, SegmentDone, SignalReceived, WorkerIsReady, WorkerProgress,
@@ -145,11 +145,12 @@ class Daemon:
         if self._audio_source is None:
             self._mic.check(self.cfg.input_device, self._publish_error)
         if self._want_hotkey:  # an interactive run (not bench): on GNOME and KDE the portal types for us
-            self._remote_keys = wiring.open_remote_keys(self._closers, say=lambda m: self.post(KeysNotice(m)))
+            self._remote_keys = key_sources.open_remote_keys(self._closers, say=lambda m: self.post(KeysNotice(m)))
         self._setup_output()
         if self._want_hotkey:
-            self._hotkey = wiring.start_hotkey(self.cfg, self._closers, post=lambda e: self.post(HotkeyPressed(e)),
-                                               publish=self._publish, say=lambda m: self.post(KeysNotice(m)))
+            self._hotkey = key_sources.start_hotkey(self.cfg, self._closers,
+                                                    post=lambda e: self.post(HotkeyPressed(e)),
+                                                    publish=self._publish, say=lambda m: self.post(KeysNotice(m)))
             self._setup_output()  # now with the hotkey as the key guard
         self._parts.history = wiring.open_history(self.cfg, self._closers)
         if self.cfg.journal:
