@@ -47,6 +47,19 @@ def test_terminal_gets_no_capitals_or_period_unless_its_profile_says():
     assert apply("ls minus l", Context(settings, profiles, app=("foot",))) == "ls -l. "
 
 
+def test_pieces_typed_while_speaking_get_the_period_and_the_trailing_space_at_the_end_only():
+    from ctrlspeak.text.pipeline import close, insert
+
+    settings = TextSettings(auto_capitalize="on", trailing_period="on", trailing_space=True)
+    first = insert("the team found", Context(settings), ends=False)
+    second = insert("a bug", Context(settings, before=first), ends=False)
+    assert first + second == "The team found a bug", "no space typed after a piece: the period goes there"
+    assert close("the team found a bug", Context(settings, before=first + second)) == ". "
+    assert close("ok.", Context(settings, before="Ok. ")) == "", "already closed and spaced: nothing"
+    off = dataclasses.replace(settings, trailing_period="off")
+    assert close("a bug", Context(off, before="A bug")) == " "
+
+
 def test_profile_words_over_the_top_level():
     settings = dataclasses.replace(OFF, words=(("gee", "G"), ("bee", "B")))
     profiles = (Profile("code", words=(("gee", "git"),)),)

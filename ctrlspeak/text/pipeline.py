@@ -50,7 +50,10 @@ def apply(text: str, ctx: Context | None = None, *, ends: bool = True) -> str:
     if ends and capitals.wanted(settings.trailing_period, text):
         out = capitals.add_period(out)
     out = _AROUND_BREAK.sub("\n", tidy(out))
-    if settings.trailing_space and out and not out[-1].isspace():
+    if settings.trailing_space and ends and out and not out[-1].isspace():
+        # only where the dictation ends: a piece typed while the person speaks is followed by
+        # the next one (spacing.fit puts the space), and a space already typed would leave the
+        # closing period nowhere to go (close() adds both)
         out += " "
     return out
 
@@ -65,12 +68,18 @@ def insert(text: str, ctx: Context, *, ends: bool = True) -> str:
 
 def close(raw: str, ctx: Context) -> str:
     """What ends a dictation whose pieces all went in already (``ctx.before``, from the model's
-    ``raw`` text): its closing period where one is wanted and missing, else nothing."""
+    ``raw`` text): its closing period where one is wanted and missing, then its trailing space
+    where one is wanted; else nothing."""
     settings = ctx.effective()
-    if not ctx.before or not capitals.wanted(settings.trailing_period, raw):
+    if not ctx.before:
         return ""
-    closed = capitals.add_period(ctx.before)
-    return closed[len(ctx.before):] if closed.startswith(ctx.before) else ""
+    tail = ""
+    if capitals.wanted(settings.trailing_period, raw):
+        closed = capitals.add_period(ctx.before)
+        tail = closed[len(ctx.before):] if closed.startswith(ctx.before) else ""
+    if settings.trailing_space and not (ctx.before + tail)[-1].isspace():
+        tail += " "
+    return tail
 
 
 __all__ = ["Context", "TextSettings", "apply", "close", "insert"]
