@@ -79,9 +79,8 @@ DEFAULTS = dict(
     # epochs from those weights, --init-from with lr3 4e-4, to 5.12/4.68/5.49 %; 5 more with
     # lr3 3e-4, edge silence and spoken punctuation, to 4.68/4.96/6.46 % through the CLI, where
     # the settled edges had cost the one before 0.8 points; 3 more with lr3 2e-4, warmup3 100
-    # and --long-train 600, to 4.78/4.07/5.77 %; 3 more with lr3 1.5e-4 and --long-train 900,
-    # to the bundled 4.37/4.34/5.36 %: models/data/tiny-en.json "command" and "init_from"
-    # hold the chain)
+    # and --long-train 600, to the bundled 4.78/4.07/5.77 %: models/data/tiny-en.json
+    # "command" and "init_from" hold the chain)
     extra_epochs=8,
     lr3=6e-4,
     warmup3=150,
