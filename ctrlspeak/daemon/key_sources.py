@@ -15,6 +15,7 @@ from typing import Any
 from ctrlspeak import config as config_mod
 from ctrlspeak import errors
 from ctrlspeak.daemon.status import StatusEvent
+from ctrlspeak.desktop.portal import session_bus_address
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,13 @@ def open_remote_keys(closers: list[Any], *, say: Callable[[str], None],
     from ctrlspeak.desktop.keysend import no_virtual_keyboard
 
     env = os.environ if env is None else env
-    if not (is_wayland(env) and no_virtual_keyboard(env) and _has_session_bus(env)):
+    if not (is_wayland(env) and no_virtual_keyboard(env) and session_bus_address(env)):
         return None
     from platformdirs import user_state_dir
 
     from ctrlspeak.desktop.portal_input import PortalKeyboard
 
-    keyboard = PortalKeyboard(_bus_address(env), Path(user_state_dir("ctrlspeak", appauthor=False)) /
+    keyboard = PortalKeyboard(session_bus_address(env), Path(user_state_dir("ctrlspeak", appauthor=False)) /
                               "portal-restore-token", say=say)
     keyboard.start()
     closers.append(keyboard.close)
@@ -101,7 +102,7 @@ def _portal_source(cfg: config_mod.Config, env: Mapping[str, str], say: Callable
     from ctrlspeak.desktop.shortcuts import detect_desktop
 
     return PortalKeys(hold=cfg.hotkey_mode == "hold", desktop=detect_desktop(env) or "other",
-                      bus_address=_bus_address(env), say=say)
+                      bus_address=session_bus_address(env), say=say)
 
 
 def _detector(cfg: config_mod.Config, backend: str) -> Any:
@@ -115,15 +116,6 @@ def _detector(cfg: config_mod.Config, backend: str) -> Any:
         return TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=KEY, taps=1, hold_delay_s=0.0))
     return TapDetector(HotkeyConfig(mode=cfg.hotkey_mode, key=cfg.hotkey_key, taps=cfg.hotkey_taps,
                                     window_s=cfg.hotkey_window_s))
-
-
-def _bus_address(env: Mapping[str, str]) -> str:
-    return env.get("DBUS_SESSION_BUS_ADDRESS") or f"unix:path={Path(env.get('XDG_RUNTIME_DIR', ''), 'bus')}"
-
-
-def _has_session_bus(env: Mapping[str, str]) -> bool:
-    runtime = env.get("XDG_RUNTIME_DIR")
-    return bool(env.get("DBUS_SESSION_BUS_ADDRESS")) or bool(runtime and Path(runtime, "bus").exists())
 
 
 def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[Any], None],
@@ -152,7 +144,7 @@ def start_hotkey(cfg: config_mod.Config, closers: list[Any], *, post: Callable[[
         compositor_why = _compositor_problem(env)
     portal_why = None
     if wayland_auto or setting == "portal":
-        portal_why = None if _has_session_bus(env) else "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)"
+        portal_why = None if session_bus_address(env) else "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set)"
     backend = pick_backend(setting, env, evdev_ok=evdev_why is None,
                            compositor_ok=compositor_why is None, portal_ok=portal_why is None)
     source, why = None, None

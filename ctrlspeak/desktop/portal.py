@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -32,6 +33,18 @@ CANCELLED, OTHER = 1, 2
 
 class PortalError(ConnectionError):
     """The bus or the portal failed, or answered with an error."""
+
+
+def session_bus_address(env: Mapping[str, str]) -> str | None:
+    """The session bus of ``env``: DBUS_SESSION_BUS_ADDRESS, else systemd's socket at
+    ``$XDG_RUNTIME_DIR/bus`` where it exists; None when there is no bus to ask (libdbus would
+    autolaunch one on the X display instead, which nothing here may do)."""
+    if env.get("DBUS_SESSION_BUS_ADDRESS"):
+        return env["DBUS_SESSION_BUS_ADDRESS"]
+    runtime = env.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.exists(os.path.join(runtime, "bus")):
+        return f"unix:path={os.path.join(runtime, 'bus')}"
+    return None
 
 
 def request_path(unique_name: str, token: str) -> str:

@@ -5,10 +5,10 @@ A doctor must not start daemons: the bus is only asked where it already exists.
 """
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 
+from ctrlspeak.desktop.portal import session_bus_address
 from ctrlspeak.doctor.desktop import x_server_facts
 from ctrlspeak.doctor.probe import OK, WARN, Check, detect_session, given_env, new_deadline, time_left, which
 from ctrlspeak.service import CommandResult, run_command
@@ -36,14 +36,11 @@ def session_bus_env(env: Mapping[str, str]) -> dict[str, str] | None:
     """``env`` with a session bus address, or None when there is no bus to ask.
 
     Without DBUS_SESSION_BUS_ADDRESS libdbus would autolaunch a new bus on the X display:
-    a doctor must not start daemons, so only the systemd-style default socket is used.
+    a doctor must not start daemons, so only the systemd-style default socket is used
+    (:func:`ctrlspeak.desktop.portal.session_bus_address`).
     """
-    if env.get("DBUS_SESSION_BUS_ADDRESS"):
-        return dict(env)
-    runtime = env.get("XDG_RUNTIME_DIR", "")
-    if runtime and os.path.exists(os.path.join(runtime, "bus")):
-        return {**env, "DBUS_SESSION_BUS_ADDRESS": f"unix:path={os.path.join(runtime, 'bus')}"}
-    return None
+    address = session_bus_address(env)
+    return None if address is None else {**env, "DBUS_SESSION_BUS_ADDRESS": address}
 
 
 def _bus_name(env: Mapping[str, str], name: str, deadline: float) -> tuple[str, str]:

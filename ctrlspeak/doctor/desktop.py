@@ -182,7 +182,9 @@ def check_paste(env: Mapping[str, str] | None = None, sys_platform: str | None =
 
         if no_virtual_keyboard(env):
             # wtype cannot work here; the portal is not called (a doctor starts nothing)
-            if env.get("DBUS_SESSION_BUS_ADDRESS") or env.get("XDG_RUNTIME_DIR"):
+            from ctrlspeak.desktop.portal import session_bus_address
+
+            if session_bus_address(env):
                 also = ", then ydotool" if which("ydotool", env) else ""
                 return Check("paste", OK, "GNOME/KDE: the desktop portal's remote keyboard (the daemon asks "
                              f"for it at start; allow it once){also}", "", True)
